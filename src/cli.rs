@@ -1,0 +1,220 @@
+//! The command line (SPEC §4): clap definitions and dispatch to [`crate::cmd`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Result;
+use crate::output::Format;
+use crate::value::Charset;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "swarmseal",
+    version,
+    about = "Secrets-as-code for Docker Swarm: age-encrypted secrets in git, planned and applied to a Swarm",
+    long_about = None,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Global {
+    /// Repository folder (default: the nearest parent folder with swarmseal.yaml)
+    #[arg(short = 'C', long = "repo", global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Environment (default: the only one in swarmseal.yaml; `init`, `check` and `rekey` take several)
+    #[arg(short = 'e', long = "env", global = true, value_name = "NAME")]
+    pub env: Vec<String>,
+    /// Identity file: age, ssh-ed25519/ssh-rsa, or passphrase-protected (repeatable)
+    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// Docker endpoint (unix://, tcp://, ssh://)
+    #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
+    pub host: Option<String>,
+    /// Output format of reports
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more about what is done
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new repository: swarmseal.yaml, secrets/<env>/, fingerprint keys
+    Init(InitArgs),
+    /// Generate a new age identity
+    Keygen(KeygenArgs),
+    /// Encrypt a value into the repository (from standard input unless --file or --generate)
+    Set(SetArgs),
+    /// Print a decrypted value, byte-exact
+    Get(NameArg),
+    /// Edit a value in $VISUAL/$EDITOR through a private temporary file
+    Edit(NameArg),
+    /// Remove a secret from the repository
+    Rm(NameArg),
+    /// List the environment's secrets
+    Ls(LsArgs),
+    /// List, add or remove the manifest's recipients
+    #[command(subcommand)]
+    Recipients(RecipientsCommand),
+    /// Re-encrypt secrets to the manifest's current recipients
+    Rekey(RekeyArgs),
+    /// Check the repository: manifest, names, sizes, leaks, decryptability, recipients, rotation
+    Check(CheckArgs),
+    /// Print a decrypted file for `git diff` (diff.swarmseal.textconv)
+    Textconv(TextconvArgs),
+    /// Print shell completions
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Project name, the scope of everything this repository manages on a Swarm (default: the folder's name)
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Named recipient public key, NAME=KEY (repeatable; default: your identity's public key)
+    #[arg(long = "recipient", value_name = "NAME=KEY")]
+    pub recipients: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write the identity to FILE (mode 0600; never overwritten) instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// Secret name (db_password, tls/api.crt or tls.api.crt)
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Secret name (db_password, tls/api.crt or tls.api.crt)
+    pub name: String,
+    /// Read the value from FILE, byte-exact
+    #[arg(long, value_name = "FILE", conflicts_with = "generate")]
+    pub file: Option<PathBuf>,
+    /// Generate a random value
+    #[arg(long)]
+    pub generate: bool,
+    /// Length of the generated value, in characters
+    #[arg(long, default_value_t = 32, requires = "generate")]
+    pub length: usize,
+    /// Characters of the generated value
+    #[arg(long, value_enum, default_value_t = Charset::Alnum, requires = "generate")]
+    pub charset: Charset,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Show the Swarm versions and the services using them
+    #[arg(long)]
+    pub remote: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientsCommand {
+    /// List named recipients and the environments they can read
+    Ls,
+    /// Add a named public key (age1..., ssh-ed25519 ..., ssh-rsa ...)
+    Add {
+        name: String,
+        key: String,
+        /// Environment or group to add the recipient to (repeatable; default: every environment)
+        #[arg(long = "to", value_name = "ENV|GROUP")]
+        to: Vec<String>,
+    },
+    /// Remove a named recipient and every reference to it
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Re-encrypt every file, even those already encrypted to the current recipients
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Fail for values older than this (e.g. 90d), in addition to each secret's rotate_after
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct TextconvArgs {
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("the duration must be longer than zero".into()),
+        Err(e) => Err(format!("{e}; use a duration such as 90d, 12w or 36h")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
+
+/// Parses the command line and runs the command. Returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{}", crate::output::render_error(&err));
+            1
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    use crate::cmd;
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(args) => cmd::init::run(g, args),
+        Command::Keygen(args) => cmd::keygen::run(g, args),
+        Command::Set(args) => cmd::set::run(g, args),
+        Command::Get(args) => cmd::get::run(g, args),
+        Command::Edit(args) => cmd::edit::run(g, args),
+        Command::Rm(args) => cmd::rm::run(g, args),
+        Command::Ls(args) => cmd::ls::run(g, args),
+        Command::Recipients(c) => cmd::recipients::run(g, c),
+        Command::Rekey(args) => cmd::rekey::run(g, args),
+        Command::Check(args) => cmd::check::run(g, args),
+        Command::Textconv(args) => cmd::textconv::run(g, args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man => cmd::completions::man(),
+    }
+}

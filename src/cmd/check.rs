@@ -1,0 +1,254 @@
+//! `swarmseal check`: every local check of SPEC §4, without the Swarm.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use crate::cli::{CheckArgs, Global};
+use crate::crypto::{self, DecryptFailure, Identities};
+use crate::error::Result;
+use crate::index::{Index, Record};
+use crate::output::{self, Format};
+use crate::store::Repo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Error,
+    Warning,
+}
+
+struct Finding {
+    level: Level,
+    file: String,
+    message: String,
+    hint: String,
+}
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn error(&mut self, file: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+        self.0.push(Finding { level: Level::Error, file: file.into(), message: message.into(), hint: hint.into() });
+    }
+    fn warning(&mut self, file: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
+        self.0.push(Finding { level: Level::Warning, file: file.into(), message: message.into(), hint: hint.into() });
+    }
+}
+
+pub fn run(g: &Global, args: CheckArgs) -> Result<i32> {
+    let repo = super::open_repo(g)?;
+    let envs = super::selected_envs(g, &repo)?;
+    let ids = super::identities(g)?;
+    let index = Index::load(&repo.index_path())?;
+    let mut f = Findings(Vec::new());
+    let mut checked = 0usize;
+    if ids.is_none() {
+        f.warning(
+            "",
+            "no identity: values were not decrypted, so decryptability and sizes are not checked",
+            "pass -i FILE, or set SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY",
+        );
+    }
+    for env in &envs {
+        checked += check_env(&repo, env, ids.as_ref(), &index, args.max_age, &mut f)?;
+    }
+    for name in repo.manifest.secrets.keys() {
+        let known = envs.iter().any(|env| repo.scan(env).map(|s| s.secrets.contains_key(name)).unwrap_or(false));
+        if !known && envs.len() == repo.manifest.environments.len() {
+            f.warning(
+                repo.rel(&repo.manifest_path()).display().to_string(),
+                format!("settings for secret {name:?}, which no environment has"),
+                "remove the settings or fix the name",
+            );
+        }
+    }
+    report(g, &f, checked, &envs);
+    Ok(if f.0.iter().any(|x| x.level == Level::Error) { 1 } else { 0 })
+}
+
+fn check_env(
+    repo: &Repo,
+    env: &str,
+    ids: Option<&Identities>,
+    index: &Index,
+    max_age: Option<Duration>,
+    f: &mut Findings,
+) -> Result<usize> {
+    let scan = repo.scan(env)?;
+    for problem in &scan.problems {
+        let err = problem.to_error();
+        f.error(problem.rel().display().to_string(), err.message(), err.hint_text().unwrap_or_default());
+    }
+    let current = repo.manifest.env_recipients(env)?;
+    // Decrypt only where the identity is meant to be a recipient: a staging-only key is
+    // not an error in production.
+    let decrypting = ids.filter(|ids| current.iter().any(|(_, key)| ids.holds(key)));
+    if let Some(ids) = ids {
+        if decrypting.is_none() {
+            f.warning(
+                format!("secrets/{env}"),
+                format!("your identity ({}) is not a recipient of {env}: its values were not decrypted", ids.describe()),
+                format!("check {env} with an identity of one of its recipients"),
+            );
+        }
+    }
+
+    // The fingerprint key.
+    let key_path = repo.fingerprint_key_path(env);
+    let key_rel = repo.rel(&key_path).display().to_string();
+    match std::fs::read(&key_path) {
+        Err(_) => f.error(&key_rel, format!("the fingerprint key of {env} is missing"), "restore it from git, or run `swarmseal rekey` to create a new one"),
+        Ok(bytes) => {
+            let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
+            check_file(&key_rel, &bytes, record, &current, decrypting, true, f);
+        }
+    }
+
+    for (name, file) in &scan.secrets {
+        let rel = file.rel.display().to_string();
+        let bytes = match repo.read(&file.path) {
+            Ok(b) => b,
+            Err(e) => {
+                f.error(&rel, e.message(), e.hint_text().unwrap_or("check the file"));
+                continue;
+            }
+        };
+        let record = index.record(env, name);
+        check_file(&rel, &bytes, record, &current, decrypting, false, f);
+
+        let rotate_after = repo.manifest.settings(name).and_then(|s| s.rotate_after);
+        let limit = match (rotate_after, max_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(limit) = limit {
+            match record.and_then(Record::changed_at) {
+                Some(changed) => {
+                    let age = SystemTime::now().duration_since(changed).unwrap_or_default();
+                    if age > limit {
+                        f.error(
+                            &rel,
+                            format!(
+                                "{name} is overdue for rotation: its value last changed {} ago, the limit is {}",
+                                humantime::format_duration(Duration::from_secs(age.as_secs() / 86400 * 86400)),
+                                humantime::format_duration(limit)
+                            ),
+                            format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)"),
+                        );
+                    }
+                }
+                None => f.warning(
+                    &rel,
+                    format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
+                    format!("set the value with `swarmseal -e {env} set {name}` to start the clock"),
+                ),
+            }
+        }
+    }
+    Ok(scan.secrets.len())
+}
+
+fn check_file(
+    rel: &str,
+    bytes: &[u8],
+    record: Option<&Record>,
+    current: &[(String, String)],
+    ids: Option<&Identities>,
+    is_key: bool,
+    f: &mut Findings,
+) {
+    if !crypto::looks_like_age(bytes) {
+        f.error(rel, "not an age file: a plaintext file under the repository is a leak", "remove it (and purge it from git history if it was pushed), then store the value with `swarmseal set`");
+        return;
+    }
+    match super::recipient_state(record, bytes, current) {
+        super::RecipientState::Current => {}
+        super::RecipientState::Unknown => f.warning(
+            rel,
+            if record.is_none() {
+                "swarmseal has no record of this file, so it cannot tell whom it is encrypted to"
+            } else {
+                "the file changed since swarmseal wrote it (age CLI? merge?), so swarmseal cannot tell whom it is encrypted to"
+            },
+            "run `swarmseal rekey` to re-encrypt it to the current recipients and record it",
+        ),
+        super::RecipientState::Stale { missing, extra } => {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("not readable by {}", missing.join(", ")));
+            }
+            if extra > 0 {
+                parts.push(format!("still readable by {extra} key(s) that are no longer recipients"));
+            }
+            f.error(rel, format!("not encrypted to the current recipients: {}", parts.join("; ")), "run `swarmseal rekey`");
+        }
+    }
+    if let Some(ids) = ids {
+        match crypto::decrypt(bytes, ids) {
+            Ok(value) => {
+                if is_key && value.len() != crypto::FINGERPRINT_KEY_LEN {
+                    f.error(rel, "does not hold a fingerprint key", "restore it from git");
+                } else if value.is_empty() {
+                    f.error(rel, "the value is empty; Docker secrets hold 1 to 511999 bytes", "set a value with `swarmseal set`");
+                }
+            }
+            Err(DecryptFailure::NoMatchingIdentity) => f.error(
+                rel,
+                format!("cannot be decrypted with your identity ({}), which is a recipient of this environment", ids.describe()),
+                "the file was encrypted to other keys: have a recipient who can read it run `swarmseal rekey`",
+            ),
+            Err(DecryptFailure::NotAge) => {}
+            Err(DecryptFailure::Corrupt(why)) => f.error(rel, format!("damaged or truncated: {why}"), "restore it from git, or set the value again"),
+            Err(DecryptFailure::TooLarge) => f.error(rel, "the value is larger than Docker's limit of 511999 bytes", "set a smaller value"),
+        }
+    }
+}
+
+fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
+    let errors = f.0.iter().filter(|x| x.level == Level::Error).count();
+    let warnings = f.0.len() - errors;
+    let level = |l: Level| if l == Level::Error { "error" } else { "warning" };
+    match g.format {
+        Format::Json => {
+            let list: Vec<_> = f
+                .0
+                .iter()
+                .map(|x| json!({"level": level(x.level), "file": x.file, "message": x.message, "hint": x.hint}))
+                .collect();
+            println!(
+                "{}",
+                json!({"ok": errors == 0, "environments": envs, "secrets_checked": checked, "errors": errors, "warnings": warnings, "findings": list})
+            );
+        }
+        Format::Markdown => {
+            println!("### swarmseal check: {}", if errors == 0 { "passed" } else { "failed" });
+            for x in &f.0 {
+                println!("- **{}** `{}`: {} ({})", level(x.level), x.file, x.message, x.hint);
+            }
+        }
+        Format::Human => {
+            let on = output::colour(false);
+            for x in &f.0 {
+                if g.quiet && x.level == Level::Warning {
+                    continue;
+                }
+                let tag = match x.level {
+                    Level::Error => output::paint(on, "1;31", "error:"),
+                    Level::Warning => output::paint(on, "1;33", "warning:"),
+                };
+                let place = if x.file.is_empty() { String::new() } else { format!("{}: ", x.file) };
+                eprintln!("{tag} {place}{}", x.message);
+                if !x.hint.is_empty() {
+                    eprintln!("  {} {}", output::paint(on, "1;36", "hint:"), x.hint);
+                }
+            }
+            if !g.quiet || errors > 0 {
+                eprintln!(
+                    "check {}: {checked} secret(s) in {}; {errors} error(s), {warnings} warning(s)",
+                    if errors == 0 { "passed" } else { "failed" },
+                    envs.join(", ")
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `swarmseal init`: a new repository.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Global, InitArgs};
+use crate::crypto::{self, Identities};
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::manifest::{self, MANIFEST_FILE};
+use crate::names;
+use crate::store::{self, Repo, SECRETS_DIR};
+
+const GITATTRIBUTES_LINE: &str = "*.age diff=swarmseal";
+
+pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
+    let root = match &g.repo {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().map_err(|e| Error::new(format!("cannot read the current folder: {e}")))?,
+    };
+    let manifest_path = root.join(MANIFEST_FILE);
+    if manifest_path.exists() {
+        return Err(Error::new(format!("{} already exists", manifest_path.display()))
+            .hint("this folder is already a swarmseal repository; edit swarmseal.yaml, or init elsewhere with -C DIR"));
+    }
+    std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
+
+    let project = match args.project {
+        Some(p) => p,
+        None => default_project(&root)?,
+    };
+    names::check_scope_name("project", &project).map_err(|e| Error::new(e).hint("choose a name with --project NAME"))?;
+    let envs = if g.env.is_empty() { vec!["default".to_string()] } else { g.env.clone() };
+    for env in &envs {
+        names::check_scope_name("environment", env).map_err(|e| Error::new(e).hint("choose another name with --env NAME"))?;
+    }
+    let recipients = if args.recipients.is_empty() {
+        vec![own_recipient(g)?]
+    } else {
+        args.recipients.iter().map(|r| parse_named_recipient(r)).collect::<Result<Vec<_>>>()?
+    };
+
+    // Write the manifest, then everything that depends on it.
+    let text = manifest::render_new(&project, &envs, &recipients);
+    manifest::Manifest::parse(&text, &manifest_path)?;
+    store::write_atomic(&manifest_path, text.as_bytes(), 0o644)?;
+    let repo = Repo::open(&root)?;
+    let mut index = Index::load(&repo.index_path())?;
+    for env in &envs {
+        let dir = repo.root.join(SECRETS_DIR).join(env);
+        store::write_atomic(&dir.join(".gitkeep"), b"", 0o644)?;
+        super::create_fingerprint_key(&repo, &mut index, env)?;
+    }
+    super::save_index(&repo, &index)?;
+    write_gitattributes(&repo.root)?;
+
+    super::say(g, format!("Created a swarmseal repository for project {project:?} in {}", repo.root.display()));
+    super::say(g, format!("  environments: {}", envs.join(", ")));
+    super::say(
+        g,
+        format!(
+            "  recipients:   {}",
+            recipients.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    );
+    super::say(g, "To see decrypted values in `git diff`, run once in this repository:");
+    super::say(g, "  git config diff.swarmseal.textconv \"swarmseal textconv\"");
+    super::say(g, "Next: store a secret with `swarmseal set NAME` (the value is read from standard input).");
+    Ok(0)
+}
+
+fn default_project(root: &Path) -> Result<String> {
+    let name = std::fs::canonicalize(root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_default();
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' })
+        .collect();
+    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    if cleaned.is_empty() {
+        return Err(Error::new(format!("cannot derive a project name from the folder name {name:?}"))
+            .hint("choose one with --project NAME"));
+    }
+    Ok(cleaned)
+}
+
+fn parse_named_recipient(arg: &str) -> Result<(String, String)> {
+    let Some((name, key)) = arg.split_once('=') else {
+        return Err(Error::new(format!("--recipient {arg:?} is not NAME=KEY"))
+            .hint("write it as --recipient alice=age1..."));
+    };
+    crypto::parse_recipient(key)
+        .map_err(|e| Error::new(format!("--recipient {name}: {e}")).hint("pass a public key: age1..., ssh-ed25519 ... or ssh-rsa ..."))?;
+    Ok((name.trim().to_string(), key.trim().to_string()))
+}
+
+/// The first recipient when none is given: the loaded identity's public key, or a new
+/// identity at the default path.
+fn own_recipient(g: &Global) -> Result<(String, String)> {
+    let name = recipient_name();
+    if let Some(ids) = Identities::load(&g.identity)? {
+        let Some(key) = ids.public_keys().first() else {
+            return Err(Error::new(format!("the identity {} has no public key swarmseal can read", ids.describe()))
+                .hint("pass your public key with --recipient NAME=KEY"));
+        };
+        super::say(g, format!("Using the public key of {} as recipient {name:?}", ids.describe()));
+        return Ok((name, key.clone()));
+    }
+    let path: PathBuf = crypto::default_identity_path().ok_or_else(|| {
+        Error::new("no identity found, and no home folder to create one in")
+            .hint("create one with `swarmseal keygen -o FILE` and pass -i FILE, or pass --recipient NAME=KEY")
+    })?;
+    let public = super::keygen::write_identity(&path)?;
+    super::say(g, format!("Created a new identity at {}", path.display()));
+    super::say(g, format!("  public key: {public}"));
+    super::say(g, "  Back it up: without it (or another recipient's identity) the secrets cannot be decrypted.");
+    Ok((name, public))
+}
+
+fn recipient_name() -> String {
+    let user = std::env::var("USER").unwrap_or_default();
+    let cleaned: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+    if cleaned.is_empty() || !cleaned.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        "admin".into()
+    } else {
+        cleaned
+    }
+}
+
+fn write_gitattributes(root: &Path) -> Result<()> {
+    let path = root.join(".gitattributes");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    if existing.lines().any(|l| l.trim() == GITATTRIBUTES_LINE) {
+        return Ok(());
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(GITATTRIBUTES_LINE);
+    text.push('\n');
+    store::write_atomic(&path, text.as_bytes(), 0o644)
+}

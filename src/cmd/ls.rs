@@ -1,0 +1,56 @@
+//! `swarmseal ls`: the environment's secrets.
+
+use serde_json::json;
+
+use crate::cli::{Global, LsArgs};
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::output::{self, Format};
+
+pub fn run(g: &Global, args: LsArgs) -> Result<i32> {
+    if args.remote {
+        return Err(Error::new("`ls --remote` needs the Swarm support, which this build does not have yet")
+            .hint("list the repository with `swarmseal ls`"));
+    }
+    let repo = super::open_repo(g)?;
+    let env = super::select_env(g, &repo)?;
+    let scan = repo.scan(&env)?;
+    let index = Index::load(&repo.index_path())?;
+    let current = repo.manifest.env_recipients(&env)?;
+    let mut rows = Vec::new();
+    for (name, file) in &scan.secrets {
+        let record = index.record(&env, name);
+        let state = match repo.read(&file.path) {
+            Ok(bytes) => match super::recipient_state(record, &bytes, &current) {
+                super::RecipientState::Current => "current",
+                super::RecipientState::Stale { .. } => "stale (run rekey)",
+                super::RecipientState::Unknown => "unknown",
+            },
+            Err(_) => "unreadable",
+        };
+        let changed = record.and_then(|r| r.changed.clone()).unwrap_or_else(|| "-".into());
+        rows.push(vec![name.clone(), file.rel.display().to_string(), changed, state.to_string()]);
+    }
+    let header = ["NAME", "FILE", "CHANGED", "RECIPIENTS"];
+    match g.format {
+        Format::Human => {
+            if rows.is_empty() {
+                super::say(g, format!("no secrets in {env} yet; add one with `swarmseal -e {env} set NAME`"));
+            } else {
+                print!("{}", output::table(&header, &rows));
+            }
+        }
+        Format::Markdown => print!("{}", output::markdown_table(&header, &rows)),
+        Format::Json => {
+            let secrets: Vec<_> = rows
+                .iter()
+                .map(|r| json!({"name": r[0], "file": r[1], "changed": r[2], "recipients": r[3]}))
+                .collect();
+            println!("{}", json!({"project": repo.manifest.project, "environment": env, "secrets": secrets}));
+        }
+    }
+    for problem in &scan.problems {
+        output::warn(&problem.to_error().to_string());
+    }
+    Ok(0)
+}

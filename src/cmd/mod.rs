@@ -1,0 +1,253 @@
+//! One file per subcommand; each wires the store, crypto and output together. Helpers
+//! shared by several commands live here.
+
+pub mod check;
+pub mod completions;
+pub mod edit;
+pub mod get;
+pub mod init;
+pub mod keygen;
+pub mod ls;
+pub mod recipients;
+pub mod rekey;
+pub mod rm;
+pub mod set;
+pub mod textconv;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::cli::Global;
+use crate::crypto::{self, Identities, Plaintext};
+use crate::error::{Error, Result};
+use crate::index::{self, Index, Record};
+use crate::names;
+use crate::store::{Repo, SecretFile};
+
+/// Opens the repository named by `-C`, or the nearest one.
+pub fn open_repo(g: &Global) -> Result<Repo> {
+    Repo::discover(g.repo.as_deref())
+}
+
+/// The environment to work on: `-e`, else the only one.
+pub fn select_env(g: &Global, repo: &Repo) -> Result<String> {
+    match g.env.as_slice() {
+        [env] => {
+            repo.manifest.environment(env)?;
+            Ok(env.clone())
+        }
+        [] => {
+            let envs: Vec<&String> = repo.manifest.environments.keys().collect();
+            match envs.as_slice() {
+                [only] => Ok((*only).clone()),
+                _ => Err(Error::new(format!(
+                    "{} has {} environments ({}); this command works on one",
+                    repo.manifest_path().display(),
+                    envs.len(),
+                    envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+                .hint("choose one with -e NAME")),
+            }
+        }
+        several => Err(Error::new(format!(
+            "this command works on one environment, but -e was given {} times ({})",
+            several.len(),
+            several.join(", ")
+        ))
+        .hint("pass -e once")),
+    }
+}
+
+/// The environments a repository-wide command covers: those given with `-e`, else all.
+pub fn selected_envs(g: &Global, repo: &Repo) -> Result<Vec<String>> {
+    if g.env.is_empty() {
+        return Ok(repo.manifest.environments.keys().cloned().collect());
+    }
+    for env in &g.env {
+        repo.manifest.environment(env)?;
+    }
+    Ok(g.env.clone())
+}
+
+/// The public keys an environment's files are encrypted to.
+pub fn env_keys(repo: &Repo, env: &str) -> Result<Vec<String>> {
+    Ok(repo.manifest.env_recipients(env)?.into_iter().map(|(_, key)| key).collect())
+}
+
+/// Sorted recipient ids of a set of keys, as recorded in the index.
+pub fn key_ids(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|k| crypto::recipient_id(k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Finds a secret by the name a user typed, in the files of the environment.
+pub fn find_secret(repo: &Repo, env: &str, input: &str) -> Result<SecretFile> {
+    let (name, _) = names::parse_user_name(input)?;
+    let scan = repo.scan(env)?;
+    if let Some(file) = scan.secrets.get(&name) {
+        return Ok(file.clone());
+    }
+    if let Some(problem) = scan.problems.iter().find(|p| {
+        let p = p.rel().to_string_lossy();
+        p.contains(&format!("/{input}")) || p.contains(&format!("/{name}"))
+    }) {
+        return Err(problem.to_error());
+    }
+    let known: Vec<&str> = scan.secrets.keys().map(String::as_str).take(20).collect();
+    let hint = if known.is_empty() {
+        format!("the environment has no secrets yet; create one with `swarmseal -e {env} set {name}`")
+    } else {
+        format!(
+            "known secrets: {}{}; create it with `swarmseal -e {env} set {name}`",
+            known.join(", "),
+            if scan.secrets.len() > known.len() { ", ..." } else { "" }
+        )
+    };
+    Err(Error::new(format!(
+        "secret {name:?} not found in environment {env:?} (no {})",
+        repo.rel(&repo.secret_path(env, &names::parse_user_name(input)?.1)).display()
+    ))
+    .hint(hint))
+}
+
+/// Decrypts a file of the repository.
+pub fn decrypt_file(repo: &Repo, path: &Path, ids: &Identities) -> Result<Plaintext> {
+    let bytes = repo.read(path)?;
+    crypto::decrypt(&bytes, ids).map_err(|f| crypto::decrypt_error(&repo.rel(path), f, ids))
+}
+
+/// The environment's fingerprint key, decrypted.
+pub fn fingerprint_key(repo: &Repo, env: &str, ids: &Identities) -> Result<Plaintext> {
+    let path = repo.fingerprint_key_path(env);
+    if !path.exists() {
+        return Err(Error::new(format!(
+            "the fingerprint key of environment {env:?} is missing ({})",
+            repo.rel(&path).display()
+        ))
+        .hint("restore it from git; if it was never created, run `swarmseal rekey` to create it"));
+    }
+    let key = decrypt_file(repo, &path, ids)?;
+    if key.len() != crypto::FINGERPRINT_KEY_LEN {
+        return Err(Error::new(format!("{} does not hold a fingerprint key", repo.rel(&path).display()))
+            .hint("restore it from git"));
+    }
+    Ok(key)
+}
+
+/// Encrypts a value to the environment's recipients, writes it atomically and records it
+/// in the index (not yet saved). `changed` is when the value last changed.
+pub fn write_encrypted(
+    repo: &Repo,
+    index: &mut Index,
+    env: &str,
+    target: Target<'_>,
+    value: &[u8],
+    changed: Option<String>,
+) -> Result<()> {
+    let keys = env_keys(repo, env)?;
+    let ciphertext = crypto::encrypt(value, &keys)?;
+    let path = match &target {
+        Target::Secret { path, .. } => path.to_path_buf(),
+        Target::FingerprintKey => repo.fingerprint_key_path(env),
+    };
+    repo.write(&path, &ciphertext)?;
+    let record = Record {
+        file: crypto::file_digest(&ciphertext),
+        recipients: key_ids(&keys),
+        changed,
+    };
+    let env_index = index.env_mut(env);
+    match target {
+        Target::Secret { name, .. } => {
+            env_index.secrets.insert(name.to_string(), record);
+        }
+        Target::FingerprintKey => env_index.fingerprint_key = Some(record),
+    }
+    Ok(())
+}
+
+/// What [`write_encrypted`] writes.
+pub enum Target<'a> {
+    Secret { name: &'a str, path: &'a Path },
+    FingerprintKey,
+}
+
+/// Saves the index atomically.
+pub fn save_index(repo: &Repo, index: &Index) -> Result<()> {
+    repo.write(&repo.index_path(), index.render().as_bytes())
+}
+
+/// Creates and records a new fingerprint key for an environment.
+pub fn create_fingerprint_key(repo: &Repo, index: &mut Index, env: &str) -> Result<()> {
+    let key = crypto::new_fingerprint_key();
+    write_encrypted(repo, index, env, Target::FingerprintKey, &key, Some(index::now_stamp()))
+}
+
+/// Loads identities if any source provides them.
+pub fn identities(g: &Global) -> Result<Option<Identities>> {
+    Identities::load(&g.identity)
+}
+
+/// Loads identities or fails explaining how to provide one.
+pub fn require_identities(g: &Global, why: &str) -> Result<Identities> {
+    Identities::require(&g.identity, why)
+}
+
+/// How a file stands against the index and the manifest's recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientState {
+    /// Encrypted to exactly the current recipients.
+    Current,
+    /// Encrypted to another set of recipients.
+    Stale { missing: Vec<String>, extra: usize },
+    /// No record, or the file changed since swarmseal wrote it.
+    Unknown,
+}
+
+/// Compares a file's record with the environment's current recipients.
+pub fn recipient_state(
+    record: Option<&Record>,
+    file_bytes: &[u8],
+    current: &[(String, String)],
+) -> RecipientState {
+    let Some(record) = record else {
+        return RecipientState::Unknown;
+    };
+    if record.file != crypto::file_digest(file_bytes) {
+        return RecipientState::Unknown;
+    }
+    let had: BTreeSet<&str> = record.recipients.iter().map(String::as_str).collect();
+    let missing: Vec<String> = current
+        .iter()
+        .filter(|(_, key)| !had.contains(crypto::recipient_id(key).as_str()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let now: BTreeSet<String> = current.iter().map(|(_, k)| crypto::recipient_id(k)).collect();
+    let extra = had.iter().filter(|id| !now.contains(**id)).count();
+    if missing.is_empty() && extra == 0 {
+        RecipientState::Current
+    } else {
+        RecipientState::Stale { missing, extra }
+    }
+}
+
+/// Prints a line of progress unless `-q`.
+pub fn say(g: &Global, message: impl AsRef<str>) {
+    if !g.quiet {
+        eprintln!("{}", message.as_ref());
+    }
+}
+
+/// The path of a new secret file for a logical name typed by the user, reusing the file
+/// that already holds that name (so `set tls.api.crt` updates `tls/api.crt.age`).
+pub fn secret_target(repo: &Repo, env: &str, input: &str) -> Result<(String, PathBuf, bool)> {
+    let (name, rel_file) = names::parse_user_name(input)?;
+    let scan = repo.scan(env)?;
+    if let Some(existing) = scan.secrets.get(&name) {
+        return Ok((name, existing.path.clone(), true));
+    }
+    Ok((name, repo.secret_path(env, &rel_file), false))
+}

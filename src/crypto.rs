@@ -1,0 +1,491 @@
+//! The crypto layer: identities, recipients, age encryption and the keyed fingerprint.
+//!
+//! Plaintext only ever lives in [`Plaintext`] buffers, which are wiped when dropped and
+//! are allocated once at their final size so that no copy is left behind by a growing
+//! `Vec`. Ciphertext is written ASCII-armored; binary and armored files are both read.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use age::secrecy::{ExposeSecret, SecretString};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Secret bytes, wiped on drop.
+pub type Plaintext = Zeroizing<Vec<u8>>;
+
+/// Docker's limits on secret data: 1 to 511,999 bytes.
+pub const MAX_VALUE_LEN: usize = 511_999;
+
+/// Environment variable naming an identity file.
+pub const ENV_IDENTITY: &str = "SWARMSEAL_IDENTITY";
+/// Environment variable holding identity text (for CI secret variables).
+pub const ENV_AGE_KEY: &str = "SWARMSEAL_AGE_KEY";
+
+/// Parses a public key: age X25519 (`age1...`), `ssh-ed25519 ...` or `ssh-rsa ...`.
+pub fn parse_recipient(key: &str) -> std::result::Result<Box<dyn age::Recipient + Send>, String> {
+    let key = key.trim();
+    if key.starts_with("age1") {
+        return key
+            .parse::<age::x25519::Recipient>()
+            .map(|r| Box::new(r) as _)
+            .map_err(|e| format!("not a valid age public key ({e})"));
+    }
+    if key.starts_with("ssh-") {
+        return match key.parse::<age::ssh::Recipient>() {
+            Ok(r) => Ok(Box::new(r)),
+            Err(age::ssh::ParseRecipientKeyError::Unsupported(kind)) => Err(format!(
+                "{kind} keys are not supported; use ssh-ed25519, ssh-rsa or an age key"
+            )),
+            Err(_) => Err("not a valid ssh public key".into()),
+        };
+    }
+    Err("expected an age public key (age1...) or an ssh public key (ssh-ed25519 / ssh-rsa ...)".into())
+}
+
+/// The comparable form of a public key: age keys as they are, ssh keys without their
+/// comment.
+pub fn normalize_key(key: &str) -> String {
+    let key = key.trim();
+    if key.starts_with("ssh-") {
+        key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    } else {
+        key.to_string()
+    }
+}
+
+/// A short, stable id of a public key, recorded in the index to tell which recipients a
+/// file was encrypted to. Public keys are not secret; this is only to keep lines short.
+pub fn recipient_id(key: &str) -> String {
+    let digest = Sha256::digest(normalize_key(key).as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// sha256 of a file's bytes, as hex: the `source` of a ciphertext (never of a value).
+pub fn file_digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Encrypts a value to the given public keys, ASCII-armored.
+pub fn encrypt(plaintext: &[u8], keys: &[String]) -> Result<Vec<u8>> {
+    if keys.is_empty() {
+        return Err(Error::new("no recipients to encrypt to")
+            .hint("add a recipient to the environment in swarmseal.yaml"));
+    }
+    let recipients = keys
+        .iter()
+        .map(|k| parse_recipient(k).map_err(|e| Error::new(format!("recipient {k:?}: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let encryptor = age::Encryptor::with_recipients(
+        recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+    )
+    .map_err(|e| Error::new(format!("cannot encrypt: {e}")))?;
+    let fail = |e: std::io::Error| Error::new(format!("cannot encrypt: {e}"));
+    let armored = ArmoredWriter::wrap_output(Vec::new(), Format::AsciiArmor).map_err(fail)?;
+    let mut writer = encryptor.wrap_output(armored).map_err(fail)?;
+    writer.write_all(plaintext).map_err(fail)?;
+    writer.finish().and_then(|a| a.finish()).map_err(fail)
+}
+
+/// Why a file could not be decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecryptFailure {
+    /// Not an age file at all (for example a plaintext file).
+    NotAge,
+    /// An age file whose header or body is damaged or cut short.
+    Corrupt(String),
+    /// None of the loaded identities is a recipient of the file.
+    NoMatchingIdentity,
+    /// The value is larger than Docker allows (and than swarmseal writes).
+    TooLarge,
+}
+
+/// True when the bytes start like an age file (binary or armored).
+pub fn looks_like_age(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"age-encryption.org/") || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+}
+
+/// Decrypts an age file (binary or armored) with the given identities.
+pub fn decrypt(ciphertext: &[u8], identities: &Identities) -> std::result::Result<Plaintext, DecryptFailure> {
+    decrypt_with(ciphertext, identities.list.iter().map(|i| i.as_ref()))
+}
+
+fn decrypt_with<'a>(
+    ciphertext: &[u8],
+    identities: impl Iterator<Item = &'a dyn age::Identity>,
+) -> std::result::Result<Plaintext, DecryptFailure> {
+    if !looks_like_age(ciphertext) {
+        return Err(DecryptFailure::NotAge);
+    }
+    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(ciphertext))
+        .map_err(|e| DecryptFailure::Corrupt(e.to_string()))?;
+    let reader = decryptor.decrypt(identities).map_err(|e| match e {
+        age::DecryptError::NoMatchingKeys => DecryptFailure::NoMatchingIdentity,
+        other => DecryptFailure::Corrupt(other.to_string()),
+    })?;
+    // Allocate once at the largest possible size, so that the buffer never grows and
+    // never leaves an unwiped copy of the value behind.
+    let mut out: Plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len().min(MAX_VALUE_LEN + 1)));
+    let mut limited = reader.take((MAX_VALUE_LEN + 1) as u64);
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        match limited.read(&mut chunk[..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                if out.len() + n > out.capacity() {
+                    return Err(DecryptFailure::TooLarge);
+                }
+                out.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) => return Err(DecryptFailure::Corrupt(e.to_string())),
+        }
+    }
+    if out.len() > MAX_VALUE_LEN {
+        return Err(DecryptFailure::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Explains a decryption failure of `path` as a user-facing error.
+pub fn decrypt_error(path: &Path, failure: DecryptFailure, identities: &Identities) -> Error {
+    let p = path.display();
+    match failure {
+        DecryptFailure::NotAge => Error::new(format!(
+            "{p} is not an age file: it may hold a plaintext value, which must never be committed"
+        ))
+        .hint("remove it from the repository (and from git history if it was committed), then store the value with `swarmseal set`"),
+        DecryptFailure::Corrupt(why) => Error::new(format!("{p} is damaged or truncated: {why}"))
+            .hint("restore the file from git (`git checkout -- FILE`) or set the value again with `swarmseal set`"),
+        DecryptFailure::NoMatchingIdentity => Error::new(format!(
+            "none of your identities can decrypt {p} (tried {})",
+            identities.describe()
+        ))
+        .hint("use an identity that is a recipient of this environment (-i FILE, SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY), or ask someone who has one to add your public key with `swarmseal recipients add` and run `swarmseal rekey`"),
+        DecryptFailure::TooLarge => Error::new(format!(
+            "{p} holds a value larger than Docker's limit of {MAX_VALUE_LEN} bytes"
+        ))
+        .hint("store a smaller value with `swarmseal set`"),
+    }
+}
+
+/// The identities loaded for this run, with where they came from.
+pub struct Identities {
+    list: Vec<Box<dyn age::Identity>>,
+    sources: Vec<String>,
+    public_keys: Vec<String>,
+}
+
+impl Identities {
+    /// Loads identities, first source found wins: `-i` files, `SWARMSEAL_IDENTITY`,
+    /// `SWARMSEAL_AGE_KEY`, then the default file. `Ok(None)` when there is none at all.
+    pub fn load(cli_files: &[PathBuf]) -> Result<Option<Identities>> {
+        let mut ids = Identities {
+            list: Vec::new(),
+            sources: Vec::new(),
+            public_keys: Vec::new(),
+        };
+        if !cli_files.is_empty() {
+            for file in cli_files {
+                ids.add_file(file, "-i")?;
+            }
+            return Ok(Some(ids));
+        }
+        if let Some(path) = std::env::var_os(ENV_IDENTITY).filter(|v| !v.is_empty()) {
+            ids.add_file(Path::new(&path), ENV_IDENTITY)?;
+            return Ok(Some(ids));
+        }
+        if let Some(text) = std::env::var_os(ENV_AGE_KEY).filter(|v| !v.is_empty()) {
+            let text = Zeroizing::new(text.into_encoded_bytes());
+            ids.add_bytes(&text, ENV_AGE_KEY)?;
+            return Ok(Some(ids));
+        }
+        if let Some(path) = default_identity_path() {
+            if path.exists() {
+                ids.add_file(&path, "default identity")?;
+                return Ok(Some(ids));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Loads identities, or fails with advice on how to provide one.
+    pub fn require(cli_files: &[PathBuf], why: &str) -> Result<Identities> {
+        Identities::load(cli_files)?.ok_or_else(|| {
+            let default = default_identity_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "~/.config/swarmseal/identity.txt".into());
+            Error::new(format!("no identity to {why}")).hint(format!(
+                "pass -i FILE, set {ENV_IDENTITY}=FILE or {ENV_AGE_KEY}=<identity text>, or create {default} with `swarmseal keygen -o {default}`"
+            ))
+        })
+    }
+
+    /// Identities from identity text (used by tests and by `init` after `keygen`).
+    pub fn from_text(text: &[u8], source: &str) -> Result<Identities> {
+        let mut ids = Identities {
+            list: Vec::new(),
+            sources: Vec::new(),
+            public_keys: Vec::new(),
+        };
+        ids.add_bytes(text, source)?;
+        Ok(ids)
+    }
+
+    /// Where the identities came from, for messages.
+    pub fn describe(&self) -> String {
+        self.sources.join(", ")
+    }
+
+    /// The public keys of the loaded identities, normalized (see [`normalize_key`]).
+    /// Plugin identities have no known public key and are not listed.
+    pub fn public_keys(&self) -> &[String] {
+        &self.public_keys
+    }
+
+    /// True when one of the identities is the given recipient key.
+    pub fn holds(&self, key: &str) -> bool {
+        let key = normalize_key(key);
+        self.public_keys.contains(&key)
+    }
+
+    fn add_file(&mut self, path: &Path, via: &str) -> Result<()> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => Zeroizing::new(b),
+            Err(e) => {
+                return Err(Error::io("read identity file", path, e).hint(format!(
+                    "check the path given by {via}, or create an identity with `swarmseal keygen -o {}`",
+                    path.display()
+                )))
+            }
+        };
+        self.add_bytes(&bytes, &path.display().to_string())
+    }
+
+    fn add_bytes(&mut self, bytes: &[u8], source: &str) -> Result<()> {
+        let bad = |why: String| {
+            Error::new(format!("identity {source} cannot be used: {why}")).hint(
+                "use an age identity (from `swarmseal keygen` or `age-keygen`), an ssh-ed25519/ssh-rsa private key, or a passphrase-protected age identity file",
+            )
+        };
+        if looks_like_age(bytes) {
+            // A passphrase-protected identity file (age -p over an identity file).
+            let passphrase = ask_passphrase(&format!("Passphrase for identity file {source}"), source)?;
+            let scrypt = age::scrypt::Identity::new(passphrase);
+            let inner = decrypt_with(bytes, std::iter::once(&scrypt as &dyn age::Identity)).map_err(|e| match e {
+                DecryptFailure::NoMatchingIdentity | DecryptFailure::Corrupt(_) => {
+                    Error::new(format!("wrong passphrase for identity file {source}, or the file is damaged"))
+                        .hint("try again with the right passphrase")
+                }
+                _ => bad("it is an age file but not an encrypted identity".into()),
+            })?;
+            return self.add_bytes(&inner, source);
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not text".into()))?;
+        if text.trim_start().starts_with("-----BEGIN") {
+            let identity = age::ssh::Identity::from_buffer(BufReader::new(text.as_bytes()), Some(source.into()))
+                .map_err(|e| bad(e.to_string()))?;
+            let identity = match identity {
+                age::ssh::Identity::Unsupported(_) => {
+                    return Err(bad("this kind of ssh key is not supported (only ssh-ed25519 and ssh-rsa)".into()))
+                }
+                age::ssh::Identity::Encrypted(key) => {
+                    let passphrase = ask_passphrase(&format!("Passphrase for ssh key {source}"), source)?;
+                    let key = key.decrypt(passphrase).map_err(|_| {
+                        Error::new(format!("wrong passphrase for ssh key {source}")).hint("try again with the right passphrase")
+                    })?;
+                    age::ssh::Identity::Unencrypted(key)
+                }
+                unencrypted => unencrypted,
+            };
+            if let Ok(public) = age::ssh::Recipient::try_from(identity.clone()) {
+                self.public_keys.push(normalize_key(&public.to_string()));
+            }
+            self.list.push(Box::new(identity));
+            self.sources.push(source.to_string());
+            return Ok(());
+        }
+        let mut found = false;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Ok(id) = line.parse::<age::x25519::Identity>() {
+                self.public_keys.push(id.to_public().to_string());
+                self.list.push(Box::new(id));
+                found = true;
+            } else if line.starts_with("AGE-PLUGIN-") {
+                let file = age::IdentityFile::from_buffer(BufReader::new(line.as_bytes()))
+                    .map_err(|e| bad(e.to_string()))?
+                    .with_callbacks(TerminalCallbacks);
+                let ids = file.into_identities().map_err(|e| bad(e.to_string()))?;
+                self.list.extend(ids.into_iter().map(|i| i as Box<dyn age::Identity>));
+                found = true;
+            } else {
+                return Err(bad("it contains a line that is not an age identity".into()));
+            }
+        }
+        if !found {
+            return Err(bad("it holds no identity".into()));
+        }
+        self.sources.push(source.to_string());
+        Ok(())
+    }
+}
+
+/// The default identity file: `$XDG_CONFIG_HOME/swarmseal/identity.txt`, else
+/// `~/.config/swarmseal/identity.txt`.
+pub fn default_identity_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("swarmseal").join("identity.txt"))
+}
+
+/// True when a person can be asked something: standard error is a terminal and the
+/// controlling terminal can be opened.
+pub fn can_prompt() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::fs::File::open("/dev/tty").is_ok()
+}
+
+fn ask_passphrase(prompt: &str, source: &str) -> Result<SecretString> {
+    if !can_prompt() {
+        return Err(Error::new(format!(
+            "identity {source} is protected by a passphrase, and there is no terminal to ask for it"
+        ))
+        .hint(format!(
+            "run the command on a terminal, or in automation provide an unprotected identity through {ENV_AGE_KEY} (a CI secret variable)"
+        )));
+    }
+    let pass = rpassword::prompt_password(format!("{prompt}: "))
+        .map_err(|e| Error::new(format!("cannot read the passphrase for {source}: {e}")))?;
+    Ok(SecretString::from(pass))
+}
+
+/// Callbacks for plugin identities: messages go to standard error, passphrases and
+/// confirmations are asked on the terminal when there is one.
+#[derive(Clone, Copy)]
+struct TerminalCallbacks;
+
+impl age::Callbacks for TerminalCallbacks {
+    fn display_message(&self, message: &str) {
+        eprintln!("{message}");
+    }
+    fn confirm(&self, _message: &str, _yes: &str, _no: Option<&str>) -> Option<bool> {
+        None
+    }
+    fn request_public_string(&self, _description: &str) -> Option<String> {
+        None
+    }
+    fn request_passphrase(&self, description: &str) -> Option<SecretString> {
+        if !can_prompt() {
+            return None;
+        }
+        rpassword::prompt_password(format!("{description}: ")).ok().map(SecretString::from)
+    }
+}
+
+/// A new age identity: (identity file text, public key).
+pub fn generate_identity() -> (Zeroizing<String>, String) {
+    let identity = age::x25519::Identity::generate();
+    let public = identity.to_public().to_string();
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let mut text = Zeroizing::new(String::new());
+    let _ = write!(
+        text,
+        "# created: {created}\n# public key: {public}\n{}\n",
+        identity.to_string().expose_secret()
+    );
+    (text, public)
+}
+
+/// Length of the per-environment fingerprint key, in bytes.
+pub const FINGERPRINT_KEY_LEN: usize = 32;
+
+/// A new random fingerprint key.
+pub fn new_fingerprint_key() -> Plaintext {
+    use rand::RngCore;
+    let mut key = Zeroizing::new(vec![0u8; FINGERPRINT_KEY_LEN]);
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+/// The keyed fingerprint of a value: HMAC-SHA256 under the environment's key, as hex.
+/// This is the only digest of a value that ever leaves the process.
+pub fn fingerprint(key: &[u8], value: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(value);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Reads all of a reader into a [`Plaintext`], refusing more than `limit` bytes.
+/// Returns `Ok(None)` when the input is larger than `limit`.
+pub fn read_limited(mut reader: impl BufRead, limit: usize) -> std::io::Result<Option<Plaintext>> {
+    let mut out: Plaintext = Zeroizing::new(Vec::with_capacity(limit + 1));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        let n = reader.read(&mut chunk[..])?;
+        if n == 0 {
+            return Ok(Some(out));
+        }
+        if out.len() + n > limit {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> (Identities, String) {
+        let (text, public) = generate_identity();
+        (Identities::from_text(text.as_bytes(), "test").unwrap(), public)
+    }
+
+    #[test]
+    fn round_trip_binary() {
+        let (ids, public) = identity();
+        let value: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
+        let ct = encrypt(&value, &[public]).unwrap();
+        assert!(ct.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
+        assert_eq!(decrypt(&ct, &ids).unwrap().as_slice(), value.as_slice());
+    }
+
+    #[test]
+    fn wrong_identity_and_damage_are_told_apart() {
+        let (_, public) = identity();
+        let (other, _) = identity();
+        let ct = encrypt(b"v", &[public]).unwrap();
+        assert_eq!(decrypt(&ct, &other).unwrap_err(), DecryptFailure::NoMatchingIdentity);
+        assert_eq!(decrypt(b"hello", &other).unwrap_err(), DecryptFailure::NotAge);
+        let truncated = &ct[..ct.len() / 2];
+        assert!(matches!(decrypt(truncated, &other).unwrap_err(), DecryptFailure::Corrupt(_)));
+    }
+
+    #[test]
+    fn fingerprint_is_keyed() {
+        let a = fingerprint(b"k1", b"value");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, fingerprint(b"k2", b"value"));
+        assert_eq!(a, fingerprint(b"k1", b"value"));
+        assert_ne!(a, file_digest(b"value"));
+    }
+
+    #[test]
+    fn recipients_parse() {
+        let (_, public) = identity();
+        assert!(parse_recipient(&public).is_ok());
+        assert!(parse_recipient("age1nope").is_err());
+        assert!(parse_recipient("ecdsa-sha2-nistp256 AAAA").is_err());
+        assert_eq!(normalize_key("ssh-ed25519 AAAAx bob@laptop"), "ssh-ed25519 AAAAx");
+        assert_eq!(recipient_id("ssh-ed25519 AAAAx bob@laptop"), recipient_id("ssh-ed25519 AAAAx"));
+    }
+}

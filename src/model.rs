@@ -1,0 +1,134 @@
+//! Plain data shared by the planner, the Swarm client, the renderers and saved plans:
+//! what the repository wants ([`Desired`]), what the Swarm has ([`Observed`]), and the
+//! labels that tie the two together (SPEC §2). No I/O here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Label keys on every managed secret.
+pub mod labels {
+    pub const PREFIX: &str = "io.swarmseal.";
+    pub const MANAGED: &str = "io.swarmseal.managed";
+    pub const PROJECT: &str = "io.swarmseal.project";
+    pub const ENVIRONMENT: &str = "io.swarmseal.environment";
+    pub const NAME: &str = "io.swarmseal.name";
+    pub const FINGERPRINT: &str = "io.swarmseal.fingerprint";
+    pub const SOURCE: &str = "io.swarmseal.source";
+    /// On the apply lock's marker secret (which is not a managed secret).
+    pub const LOCK: &str = "io.swarmseal.lock";
+    pub const LOCK_HOLDER: &str = "io.swarmseal.lock.holder";
+    pub const LOCK_CREATED: &str = "io.swarmseal.lock.created";
+}
+
+/// A secret as the repository wants it on the Swarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredSecret {
+    /// Logical name (`tls.api.crt`).
+    pub name: String,
+    /// sha256 of the `.age` file (the `source` label).
+    pub source: String,
+    /// Keyed fingerprint of the value; `None` when no identity could decrypt it.
+    pub fingerprint: Option<String>,
+    /// The secret's own labels from the manifest.
+    pub labels: BTreeMap<String, String>,
+    /// Reference settings from the manifest, used when services are re-pointed;
+    /// `None` keeps what the service had.
+    pub target: Option<String>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    pub mode: Option<u32>,
+}
+
+/// The repository's side of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    pub project: String,
+    pub environment: String,
+    pub secrets: BTreeMap<String, DesiredSecret>,
+    pub keep_versions: u32,
+}
+
+/// A secret on the Swarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmSecret {
+    pub id: String,
+    pub name: String,
+    /// Swarm object version, for label updates.
+    pub version: u64,
+    /// Creation time as Docker reports it (RFC 3339), used to order versions.
+    pub created_at: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SwarmSecret {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// True when the secret carries this project's and environment's managed labels.
+    pub fn is_managed_by(&self, project: &str, environment: &str) -> bool {
+        self.label(labels::MANAGED) == Some("true")
+            && self.label(labels::PROJECT) == Some(project)
+            && self.label(labels::ENVIRONMENT) == Some(environment)
+    }
+
+    /// True when the secret carries any swarmseal label (of any project).
+    pub fn has_swarmseal_labels(&self) -> bool {
+        self.labels.keys().any(|k| k.starts_with(labels::PREFIX))
+    }
+}
+
+/// How a service mounts a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub secret_id: String,
+    pub secret_name: String,
+    pub target: String,
+    pub uid: String,
+    pub gid: String,
+    pub mode: u32,
+}
+
+/// A service and the secrets it references.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRefs {
+    pub id: String,
+    pub name: String,
+    /// Swarm object version, for optimistic concurrency.
+    pub version: u64,
+    pub secrets: Vec<SecretRef>,
+}
+
+/// The Swarm's side of a plan: the secrets that matter to this project and environment
+/// (its managed versions, and unmanaged secrets named like one of its secrets) and every
+/// service's secret references.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The Swarm's cluster ID.
+    pub cluster_id: String,
+    pub secrets: Vec<SwarmSecret>,
+    pub services: Vec<ServiceRefs>,
+}
+
+impl Observed {
+    /// The services referencing a secret, by secret ID.
+    pub fn users_of(&self, secret_id: &str) -> Vec<&ServiceRefs> {
+        self.services
+            .iter()
+            .filter(|s| s.secrets.iter().any(|r| r.secret_id == secret_id))
+            .collect()
+    }
+}
+
+/// The labels a managed version of `secret` must carry.
+pub fn managed_labels(desired: &Desired, secret: &DesiredSecret, fingerprint: &str) -> BTreeMap<String, String> {
+    let mut l = secret.labels.clone();
+    l.insert(labels::MANAGED.into(), "true".into());
+    l.insert(labels::PROJECT.into(), desired.project.clone());
+    l.insert(labels::ENVIRONMENT.into(), desired.environment.clone());
+    l.insert(labels::NAME.into(), secret.name.clone());
+    l.insert(labels::FINGERPRINT.into(), fingerprint.into());
+    l.insert(labels::SOURCE.into(), secret.source.clone());
+    l
+}
