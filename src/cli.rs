@@ -73,6 +73,16 @@ pub enum Command {
     Rekey(RekeyArgs),
     /// Check the repository: manifest, names, sizes, leaks, decryptability, recipients, rotation
     Check(CheckArgs),
+    /// Show what apply would change on the Swarm
+    Plan(PlanArgs),
+    /// Make the Swarm match the repository: create, rotate, re-point, remove
+    Apply(ApplyArgs),
+    /// Managed secrets on the Swarm, their versions and the services using them
+    Status,
+    /// Run a command with SWARMSEAL_<NAME> set to each secret's current Swarm name
+    Exec(ExecArgs),
+    /// Break a stale apply lock
+    Unlock,
     /// Print a decrypted file for `git diff` (diff.swarmseal.textconv)
     Textconv(TextconvArgs),
     /// Print shell completions
@@ -160,6 +170,45 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Save the plan (no values) for `swarmseal apply FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on errors
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `plan --out`; refused when the repository or the Swarm changed since
+    #[arg(value_name = "PLANFILE")]
+    pub planfile: Option<PathBuf>,
+    /// Apply without asking for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Wait until the re-pointed services have converged before removing old versions
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits for each service
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
+    /// How long to wait for another apply's lock on this project and environment
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration_or_zero)]
+    pub lock_timeout: std::time::Duration,
+    /// Docker API calls in flight at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The command and its arguments (after --)
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
 pub struct TextconvArgs {
     pub file: PathBuf,
 }
@@ -168,6 +217,10 @@ pub struct TextconvArgs {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+fn parse_duration_or_zero(s: &str) -> std::result::Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}; use a duration such as 30s, 5m or 0s"))
 }
 
 fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
@@ -213,6 +266,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Recipients(c) => cmd::recipients::run(g, c),
         Command::Rekey(args) => cmd::rekey::run(g, args),
         Command::Check(args) => cmd::check::run(g, args),
+        Command::Plan(args) => cmd::plan::run(g, args),
+        Command::Apply(args) => cmd::apply::run(g, args),
+        Command::Status => cmd::status::run(g, false),
+        Command::Exec(args) => cmd::exec::run(g, args),
+        Command::Unlock => cmd::unlock::run(g),
         Command::Textconv(args) => cmd::textconv::run(g, args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man => cmd::completions::man(),

@@ -4,9 +4,11 @@
 //! desired state, the Swarm is observed, a pure planner compares the two, and the result
 //! is rendered or executed. Each subcommand in [`cmd`] wires these pieces together.
 
+pub mod apply;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;
+pub mod desired;
 pub mod error;
 pub mod hygiene;
 pub mod index;
@@ -15,6 +17,8 @@ pub mod model;
 pub mod names;
 pub mod output;
 pub mod plan;
+pub mod planfile;
+pub mod render;
 pub mod store;
 pub mod swarm;
 pub mod value;

@@ -474,6 +474,23 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
 }
 
+/// The Swarm name of the version that holds each desired secret's value, or `None` when
+/// no version does yet (or, without an identity, when the file changed since).
+pub fn current_names(desired: &Desired, observed: &Observed) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    for d in desired.secrets.values() {
+        let list: Vec<&SwarmSecret> = observed
+            .secrets
+            .iter()
+            .filter(|s| {
+                s.is_managed_by(&desired.project, &desired.environment) && s.label(labels::NAME) == Some(d.name.as_str())
+            })
+            .collect();
+        out.insert(d.name.clone(), pick_current(d, &list, observed).map(|s| s.name.clone()));
+    }
+    out
+}
+
 /// The version that already holds the desired value: by fingerprint when it is known,
 /// else by `source` (the file is unchanged since that version was applied). When several
 /// match (a race), the one services use, else the oldest.

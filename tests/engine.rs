@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    LocalNodeState, SecretSpec, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
+    LocalNodeState, SecretSpec, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{ListSecretsOptionsBuilder, ListTasksOptionsBuilder};
@@ -25,10 +25,15 @@ use common::engine::{engine, wait_until, LABEL_MANAGED, LABEL_PROJECT};
 async fn project_secrets(docker: &Docker, project: &str) -> Vec<bollard::models::Secret> {
     let filters = HashMap::from([(
         "label",
-        vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_PROJECT}={project}")],
+        vec![
+            format!("{LABEL_MANAGED}=true"),
+            format!("{LABEL_PROJECT}={project}"),
+        ],
     )]);
     docker
-        .list_secrets(Some(ListSecretsOptionsBuilder::new().filters(&filters).build()))
+        .list_secrets(Some(
+            ListSecretsOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .expect("list secrets")
 }
@@ -121,7 +126,10 @@ async fn swarm_manager_stores_labelled_secrets() {
         "duplicate name: {dup:?}"
     );
 
-    docker.delete_secret(&created.id).await.expect("remove secret");
+    docker
+        .delete_secret(&created.id)
+        .await
+        .expect("remove secret");
     docker.delete_secret(&other).await.expect("remove other");
     assert!(project_secrets(&docker, &project).await.is_empty());
     let gone = docker.inspect_secret(&created.id).await;
@@ -205,7 +213,9 @@ async fn secret_reaches_a_service_container() {
     let start = Instant::now();
     loop {
         let tasks = docker
-            .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
+            .list_tasks(Some(
+                ListTasksOptionsBuilder::new().filters(&filters).build(),
+            ))
             .await
             .expect("list tasks");
         let states: Vec<_> = tasks
@@ -243,7 +253,10 @@ async fn secret_reaches_a_service_container() {
     let in_use = docker.delete_secret(&secret_id).await;
     assert!(in_use.is_err(), "removed a secret in use: {in_use:?}");
 
-    docker.delete_service(&service).await.expect("remove service");
+    docker
+        .delete_service(&service)
+        .await
+        .expect("remove service");
     wait_until(
         &format!("the containers of {service} are gone"),
         Duration::from_secs(30),

@@ -281,8 +281,8 @@ use_external_engine() {
     die "SWARMSEAL_TEST_USE_DOCKER_HOST=1: TLS engines (DOCKER_TLS_VERIFY/DOCKER_CERT_PATH) are not supported by the test harness"
   fi
   local manager
-  manager=$(dk info --format '{{.Swarm.ControlAvailable}}' 2>&1) ||
-    die "SWARMSEAL_TEST_USE_DOCKER_HOST=1: cannot reach the engine at $ENGINE_HOST: $manager"
+  manager=$(dk info --format '{{.Swarm.ControlAvailable}}' 2>"$STATE/info.err") ||
+    die "SWARMSEAL_TEST_USE_DOCKER_HOST=1: cannot reach the engine at $ENGINE_HOST: $(cat "$STATE/info.err")"
   [[ $manager == true ]] ||
     die "SWARMSEAL_TEST_USE_DOCKER_HOST=1: the engine at $ENGINE_HOST is not a swarm manager (docker info: Swarm.ControlAvailable=$manager); run 'docker swarm init' there or use another engine"
   import_image

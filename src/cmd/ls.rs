@@ -3,14 +3,13 @@
 use serde_json::json;
 
 use crate::cli::{Global, LsArgs};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::Index;
 use crate::output::{self, Format};
 
 pub fn run(g: &Global, args: LsArgs) -> Result<i32> {
     if args.remote {
-        return Err(Error::new("`ls --remote` needs the Swarm support, which this build does not have yet")
-            .hint("list the repository with `swarmseal ls`"));
+        return super::status::run(g, true);
     }
     let repo = super::open_repo(g)?;
     let env = super::select_env(g, &repo)?;

@@ -1,18 +1,24 @@
 //! One file per subcommand; each wires the store, crypto and output together. Helpers
 //! shared by several commands live here.
 
+pub mod apply;
 pub mod check;
 pub mod completions;
 pub mod edit;
+pub mod exec;
 pub mod get;
 pub mod init;
 pub mod keygen;
 pub mod ls;
+pub mod plan;
 pub mod recipients;
 pub mod rekey;
+pub mod remote;
 pub mod rm;
 pub mod set;
+pub mod status;
 pub mod textconv;
+pub mod unlock;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,42 +1,65 @@
 //! The Swarm client (bollard): endpoint resolution, connection checks, observation of
-//! secrets and services, and the few writes apply needs. See the contract below.
-//!
-//! CONTRACT (owned by the Swarm-client engineer; commands and the executor rely on it):
+//! secrets and services, and the few writes apply needs.
 //!
 //! ```ignore
-//! pub struct Endpoint { pub url: String, pub source: String, /* private: TLS material */ }
-//! /// --host, then the environment's docker_host, then DOCKER_HOST (+ DOCKER_TLS_VERIFY,
-//! /// DOCKER_CERT_PATH), then the current docker context, then unix:///var/run/docker.sock.
-//! pub fn resolve_endpoint(cli_host: Option<&str>, env_docker_host: Option<&str>) -> Result<Endpoint>;
-//!
-//! pub struct Swarm { /* bollard::Docker, endpoint */ pub cluster_id: String }
-//! impl Swarm {
-//!     /// Connects, negotiates the API version, checks the engine is a swarm manager.
-//!     /// Unreachable endpoints fail within ~5 s with an error naming the endpoint.
-//!     pub async fn connect(endpoint: Endpoint) -> Result<Swarm>;
-//!     pub fn endpoint(&self) -> &Endpoint;
-//!     /// One list of secrets + one list of services: managed secrets of project/env,
-//!     /// unmanaged secrets (no io.swarmseal.* label) whose name is in `names`, and every
-//!     /// service's secret references.
-//!     pub async fn observe(&self, project: &str, env: &str, names: &BTreeSet<String>) -> Result<Observed>;
-//!     /// Creates a secret; if one with this name exists with the same labels (an
-//!     /// interrupted apply), returns its ID instead.
-//!     pub async fn create_secret(&self, name: &str, labels: &BTreeMap<String, String>, data: &[u8]) -> Result<String>;
-//!     pub async fn update_secret_labels(&self, secret: &SwarmSecret, labels: &BTreeMap<String, String>) -> Result<()>;
-//!     pub async fn remove_secret(&self, id: &str, name: &str) -> Result<RemoveOutcome>;
-//!     /// One service update swapping references; re-reads and retries on version conflicts.
-//!     /// Returns false when no reference needed swapping any more (already done).
-//!     pub async fn repoint_service(&self, service_id: &str, swaps: &[Swap]) -> Result<bool>;
-//!     /// Polls until the service's update completed (Ok) or failed/paused/rolled back (Err).
-//!     pub async fn wait_converged(&self, service_id: &str, timeout: Duration) -> Result<()>;
-//!     pub async fn lock(&self, project: &str, env: &str, holder: &str, timeout: Duration) -> Result<Lock>;
-//!     pub async fn release(&self, lock: Lock) -> Result<()>;
-//!     pub async fn lock_info(&self, project: &str, env: &str) -> Result<Option<LockInfo>>;
-//!     pub async fn unlock(&self, project: &str, env: &str) -> Result<Option<LockInfo>>;
-//! }
-//! pub enum RemoveOutcome { Removed, Gone, InUse(String /* docker's message naming services */) }
-//! pub struct Swap { pub old_id: String, pub new_id: String, pub new_name: String,
-//!                   pub target: Option<String>, pub uid: Option<String>, pub gid: Option<String>, pub mode: Option<u32> }
-//! pub struct Lock { pub id: String, pub name: String }
-//! pub struct LockInfo { pub name: String, pub holder: String, pub created: String }
+//! let endpoint = resolve_endpoint(cli.host.as_deref(), env.docker_host.as_deref())?;
+//! let swarm = Swarm::connect(endpoint).await?;        // ping, version, info: ~5 s max
+//! let observed = swarm.observe(project, env, &names).await?;  // 2 API calls
+//! let lock = swarm.lock(project, env, &holder, lock_timeout).await?;
+//! let id = swarm.create_secret(&swarm_name, &labels, &value).await?;
+//! swarm.repoint_service(&service_id, &[swap]).await?;
+//! swarm.wait_converged(&service_id, Duration::from_secs(300)).await?;
+//! swarm.remove_secret(&old_id, &old_name).await?;
+//! swarm.release(lock).await?;
 //! ```
+//!
+//! Every error names the endpoint as `URL (from SOURCE)` and the secret or service, and
+//! says what to do next.
+
+mod client;
+mod endpoint;
+mod lock;
+
+pub use client::Swarm;
+pub use endpoint::{resolve_endpoint, resolve_endpoint_with, Endpoint, DEFAULT_SOCKET_URL};
+pub use lock::{lock_name, LOCK_DATA};
+
+/// What [`Swarm::remove_secret`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Removed,
+    /// It did not exist (any more).
+    Gone,
+    /// Docker refused: a service uses it. Docker's message, naming the services.
+    InUse(String),
+}
+
+/// One reference swap in [`Swarm::repoint_service`]: every reference to `old_id` becomes a
+/// reference to `new_id`/`new_name`; `None` settings keep what the reference had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    pub old_id: String,
+    pub new_id: String,
+    pub new_name: String,
+    pub target: Option<String>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    pub mode: Option<u32>,
+}
+
+/// A held apply lock (the marker secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub id: String,
+    pub name: String,
+}
+
+/// Who holds an apply lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The marker secret's name.
+    pub name: String,
+    pub holder: String,
+    /// RFC 3339.
+    pub created: String,
+}

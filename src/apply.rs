@@ -1,0 +1,193 @@
+//! The executor: carries out a plan's steps on the Swarm, in order: creates and label
+//! updates, then one update per service, then removals. Every step is idempotent, so an
+//! interrupted apply converges when run again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::crypto::Plaintext;
+use crate::error::{Error, Result};
+use crate::model::Observed;
+use crate::plan::{Plan, Step};
+use crate::swarm::{RemoveOutcome, Swap, Swarm};
+
+/// How to carry out a plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Wait for service updates to converge before removing superseded versions.
+    pub wait: bool,
+    pub wait_timeout: Duration,
+    /// API calls in flight at once.
+    pub parallel: usize,
+}
+
+/// What happened.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub created: Vec<String>,
+    pub relabelled: Vec<String>,
+    pub updated_services: Vec<String>,
+    pub removed: Vec<String>,
+    /// Removals refused by Docker because a service still uses the secret.
+    pub blocked: Vec<String>,
+    /// Versions kept because the services moving away from them did not converge.
+    pub kept: Vec<String>,
+    pub errors: Vec<Error>,
+}
+
+/// Carries out `plan` (made from `observed`) with the repository's `values`.
+pub async fn execute(
+    swarm: &Swarm,
+    plan: &Plan,
+    observed: &Observed,
+    values: &BTreeMap<String, Plaintext>,
+    opts: &Options,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    let parallel = opts.parallel.max(1);
+
+    // Secret IDs by Swarm name: what exists, plus what this apply creates.
+    let mut ids: BTreeMap<String, String> = observed.secrets.iter().map(|s| (s.name.clone(), s.id.clone())).collect();
+
+    // 1. Creates and label updates.
+    let creates: Vec<_> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Create { secret, swarm_name, labels, .. } => Some((secret, swarm_name, labels)),
+            _ => None,
+        })
+        .collect();
+    let results: Vec<(String, Result<String>)> = stream::iter(creates)
+        .map(|(secret, swarm_name, labels)| async move {
+            let result = match values.get(secret) {
+                Some(value) => swarm.create_secret(swarm_name, labels, value).await,
+                None => Err(Error::new(format!("no value for {secret} to create {swarm_name}"))
+                    .hint("make a new plan: the repository no longer matches this one")),
+            };
+            (swarm_name.clone(), result)
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    for (name, result) in results {
+        match result {
+            Ok(id) => {
+                progress(&format!("created {name}"));
+                ids.insert(name.clone(), id);
+                out.created.push(name);
+            }
+            // Without the new version nothing else can safely happen.
+            Err(e) => return Err(e.context(format!("creating {name}"))),
+        }
+    }
+    for step in &plan.steps {
+        if let Step::Relabel { secret_id, swarm_name, labels, .. } = step {
+            let Some(secret) = observed.secrets.iter().find(|s| &s.id == secret_id) else {
+                continue;
+            };
+            swarm.update_secret_labels(secret, labels).await?;
+            progress(&format!("updated the labels of {swarm_name}"));
+            out.relabelled.push(swarm_name.clone());
+        }
+    }
+
+    // 2. One update per service.
+    let mut repoints = Vec::new();
+    for step in &plan.steps {
+        if let Step::Repoint { service_id, service_name, swaps } = step {
+            let swaps: Vec<Swap> = swaps
+                .iter()
+                .map(|s| {
+                    let new_id = ids.get(&s.new_name).cloned().ok_or_else(|| {
+                        Error::new(format!("the version {} to re-point {service_name} to does not exist", s.new_name))
+                            .hint("make a new plan: the Swarm changed since this one was made")
+                    })?;
+                    Ok(Swap {
+                        old_id: s.old_id.clone(),
+                        new_id,
+                        new_name: s.new_name.clone(),
+                        target: s.target.clone(),
+                        uid: s.uid.clone(),
+                        gid: s.gid.clone(),
+                        mode: s.mode,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let old_names: Vec<String> = step_old_names(step);
+            repoints.push((service_id.clone(), service_name.clone(), swaps, old_names));
+        }
+    }
+    let results: Vec<_> = stream::iter(repoints.iter())
+        .map(|(id, name, swaps, olds)| async move {
+            let mut result = swarm.repoint_service(id, swaps).await.map(|_| ());
+            if result.is_ok() && opts.wait {
+                result = swarm.wait_converged(id, opts.wait_timeout).await;
+            }
+            (name.clone(), olds.clone(), result)
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    // Versions that a service failed to move away from are kept, for rollback.
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    for (name, olds, result) in results {
+        match result {
+            Ok(()) => {
+                progress(&format!("updated service {name}"));
+                out.updated_services.push(name);
+            }
+            Err(e) => {
+                keep.extend(olds);
+                out.errors.push(e.context(format!("service {name}")));
+            }
+        }
+    }
+
+    // 3. Removals.
+    let removals: Vec<_> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Remove { secret_id, swarm_name, .. } => Some((secret_id, swarm_name)),
+            _ => None,
+        })
+        .filter(|(_, name)| {
+            if keep.contains(*name) {
+                out.kept.push((*name).clone());
+                false
+            } else {
+                true
+            }
+        })
+        .collect();
+    let results: Vec<_> = stream::iter(removals)
+        .map(|(id, name)| async move { (name.clone(), swarm.remove_secret(id, name).await) })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    for (name, result) in results {
+        match result {
+            Ok(RemoveOutcome::Removed) | Ok(RemoveOutcome::Gone) => {
+                progress(&format!("removed {name}"));
+                out.removed.push(name);
+            }
+            Ok(RemoveOutcome::InUse(why)) => out.blocked.push(format!("{name}: {why}")),
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out.created.sort();
+    out.removed.sort();
+    out.updated_services.sort();
+    Ok(out)
+}
+
+fn step_old_names(step: &Step) -> Vec<String> {
+    match step {
+        Step::Repoint { swaps, .. } => swaps.iter().map(|s| s.old_name.clone()).collect(),
+        _ => Vec::new(),
+    }
+}

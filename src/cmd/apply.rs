@@ -1,0 +1,186 @@
+//! `swarmseal apply`: make the Swarm match the repository.
+//!
+//! Takes the environment's lock on the Swarm, observes, plans (or checks that a saved
+//! plan is still fresh), asks for confirmation on a terminal, executes, and releases the
+//! lock on every path.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use serde_json::json;
+
+use crate::apply::{self, Options, Outcome};
+use crate::cli::{ApplyArgs, Global};
+use crate::desired::{self, Decrypt, RepoState};
+use crate::error::{Error, Result};
+use crate::output::{self, Format};
+use crate::plan::{self, Plan};
+use crate::planfile::PlanFile;
+use crate::render;
+use crate::store::Repo;
+
+use super::remote::{self, Remote};
+
+pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
+    let repo = super::open_repo(g)?;
+    let env = super::select_env(g, &repo)?;
+    let saved = args.planfile.as_ref().map(|p| PlanFile::load(p)).transpose()?;
+    if let Some(saved) = &saved {
+        if saved.plan.project != repo.manifest.project || saved.plan.environment != env {
+            return Err(Error::new(format!(
+                "the plan {} is for {}/{}, not {}/{env}",
+                args.planfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                saved.plan.project,
+                saved.plan.environment,
+                repo.manifest.project
+            ))
+            .hint("pass -e with the plan's environment, or make a new plan"));
+        }
+        if saved.plan.is_unverified() {
+            return Err(Error::new("this plan was made without an identity that can read the environment, so it cannot be applied")
+                .hint("make the plan with an identity (-i FILE, SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY)"));
+        }
+    }
+    let ids = super::require_identities(g, &format!("decrypt the secrets of {env}"))?;
+    let state = desired::read(&repo, &env, Some(&ids), Decrypt::Required { keep_values: true })?;
+    drop(ids);
+    let remote = Remote::connect(g, &repo, &env)?;
+    if repo.manifest.environment(&env)?.swarm_id.is_none() && !g.quiet {
+        output::warn(&format!(
+            "environment {env} is not pinned to a Swarm; to make sure it is only ever applied to this one, add `swarm_id: {}` under environments.{env} in swarmseal.yaml",
+            remote.swarm.cluster_id
+        ));
+    }
+    let project = repo.manifest.project.clone();
+    let lock = remote
+        .rt
+        .block_on(remote.swarm.lock(&project, &env, &remote::holder(), args.lock_timeout))?;
+    let result = locked(g, &args, &repo, &env, &state, &remote, saved.as_ref());
+    let released = remote.rt.block_on(remote.swarm.release(lock));
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+fn locked(
+    g: &Global,
+    args: &ApplyArgs,
+    repo: &Repo,
+    env: &str,
+    state: &RepoState,
+    remote: &Remote,
+    saved: Option<&PlanFile>,
+) -> Result<i32> {
+    let names = state.desired.secrets.keys().cloned().collect();
+    let observed = remote.observe(repo, env, &names)?;
+    let plan: Plan = match saved {
+        Some(file) => {
+            let path = args.planfile.as_deref().unwrap_or(std::path::Path::new("plan"));
+            file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, &observed)?;
+            file.plan.clone()
+        }
+        None => plan::plan(&state.desired, &observed),
+    };
+    let endpoint = remote.describe();
+    let ctx = render::Context { endpoint: &endpoint, cluster_id: &observed.cluster_id };
+    if g.format == Format::Human && !g.quiet {
+        print!("{}", render::human(&plan, &ctx, output::colour(true), g.verbose));
+    }
+    if plan.steps.is_empty() {
+        return finish(g, &plan, &ctx, &Outcome::default());
+    }
+    if saved.is_none() && !args.yes {
+        confirm(env, &endpoint)?;
+    }
+    let opts = Options {
+        wait: args.wait,
+        wait_timeout: args.wait_timeout,
+        parallel: args.parallel as usize,
+    };
+    let progress = |line: &str| {
+        if !g.quiet && g.format == Format::Human {
+            eprintln!("  {line}");
+        }
+    };
+    let outcome = remote
+        .rt
+        .block_on(apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress))?;
+    finish(g, &plan, &ctx, &outcome)
+}
+
+/// Reports the outcome; exit 1 when something was blocked or failed.
+fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome) -> Result<i32> {
+    let blocked: Vec<String> = plan
+        .blocked()
+        .map(|c| format!("{} (used by {})", c.swarm_name.clone().unwrap_or_default(), c.services.join(", ")))
+        .chain(outcome.blocked.iter().cloned())
+        .collect();
+    if g.format == Format::Json {
+        println!(
+            "{}",
+            json!({
+                "plan": render::json(plan, ctx),
+                "applied": {
+                    "created": outcome.created,
+                    "relabelled": outcome.relabelled,
+                    "updated_services": outcome.updated_services,
+                    "removed": outcome.removed,
+                    "kept": outcome.kept,
+                    "blocked": blocked,
+                    "errors": outcome.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                }
+            })
+        );
+    } else if g.format == Format::Markdown {
+        print!("{}", render::markdown(plan, ctx));
+    }
+    for e in &outcome.errors {
+        eprintln!("{}", output::render_error(e));
+    }
+    if !outcome.kept.is_empty() {
+        output::warn(&format!(
+            "kept {} because the services moving away from them did not converge",
+            outcome.kept.join(", ")
+        ));
+    }
+    if !g.quiet {
+        eprintln!(
+            "Applied: {} created, {} relabelled, {} service(s) updated, {} removed.",
+            outcome.created.len(),
+            outcome.relabelled.len(),
+            outcome.updated_services.len(),
+            outcome.removed.len()
+        );
+    }
+    if !outcome.errors.is_empty() {
+        return Ok(1);
+    }
+    if !blocked.is_empty() {
+        eprintln!(
+            "{}",
+            output::render_error(
+                &Error::new(format!("blocked, not removed because services still use them: {}", blocked.join("; ")))
+                    .hint("remove the secret from those services (docker service update --secret-rm), or put it back in the repository; swarmseal never forces a removal")
+            )
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn confirm(env: &str, endpoint: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::new("refusing to apply without confirmation: standard input is not a terminal")
+            .hint("review the plan and pass --yes (or apply a saved plan: `swarmseal plan --out FILE`, then `swarmseal apply FILE`)"));
+    }
+    eprint!("Apply these changes to {env} at {endpoint}? Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::new(format!("cannot read the answer: {e}")))?;
+    if answer.trim() != "yes" {
+        return Err(Error::new("apply cancelled; nothing was changed"));
+    }
+    Ok(())
+}

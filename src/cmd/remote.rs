@@ -1,0 +1,61 @@
+//! What the Swarm commands share: connecting (with the cluster pin) and observing.
+
+use std::collections::BTreeSet;
+
+use crate::cli::Global;
+use crate::error::{Error, Result};
+use crate::model::Observed;
+use crate::store::Repo;
+use crate::swarm::{self, Swarm};
+
+/// A connection to the environment's Swarm, with the runtime that drives it.
+pub struct Remote {
+    pub rt: tokio::runtime::Runtime,
+    pub swarm: Swarm,
+}
+
+impl Remote {
+    /// Connects to the environment's endpoint and enforces its `swarm_id` pin.
+    pub fn connect(g: &Global, repo: &Repo, env: &str) -> Result<Remote> {
+        let environment = repo.manifest.environment(env)?;
+        let endpoint = swarm::resolve_endpoint(g.host.as_deref(), environment.docker_host.as_deref())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(format!("cannot start the async runtime: {e}")))?;
+        let swarm = rt.block_on(Swarm::connect(endpoint))?;
+        if let Some(pin) = &environment.swarm_id {
+            if *pin != swarm.cluster_id {
+                return Err(Error::new(format!(
+                    "environment {env} is pinned to Swarm {pin}, but {} is Swarm {}",
+                    swarm.endpoint().describe(),
+                    swarm.cluster_id
+                ))
+                .hint(format!(
+                    "point swarmseal at {env}'s Swarm (--host, docker_host, DOCKER_HOST or the docker context); change swarm_id in swarmseal.yaml only if {env} really moved"
+                )));
+            }
+        }
+        Ok(Remote { rt, swarm })
+    }
+
+    /// The secrets and services that matter to the environment.
+    pub fn observe(&self, repo: &Repo, env: &str, names: &BTreeSet<String>) -> Result<Observed> {
+        self.rt.block_on(self.swarm.observe(&repo.manifest.project, env, names))
+    }
+
+    pub fn describe(&self) -> String {
+        self.swarm.endpoint().describe()
+    }
+}
+
+/// `user@host pid N`, for the lock's holder label.
+pub fn holder() -> String {
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{user}@{host} pid {}", std::process::id())
+}

@@ -1,0 +1,179 @@
+//! Renderers of a plan: for people (colour only on a terminal), JSON (SPEC §4) and
+//! markdown for pull-request comments. None of them ever sees a value.
+
+use serde_json::{json, Value};
+
+use crate::output::paint;
+use crate::plan::{Action, Change, Plan};
+
+/// Where the plan was made against, for headers.
+pub struct Context<'a> {
+    pub endpoint: &'a str,
+    pub cluster_id: &'a str,
+}
+
+fn symbol(action: Action) -> (&'static str, &'static str) {
+    match action {
+        Action::Create => ("+", "32"),
+        Action::Rotate => ("~", "33"),
+        Action::Adopt => ("<", "36"),
+        Action::Relabel => ("*", "34"),
+        Action::Remove => ("-", "31"),
+        Action::Blocked => ("!", "1;31"),
+        Action::Unchanged => ("=", "2"),
+    }
+}
+
+fn target(c: &Change) -> String {
+    match &c.swarm_name {
+        Some(n) => n.clone(),
+        None => format!("{}-<new version>", c.secret),
+    }
+}
+
+/// Counts as `1 to create, 2 to rotate, ...`.
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut parts = vec![
+        format!("{} to create", s.create),
+        format!("{} to rotate", s.rotate),
+        format!("{} to adopt", s.adopt),
+        format!("{} to relabel", s.relabel),
+        format!("{} to remove", s.remove),
+    ];
+    if s.blocked > 0 {
+        parts.push(format!("{} blocked", s.blocked));
+    }
+    parts.push(format!("{} unchanged", s.unchanged));
+    parts.join(", ")
+}
+
+/// The plan for a terminal or a log.
+pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> String {
+    let mut out = format!(
+        "swarmseal plan: project {}, environment {} (Swarm {} at {})\n\n",
+        plan.project, plan.environment, ctx.cluster_id, ctx.endpoint
+    );
+    if !plan.has_changes() {
+        out.push_str(&format!(
+            "No changes: the Swarm matches the repository ({} secret(s)).\n",
+            plan.summary.unchanged
+        ));
+        return out;
+    }
+    let width = plan.changes.iter().map(|c| c.secret.len()).max().unwrap_or(0);
+    for c in &plan.changes {
+        if c.action == Action::Unchanged && !verbose {
+            continue;
+        }
+        let (sym, code) = symbol(c.action);
+        let head = format!("{sym} {:<8}", c.action.as_str());
+        let mut line = format!("  {} {:<width$}  ", paint(colour, code, &head), c.secret);
+        match c.action {
+            Action::Create | Action::Rotate | Action::Adopt => line.push_str(&format!("-> {}", target(c))),
+            _ => line.push_str(&target(c)),
+        }
+        line.push_str(&format!("  ({}", c.reason));
+        if c.unverified {
+            line.push_str(&format!(", {}", paint(colour, "1;33", "unverified")));
+        }
+        line.push(')');
+        out.push_str(&line);
+        out.push('\n');
+        let pad = " ".repeat(14 + width);
+        if !c.services.is_empty() {
+            let verb = if c.action == Action::Blocked { "used by" } else if c.action == Action::Unchanged { "used by" } else { "re-points" };
+            out.push_str(&format!("{pad}{verb}: {}\n", c.services.join(", ")));
+        }
+        if c.action == Action::Adopt {
+            for r in &c.replaces {
+                out.push_str(&format!("{pad}leaves the unmanaged secret {r} alone\n"));
+            }
+        } else if !c.replaces.is_empty() {
+            out.push_str(&format!("{pad}replaces: {}\n", c.replaces.join(", ")));
+        }
+        if !c.removes.is_empty() && c.action != Action::Remove {
+            out.push_str(&format!("{pad}removes: {}\n", c.removes.join(", ")));
+        }
+    }
+    out.push_str(&format!("\nPlan: {}.\n", summary_line(plan)));
+    if plan.is_unverified() {
+        out.push_str("Changes marked unverified were inferred from the encrypted files alone (no identity could read them): a re-encrypted file shows as changed.\n");
+    }
+    if plan.summary.blocked > 0 {
+        out.push_str("Blocked removals are never forced: remove the secret from those services (or put it back in the repository) first.\n");
+    }
+    out
+}
+
+/// One change as JSON.
+fn change_json(c: &Change) -> Value {
+    json!({
+        "action": c.action.as_str(),
+        "secret": c.secret,
+        "swarm_name": c.swarm_name,
+        "services": c.services,
+        "replaces": c.replaces,
+        "removes": c.removes,
+        "unverified": c.unverified,
+        "reason": c.reason,
+    })
+}
+
+/// SPEC §4: `{"format_version": 1, "project", "environment", "changes": [...], "summary": {...}}`.
+/// `changes` lists every change other than `unchanged`.
+pub fn json(plan: &Plan, ctx: &Context<'_>) -> Value {
+    let s = &plan.summary;
+    json!({
+        "format_version": 1,
+        "project": plan.project,
+        "environment": plan.environment,
+        "cluster_id": ctx.cluster_id,
+        "changes": plan.changes.iter().filter(|c| c.action != Action::Unchanged).map(change_json).collect::<Vec<_>>(),
+        "summary": {
+            "create": s.create, "rotate": s.rotate, "adopt": s.adopt, "relabel": s.relabel,
+            "remove": s.remove, "blocked": s.blocked, "unchanged": s.unchanged,
+        },
+        "unverified": plan.is_unverified(),
+    })
+}
+
+/// A pull-request comment.
+pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
+    let mut out = format!(
+        "### swarmseal plan: `{}` / `{}`\n\nSwarm `{}`\n\n",
+        plan.project, plan.environment, ctx.cluster_id
+    );
+    if !plan.has_changes() {
+        out.push_str(&format!("No changes: the Swarm matches the repository ({} secrets).\n", plan.summary.unchanged));
+        return out;
+    }
+    out.push_str("| | action | secret | Swarm name | services | notes |\n|---|---|---|---|---|---|\n");
+    let esc = |s: &str| s.replace('|', "\\|");
+    for c in plan.changes.iter().filter(|c| c.action != Action::Unchanged) {
+        let (sym, _) = symbol(c.action);
+        let mut notes = vec![c.reason.clone()];
+        if c.unverified {
+            notes.push("**unverified**".into());
+        }
+        if !c.replaces.is_empty() {
+            notes.push(format!("replaces {}", c.replaces.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")));
+        }
+        if !c.removes.is_empty() && c.action != Action::Remove {
+            notes.push(format!("removes {}", c.removes.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")));
+        }
+        out.push_str(&format!(
+            "| `{sym}` | **{}** | `{}` | `{}` | {} | {} |\n",
+            c.action.as_str(),
+            esc(&c.secret),
+            esc(&target(c)),
+            esc(&c.services.join(", ")),
+            esc(&notes.join("; "))
+        ));
+    }
+    out.push_str(&format!("\n**Plan:** {}.\n", summary_line(plan)));
+    if plan.is_unverified() {
+        out.push_str("\n_Unverified changes were inferred from the encrypted files alone (plan ran without an identity)._\n");
+    }
+    out
+}

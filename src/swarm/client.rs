@@ -1,0 +1,751 @@
+//! The connected Swarm: connection checks, observation and the writes apply needs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    LocalNodeState, SecretSpec, Service, ServiceUpdateStatusStateEnum, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecSecrets, TaskState,
+};
+use bollard::query_parameters::{
+    ListSecretsOptions, ListServicesOptions, ListTasksOptionsBuilder, UpdateSecretOptionsBuilder,
+    UpdateServiceOptionsBuilder,
+};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use zeroize::Zeroizing;
+
+use super::endpoint::{Endpoint, Scheme};
+use super::{RemoveOutcome, Swap};
+use crate::error::{Error, Result};
+use crate::model::{labels, Observed, SecretRef, ServiceRefs, SwarmSecret};
+
+/// Per-request timeout once connected: long enough for a service update on a busy manager.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the first contact (ping, version, info) may take before the endpoint counts as
+/// unreachable.
+pub(crate) const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(5);
+/// ... over ssh, which first has to log in and start `docker system dial-stdio` remotely.
+pub(crate) const FIRST_CONTACT_TIMEOUT_SSH: Duration = Duration::from_secs(15);
+/// Attempts of a service update that meets a version conflict.
+const UPDATE_ATTEMPTS: u32 = 5;
+/// Poll interval of [`Swarm::wait_converged`].
+const CONVERGE_POLL: Duration = Duration::from_millis(500);
+
+/// A connection to a Swarm manager.
+#[derive(Clone)]
+pub struct Swarm {
+    pub(crate) docker: Docker,
+    pub(crate) endpoint: Endpoint,
+    /// The Swarm's cluster ID (`docker info` → Swarm.Cluster.ID).
+    pub cluster_id: String,
+}
+
+impl fmt::Debug for Swarm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Swarm")
+            .field("endpoint", &self.endpoint)
+            .field("cluster_id", &self.cluster_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong talking to Docker, worded for a person: the status and Docker's message
+/// for an API error, else the innermost causes of a transport error.
+pub(crate) fn reason(err: &DockerError) -> String {
+    match err {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            let message = message.trim();
+            if message.is_empty() {
+                format!("the engine answered HTTP {status_code}")
+            } else {
+                format!("{message} (HTTP {status_code})")
+            }
+        }
+        DockerError::RequestTimeoutError => format!(
+            "no answer within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+        DockerError::SocketNotFoundError(path) => format!("the socket {path} does not exist"),
+        _ => {
+            // hyper wraps the interesting part ("Connection refused") a few levels down.
+            let mut parts: Vec<String> = Vec::new();
+            let mut cur: Option<&dyn std::error::Error> = Some(err);
+            while let Some(e) = cur {
+                let text = e.to_string();
+                if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+                    parts.push(text);
+                }
+                cur = e.source();
+            }
+            parts.retain(|p| !p.starts_with("Error in the hyper legacy client"));
+            if parts.is_empty() {
+                err.to_string()
+            } else {
+                parts.join(": ")
+            }
+        }
+    }
+}
+
+fn status_of(err: &DockerError) -> Option<u16> {
+    match err {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn message_of(err: &DockerError) -> &str {
+    match err {
+        DockerError::DockerResponseServerError { message, .. } => message,
+        _ => "",
+    }
+}
+
+/// Docker's answer to an update with a stale object version.
+fn is_version_conflict(err: &DockerError) -> bool {
+    message_of(err).contains("update out of sequence")
+}
+
+fn to_btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.unwrap_or_default().into_iter().collect()
+}
+
+fn to_hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn parse_time(s: Option<&str>) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s?).ok()
+}
+
+impl Swarm {
+    /// Connects, negotiates the API version, checks the engine is a swarm manager.
+    /// Unreachable endpoints fail within ~5 s (15 s over ssh) with an error naming the
+    /// endpoint.
+    pub async fn connect(endpoint: Endpoint) -> Result<Swarm> {
+        let unreachable = |why: String| {
+            Error::new(format!(
+                "cannot reach the Docker engine at {}: {why}",
+                endpoint.describe()
+            ))
+            .hint(unreachable_hint(&endpoint, &why))
+        };
+        let docker = client(&endpoint).map_err(|e| unreachable(reason(&e)))?;
+        let limit = if endpoint.scheme() == Scheme::Ssh {
+            FIRST_CONTACT_TIMEOUT_SSH
+        } else {
+            FIRST_CONTACT_TIMEOUT
+        };
+        let first_contact = async {
+            docker.ping().await?;
+            let docker = docker.negotiate_version().await?;
+            let info = docker.info().await?;
+            Ok::<_, DockerError>((docker, info))
+        };
+        let (docker, info) = match tokio::time::timeout(limit, first_contact).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(unreachable(reason(&e))),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} s",
+                    limit.as_secs()
+                )))
+            }
+        };
+
+        let at = endpoint.describe();
+        let swarm = info.swarm.unwrap_or_default();
+        match swarm.local_node_state {
+            Some(LocalNodeState::ACTIVE) => {}
+            Some(LocalNodeState::LOCKED) => {
+                return Err(Error::new(format!(
+                    "the Docker engine at {at} is part of a locked Swarm"
+                ))
+                .hint("unlock it with `docker swarm unlock` on that node, then retry"))
+            }
+            Some(LocalNodeState::PENDING) => {
+                return Err(Error::new(format!(
+                    "the Docker engine at {at} is still joining a Swarm"
+                ))
+                .hint("wait until `docker info` there shows Swarm: active, then retry"))
+            }
+            Some(LocalNodeState::ERROR) => {
+                return Err(Error::new(format!(
+                    "the Docker engine at {at} reports a Swarm error: {}",
+                    swarm.error.as_deref().unwrap_or("(no details)")
+                ))
+                .hint("check `docker info` on that node"))
+            }
+            _ => {
+                return Err(Error::new(format!(
+                    "the Docker engine at {at} is not in swarm mode; Swarm secrets need a Swarm"
+                ))
+                .hint(
+                    "run `docker swarm init` there to make it a single-node Swarm, or point \
+                     --host/DOCKER_HOST at a manager of your Swarm",
+                ))
+            }
+        }
+        if swarm.control_available != Some(true) {
+            return Err(Error::new(format!(
+                "the Docker engine at {at} is a Swarm worker, not a manager; secrets and services \
+                 can only be managed through a manager"
+            ))
+            .hint("run against a manager node (`docker node ls` on a manager lists them) with --host or DOCKER_HOST"));
+        }
+        let cluster_id = swarm
+            .cluster
+            .and_then(|c| c.id)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "the Docker engine at {at} is a Swarm manager but reports no cluster ID"
+                ))
+                .hint("check `docker info` on that node")
+            })?;
+        Ok(Swarm {
+            docker,
+            endpoint,
+            cluster_id,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// An error about an API call, naming the endpoint.
+    pub(crate) fn api_error(&self, what: &str, err: &DockerError) -> Error {
+        let e = Error::new(format!(
+            "{what} on {} failed: {}",
+            self.endpoint.describe(),
+            reason(err)
+        ));
+        match err {
+            DockerError::DockerResponseServerError { .. } => e,
+            _ => e.hint("check that the engine is still reachable (`docker info`), then retry"),
+        }
+    }
+
+    /// One list of secrets + one list of services: managed secrets of project/env,
+    /// unmanaged secrets (no io.swarmseal.* label) whose name is in `names`, and every
+    /// service's secret references. Sorted by name.
+    pub async fn observe(
+        &self,
+        project: &str,
+        env: &str,
+        names: &BTreeSet<String>,
+    ) -> Result<Observed> {
+        let (secrets, services) = tokio::join!(
+            self.docker.list_secrets(None::<ListSecretsOptions>),
+            self.docker.list_services(None::<ListServicesOptions>)
+        );
+        let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
+        let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
+
+        let mut out_secrets: Vec<SwarmSecret> = secrets
+            .into_iter()
+            .filter_map(|s| {
+                let spec = s.spec.unwrap_or_default();
+                Some(SwarmSecret {
+                    id: s.id?,
+                    name: spec.name?,
+                    version: s.version.and_then(|v| v.index).unwrap_or(0),
+                    created_at: s.created_at.unwrap_or_default(),
+                    labels: to_btree(spec.labels),
+                })
+            })
+            .filter(|s| {
+                if s.labels.contains_key(labels::LOCK) {
+                    return false;
+                }
+                s.is_managed_by(project, env)
+                    || (!s.has_swarmseal_labels() && names.contains(&s.name))
+            })
+            .collect();
+        out_secrets.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+
+        let mut out_services: Vec<ServiceRefs> = services
+            .into_iter()
+            .filter_map(service_refs)
+            .filter(|s| !s.secrets.is_empty())
+            .collect();
+        out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+
+        Ok(Observed {
+            cluster_id: self.cluster_id.clone(),
+            secrets: out_secrets,
+            services: out_services,
+        })
+    }
+
+    /// Creates a secret; if one with this name exists with the same labels (an interrupted
+    /// apply), returns its ID instead.
+    pub async fn create_secret(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        data: &[u8],
+    ) -> Result<String> {
+        // The base64 copy of the value is ours to wipe; bollard serialises the spec into its
+        // own request body, which we cannot reach.
+        let mut encoded = Zeroizing::new(String::with_capacity(data.len().div_ceil(3) * 4 + 4));
+        base64::engine::general_purpose::STANDARD.encode_string(data, &mut encoded);
+        let spec = SecretSpec {
+            name: Some(name.to_owned()),
+            labels: Some(to_hash(labels)),
+            data: Some(std::mem::take(&mut *encoded)),
+            ..Default::default()
+        };
+        let created = self.docker.create_secret(spec).await;
+        drop(encoded);
+        match created {
+            Ok(resp) => Ok(resp.id),
+            Err(e) if status_of(&e) == Some(409) => {
+                let existing = self.inspect_secret_named(name).await?;
+                match existing {
+                    Some(s) if &s.labels == labels => Ok(s.id),
+                    Some(s) => Err(Error::new(format!(
+                        "cannot create secret {name} on {}: a secret with that name already \
+                         exists (ID {}) with other labels",
+                        self.endpoint.describe(),
+                        s.id
+                    ))
+                    .hint(format!(
+                        "swarmseal does not touch secrets it did not create; inspect it with \
+                         `docker secret inspect {name}` and remove or rename it if it is a leftover"
+                    ))),
+                    None => Err(self.api_error(&format!("creating secret {name}"), &e)),
+                }
+            }
+            Err(e) => Err(self.api_error(&format!("creating secret {name}"), &e)),
+        }
+    }
+
+    /// The secret with exactly this name, if any.
+    pub(crate) async fn inspect_secret_named(&self, name: &str) -> Result<Option<SwarmSecret>> {
+        match self.docker.inspect_secret(name).await {
+            Ok(s) => {
+                let spec = s.spec.unwrap_or_default();
+                // Docker also resolves ID prefixes; only an exact name counts.
+                if spec.name.as_deref() != Some(name) {
+                    return Ok(None);
+                }
+                Ok(Some(SwarmSecret {
+                    id: s.id.unwrap_or_default(),
+                    name: name.to_owned(),
+                    version: s.version.and_then(|v| v.index).unwrap_or(0),
+                    created_at: s.created_at.unwrap_or_default(),
+                    labels: to_btree(spec.labels),
+                }))
+            }
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.api_error(&format!("inspecting secret {name}"), &e)),
+        }
+    }
+
+    /// Replaces a managed secret's labels (the one thing Swarm lets change). Refuses a secret
+    /// that does not carry the project and environment named in `labels`.
+    pub async fn update_secret_labels(
+        &self,
+        secret: &SwarmSecret,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let what = format!("updating the labels of secret {}", secret.name);
+        for _attempt in 0..UPDATE_ATTEMPTS {
+            let current = match self.docker.inspect_secret(&secret.id).await {
+                Ok(s) => s,
+                Err(e) if status_of(&e) == Some(404) => {
+                    return Err(Error::new(format!(
+                        "cannot update the labels of secret {} on {}: it no longer exists",
+                        secret.name,
+                        self.endpoint.describe()
+                    ))
+                    .hint("someone removed it meanwhile; run plan again"))
+                }
+                Err(e) => return Err(self.api_error(&what, &e)),
+            };
+            let spec = current.spec.unwrap_or_default();
+            let current_labels = to_btree(spec.labels.clone());
+            let same_scope = |key: &str| {
+                current_labels.get(key).is_some_and(|v| labels.get(key) == Some(v))
+            };
+            if current_labels.get(labels::MANAGED).map(String::as_str) != Some("true")
+                || !same_scope(labels::PROJECT)
+                || !same_scope(labels::ENVIRONMENT)
+            {
+                return Err(Error::new(format!(
+                    "refusing to update the labels of secret {} on {}: it is not a managed secret \
+                     of this project and environment",
+                    secret.name,
+                    self.endpoint.describe()
+                ))
+                .hint("swarmseal only changes secrets carrying its project's labels; run plan again"));
+            }
+            let version = current.version.and_then(|v| v.index).unwrap_or(0);
+            let version = i64::try_from(version).map_err(|_| {
+                Error::new(format!("secret {} has an out-of-range version {version}", secret.name))
+            })?;
+            // Name must stay as is and Data must be left out: Swarm refuses any other change.
+            let update = SecretSpec {
+                name: spec.name.clone(),
+                labels: Some(to_hash(labels)),
+                data: None,
+                driver: spec.driver.clone(),
+                templating: spec.templating.clone(),
+            };
+            let options = UpdateSecretOptionsBuilder::new().version(version).build();
+            match self.docker.update_secret(&secret.id, update, options).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_version_conflict(&e) => continue,
+                Err(e) => return Err(self.api_error(&what, &e)),
+            }
+        }
+        Err(Error::new(format!(
+            "{what} on {}: it kept changing under us ({UPDATE_ATTEMPTS} attempts)",
+            self.endpoint.describe()
+        ))
+        .hint("something else is modifying it; retry when it is quiet"))
+    }
+
+    /// Removes a secret; Docker's refusal for a secret in use is an outcome, not an error.
+    pub async fn remove_secret(&self, id: &str, name: &str) -> Result<RemoveOutcome> {
+        match self.docker.delete_secret(id).await {
+            Ok(()) => Ok(RemoveOutcome::Removed),
+            Err(e) if status_of(&e) == Some(404) => Ok(RemoveOutcome::Gone),
+            Err(e) if message_of(&e).contains("in use by") => {
+                Ok(RemoveOutcome::InUse(message_of(&e).trim().to_owned()))
+            }
+            Err(e) => Err(self.api_error(&format!("removing secret {name}"), &e)),
+        }
+    }
+
+    async fn inspect_service(&self, service_id: &str) -> std::result::Result<Service, DockerError> {
+        self.docker.inspect_service(service_id, None).await
+    }
+
+    /// One service update swapping references; re-reads and retries on version conflicts.
+    /// Returns false when no reference needed swapping any more (already done, or the
+    /// service is gone).
+    pub async fn repoint_service(&self, service_id: &str, swaps: &[Swap]) -> Result<bool> {
+        let mut last_conflict = None;
+        for _attempt in 0..UPDATE_ATTEMPTS {
+            let service = match self.inspect_service(service_id).await {
+                Ok(s) => s,
+                Err(e) if status_of(&e) == Some(404) => return Ok(false),
+                Err(e) => return Err(self.api_error(&format!("inspecting service {service_id}"), &e)),
+            };
+            let name = service_name(&service, service_id);
+            let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let Some(mut spec) = service.spec else {
+                return Ok(false);
+            };
+            let refs = spec
+                .task_template
+                .as_mut()
+                .and_then(|t| t.container_spec.as_mut())
+                .and_then(|c| c.secrets.as_mut());
+            let Some(refs) = refs else {
+                return Ok(false);
+            };
+            let mut changed = false;
+            for r in refs.iter_mut() {
+                let Some(swap) = swaps
+                    .iter()
+                    .find(|s| r.secret_id.as_deref() == Some(s.old_id.as_str()))
+                else {
+                    continue;
+                };
+                let old = r.file.clone().unwrap_or_default();
+                *r = TaskSpecContainerSpecSecrets {
+                    secret_id: Some(swap.new_id.clone()),
+                    secret_name: Some(swap.new_name.clone()),
+                    file: Some(TaskSpecContainerSpecFile {
+                        name: swap.target.clone().or(old.name).or(r.secret_name.clone()),
+                        uid: swap.uid.clone().or(old.uid).or(Some("0".into())),
+                        gid: swap.gid.clone().or(old.gid).or(Some("0".into())),
+                        mode: swap.mode.or(old.mode).or(Some(0o444)),
+                    }),
+                };
+                changed = true;
+            }
+            if !changed {
+                return Ok(false);
+            }
+            let version = i32::try_from(version).map_err(|_| {
+                Error::new(format!(
+                    "cannot update service {name} on {}: its version {version} is beyond what \
+                     the Docker API client supports",
+                    self.endpoint.describe()
+                ))
+                .hint("update the service's secrets with `docker service update --secret-rm/--secret-add`")
+            })?;
+            let options = UpdateServiceOptionsBuilder::new().version(version).build();
+            match self
+                .docker
+                .update_service(service_id, spec, options, None)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) if is_version_conflict(&e) => {
+                    last_conflict = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) if status_of(&e) == Some(404) => return Ok(false),
+                Err(e) => {
+                    return Err(self.api_error(&format!("updating service {name}"), &e).or_hint(
+                        format!("inspect it with `docker service inspect {name}`; nothing was changed"),
+                    ))
+                }
+            }
+        }
+        let why = last_conflict.map(|e| reason(&e)).unwrap_or_default();
+        Err(Error::new(format!(
+            "cannot update service {service_id} on {}: it changed {UPDATE_ATTEMPTS} times while \
+             swarmseal was updating it ({why})",
+            self.endpoint.describe()
+        ))
+        .hint("something else (another deploy?) is updating it; retry apply when it is done"))
+    }
+
+    /// Polls until the service's update completed (Ok) or failed/paused/rolled back (Err).
+    pub async fn wait_converged(&self, service_id: &str, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut last_state = String::from("not started");
+        let mut name = service_id.to_owned();
+        loop {
+            match self.converge_step(service_id, &mut name).await? {
+                Step::Done => return Ok(()),
+                Step::Waiting(state) => last_state = state,
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::new(format!(
+                    "service {name} on {} did not finish its update within {} (last state: \
+                     {last_state})",
+                    self.endpoint.describe(),
+                    humantime::format_duration(Duration::from_secs(timeout.as_secs().max(1)))
+                ))
+                .hint(format!(
+                    "the update goes on in the background; watch it with `docker service ps \
+                     {name}`. The old secret versions are kept until services stop using them"
+                )));
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            tokio::time::sleep(CONVERGE_POLL.min(left.max(Duration::from_millis(10)))).await;
+        }
+    }
+
+    async fn converge_step(&self, service_id: &str, name: &mut String) -> Result<Step> {
+        let service = match self.inspect_service(service_id).await {
+            Ok(s) => s,
+            Err(e) if status_of(&e) == Some(404) => {
+                return Err(Error::new(format!(
+                    "service {name} on {} was removed while swarmseal waited for its update",
+                    self.endpoint.describe()
+                ))
+                .hint("run plan again to see what is left to do"))
+            }
+            Err(e) => return Err(self.api_error(&format!("inspecting service {name}"), &e)),
+        };
+        *name = service_name(&service, service_id);
+        let name = name.as_str();
+        if let Some(status) = &service.update_status {
+            let message = status.message.clone().unwrap_or_default();
+            let failed = |what: &str| {
+                Err(Error::new(format!(
+                    "the update of service {name} on {} {what}: {}",
+                    self.endpoint.describe(),
+                    if message.is_empty() { "(Docker gave no reason)" } else { &message }
+                ))
+                .hint(format!(
+                    "swarmseal kept the old secret versions; inspect the tasks with `docker \
+                     service ps {name}` and `docker service inspect {name}`, fix the cause and \
+                     run apply again"
+                )))
+            };
+            match status.state {
+                Some(ServiceUpdateStatusStateEnum::COMPLETED) => {
+                    // A status left over from an earlier update is older than the spec.
+                    let stale = match (
+                        parse_time(status.completed_at.as_deref()),
+                        parse_time(service.updated_at.as_deref()),
+                    ) {
+                        (Some(done), Some(updated)) => done < updated,
+                        _ => false,
+                    };
+                    if !stale {
+                        return Ok(Step::Done);
+                    }
+                }
+                Some(ServiceUpdateStatusStateEnum::PAUSED) => return failed("paused"),
+                Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED) => {
+                    return failed("failed and is being rolled back")
+                }
+                Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
+                    return failed("failed and its rollback paused")
+                }
+                Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) => {
+                    return failed("failed and was rolled back")
+                }
+                Some(ServiceUpdateStatusStateEnum::UPDATING) => {
+                    return Ok(Step::Waiting("updating".into()))
+                }
+                _ => {}
+            }
+        }
+        // No (current) update status: done when every task meant to run is running with the
+        // spec's secrets.
+        let wanted: BTreeSet<(String, String)> = secret_keys(
+            service
+                .spec
+                .as_ref()
+                .and_then(|s| s.task_template.as_ref())
+                .and_then(|t| t.container_spec.as_ref())
+                .and_then(|c| c.secrets.as_ref()),
+        );
+        let filters = HashMap::from([
+            ("service", vec![service_id]),
+            ("desired-state", vec!["running"]),
+        ]);
+        let tasks = self
+            .docker
+            .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(|e| self.api_error(&format!("listing the tasks of service {name}"), &e))?;
+        let mut pending = 0usize;
+        for task in &tasks {
+            let running = task.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING);
+            let has = secret_keys(
+                task.spec
+                    .as_ref()
+                    .and_then(|t| t.container_spec.as_ref())
+                    .and_then(|c| c.secrets.as_ref()),
+            );
+            if !running || has != wanted {
+                pending += 1;
+            }
+        }
+        if pending == 0 {
+            Ok(Step::Done)
+        } else {
+            Ok(Step::Waiting(format!(
+                "{pending} of {} tasks not yet running with the new secrets",
+                tasks.len()
+            )))
+        }
+    }
+}
+
+enum Step {
+    Done,
+    Waiting(String),
+}
+
+fn secret_keys(refs: Option<&Vec<TaskSpecContainerSpecSecrets>>) -> BTreeSet<(String, String)> {
+    refs.map(|refs| {
+        refs.iter()
+            .map(|r| {
+                (
+                    r.secret_id.clone().unwrap_or_default(),
+                    r.file.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn service_name(service: &Service, fallback: &str) -> String {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+/// A service's secret references as the planner sees them.
+fn service_refs(service: Service) -> Option<ServiceRefs> {
+    let id = service.id?;
+    let spec = service.spec.unwrap_or_default();
+    let name = spec.name.unwrap_or_else(|| id.clone());
+    let secrets = spec
+        .task_template
+        .and_then(|t| t.container_spec)
+        .and_then(|c| c.secrets)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| {
+            let file = r.file.unwrap_or_default();
+            let secret_name = r.secret_name.unwrap_or_default();
+            Some(SecretRef {
+                secret_id: r.secret_id?,
+                target: file.name.unwrap_or_else(|| secret_name.clone()),
+                secret_name,
+                uid: file.uid.unwrap_or_else(|| "0".into()),
+                gid: file.gid.unwrap_or_else(|| "0".into()),
+                mode: file.mode.unwrap_or(0o444),
+            })
+        })
+        .collect();
+    Some(ServiceRefs {
+        id,
+        name,
+        version: service.version.and_then(|v| v.index).unwrap_or(0),
+        secrets,
+    })
+}
+
+/// A bollard client for the endpoint (no network traffic yet).
+fn client(endpoint: &Endpoint) -> std::result::Result<Docker, DockerError> {
+    let secs = REQUEST_TIMEOUT.as_secs();
+    match endpoint.scheme() {
+        Scheme::Unix => Docker::connect_with_unix(&endpoint.url, secs, API_DEFAULT_VERSION),
+        Scheme::Http => Docker::connect_with_http(&endpoint.url, secs, API_DEFAULT_VERSION),
+        Scheme::Tls => {
+            let tls = endpoint
+                .tls_files()
+                .expect("a TLS endpoint always has its certificate paths");
+            Docker::connect_with_ssl(
+                &endpoint.url,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                secs,
+                API_DEFAULT_VERSION,
+            )
+        }
+        Scheme::Ssh => Docker::connect_with_ssh(&endpoint.url, secs, API_DEFAULT_VERSION, None),
+    }
+}
+
+fn unreachable_hint(endpoint: &Endpoint, why: &str) -> String {
+    let lower = why.to_ascii_lowercase();
+    if lower.contains("permission denied") && endpoint.scheme() == Scheme::Unix {
+        return "your user may not use the Docker socket: add it to the docker group (and log in \
+                again), or run with sufficient rights"
+            .into();
+    }
+    let mut hint = String::from("is the Docker daemon running there? ");
+    match endpoint.scheme() {
+        Scheme::Ssh => hint.push_str(
+            "Can you `ssh` to that host without a password prompt, and run `docker version` \
+             there? ",
+        ),
+        Scheme::Tls => hint.push_str(
+            "Does the engine listen with TLS on that port, and did its CA sign the certificate? ",
+        ),
+        _ => {}
+    }
+    hint.push_str(&format!(
+        "Is the endpoint right? It came from {}; choose another with --host, the environment's \
+         docker_host, DOCKER_HOST or `docker context use`",
+        endpoint.source
+    ));
+    hint
+}
