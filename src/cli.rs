@@ -231,18 +231,15 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn clap_definitions_are_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
-}
-
 /// Parses the command line and runs the command. Returns the process exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    run_from(std::env::args_os())
+}
+
+/// Runs the command line given as `args` (the first item is the program name), in this
+/// process. Returns the exit code; clap's usage errors exit here as usual.
+pub fn run_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = Cli::parse_from(args);
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -274,5 +271,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Textconv(args) => cmd::textconv::run(g, args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man => cmd::completions::man(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

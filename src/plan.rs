@@ -292,9 +292,16 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 
         // Superseded versions: all olds end up unused; keep the newest `keep_versions`.
         let keep = desired.keep_versions as usize;
+        // Duplicates of the current value (left by a race) are never worth keeping.
         let removable: Vec<&SwarmSecret> = if target_name.is_some() {
-            let n = olds.len().saturating_sub(keep);
-            olds[..n].to_vec()
+            let is_duplicate =
+                |v: &SwarmSecret| fingerprint.is_some() && v.label(labels::FINGERPRINT) == fingerprint.as_deref();
+            let superseded: Vec<&SwarmSecret> = olds.iter().copied().filter(|v| !is_duplicate(v)).collect();
+            let n = superseded.len().saturating_sub(keep);
+            let mut r: Vec<&SwarmSecret> = olds.iter().copied().filter(|v| is_duplicate(v)).collect();
+            r.extend_from_slice(&superseded[..n]);
+            r.sort_by(by_age);
+            r
         } else {
             Vec::new()
         };
@@ -809,7 +816,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        #![proptest_config(ProptestConfig::with_cases(2048))]
 
         #[test]
         fn executing_a_plan_reaches_the_desired_state((d, observed) in arb_case()) {

@@ -80,9 +80,12 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         line.push(')');
         out.push_str(&line);
         out.push('\n');
-        let pad = " ".repeat(14 + width);
+        let pad = " ".repeat(15 + width);
         if !c.services.is_empty() {
-            let verb = if c.action == Action::Blocked { "used by" } else if c.action == Action::Unchanged { "used by" } else { "re-points" };
+            let verb = match c.action {
+                Action::Blocked | Action::Unchanged => "used by",
+                _ => "re-points",
+            };
             out.push_str(&format!("{pad}{verb}: {}\n", c.services.join(", ")));
         }
         if c.action == Action::Adopt {

@@ -17,9 +17,11 @@
 #      stopped, but the tests create and remove secrets and services on it.
 #   2. Otherwise, as root with dockerd installed (Debian: apt-get install docker.io age
 #      busybox-static): a private dockerd with its own data-root, exec-root and socket under
-#      /tmp/sse.XXXXXX, turned into a single-node swarm on a free 127.0.0.1 port. It is torn down
-#      afterwards: services removed, containers gone, dockerd stopped, mounts unmounted, folder
-#      removed.
+#      /tmp/sse.XXXXXX and its own network namespace (so swarm's fixed ports 2377/7946/4789 clash
+#      with nothing; without unshare it shares the host's and picks a free port), turned into a
+#      single-node swarm on 127.0.0.1. It is torn down afterwards: services removed, containers
+#      gone, dockerd stopped, leftover processes killed, mounts unmounted, folder removed.
+#      It cannot pull images (no network): use SWARMSEAL_TEST_IMAGE.
 #   3. Otherwise no engine: with SWARMSEAL_REQUIRE_ENGINE=1 this fails (exit 1) without running the
 #      command; without it, the command runs without SWARMSEAL_TEST_DOCKER_HOST and engine tests
 #      skip with a note.
@@ -289,15 +291,30 @@ use_external_engine() {
   log "using the existing engine at $ENGINE_HOST (SWARMSEAL_TEST_USE_DOCKER_HOST=1); it is not stopped afterwards"
 }
 
+# Brings up the loopback interface of the current (new) network namespace, then runs "$@".
+# Used as `unshare --net bash -c "$LO_UP_AND_EXEC" ...`: ip from iproute2, else busybox's.
+# shellcheck disable=SC2016 # expanded by the inner shell
+readonly LO_UP_AND_EXEC='
+  if command -v ip >/dev/null; then ip link set lo up; else busybox ip link set lo up; fi || exit 1
+  exec "$@"'
+
 start_own_engine() {
-  local t0 deadline port tries out
+  local t0 deadline port tries out netns=()
   t0=$EPOCHREALTIME
   ENGINE_HOST=unix://$STATE/sock
   mkdir -p "$STATE/data" "$STATE/exec"
   OWN_ENGINE=1
+  # A network namespace of its own, when we may create one: swarm's fixed ports (7946 gossip,
+  # 4789 VXLAN) then collide neither with the developer's swarm nor with another harness. The
+  # API socket is a path, reachable from any namespace.
+  if unshare --net bash -c "$LO_UP_AND_EXEC" sh true 2>/dev/null; then
+    netns=(unshare --net bash -c "$LO_UP_AND_EXEC" sh)
+  else
+    log "note: cannot create a network namespace; the engine shares the host's network"
+  fi
   # --containerd-namespace: should dockerd find a system containerd, keep our objects apart.
   # setsid: the engine is not in our process group, so a Ctrl-C does not hit it mid-teardown.
-  setsid dockerd \
+  setsid "${netns[@]}" dockerd \
     --data-root "$STATE/data" \
     --exec-root "$STATE/exec" \
     --pidfile "$STATE/pid" \
@@ -321,8 +338,9 @@ start_own_engine() {
     sleep 0.2
   done
 
+  # In its own namespace any port is free; in the host's, pick one (not 2377: another swarm).
   for tries in 1 2 3; do
-    port=$(free_port)
+    if ((${#netns[@]})); then port=2377; else port=$(free_port); fi
     if out=$(dk swarm init --advertise-addr "127.0.0.1:$port" --listen-addr "127.0.0.1:$port" 2>&1); then
       break
     fi

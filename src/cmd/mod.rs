@@ -93,6 +93,7 @@ pub fn key_ids(keys: &[String]) -> Vec<String> {
 pub fn find_secret(repo: &Repo, env: &str, input: &str) -> Result<SecretFile> {
     let (name, _) = names::parse_user_name(input)?;
     let scan = repo.scan(env)?;
+    refuse_collision(&scan, &name)?;
     if let Some(file) = scan.secrets.get(&name) {
         return Ok(file.clone());
     }
@@ -117,6 +118,18 @@ pub fn find_secret(repo: &Repo, env: &str, input: &str) -> Result<SecretFile> {
         repo.rel(&repo.secret_path(env, &names::parse_user_name(input)?.1)).display()
     ))
     .hint(hint))
+}
+
+/// Fails when two files map to `name`: which one is meant is anyone's guess.
+fn refuse_collision(scan: &crate::store::Scan, name: &str) -> Result<()> {
+    match scan
+        .problems
+        .iter()
+        .find(|p| matches!(p, crate::store::Problem::Collision { name: n, .. } if n == name))
+    {
+        Some(problem) => Err(problem.to_error()),
+        None => Ok(()),
+    }
 }
 
 /// Decrypts a file of the repository.
@@ -252,6 +265,7 @@ pub fn say(g: &Global, message: impl AsRef<str>) {
 pub fn secret_target(repo: &Repo, env: &str, input: &str) -> Result<(String, PathBuf, bool)> {
     let (name, rel_file) = names::parse_user_name(input)?;
     let scan = repo.scan(env)?;
+    refuse_collision(&scan, &name)?;
     if let Some(existing) = scan.secrets.get(&name) {
         return Ok((name, existing.path.clone(), true));
     }

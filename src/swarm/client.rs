@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bollard::errors::Error as DockerError;
@@ -33,6 +33,9 @@ pub(crate) const FIRST_CONTACT_TIMEOUT_SSH: Duration = Duration::from_secs(15);
 const UPDATE_ATTEMPTS: u32 = 5;
 /// Poll interval of [`Swarm::wait_converged`].
 const CONVERGE_POLL: Duration = Duration::from_millis(500);
+/// Consecutive polls without an update status but with up-to-date tasks that count as
+/// converged (Docker may not have published the update's status yet at the first one).
+const QUIET_POLLS: u32 = 3;
 
 /// A connection to a Swarm manager.
 #[derive(Clone)]
@@ -67,10 +70,9 @@ pub(crate) fn reason(err: &DockerError) -> String {
                 format!("{message} (HTTP {status_code})")
             }
         }
-        DockerError::RequestTimeoutError => format!(
-            "no answer within {} s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
+        DockerError::RequestTimeoutError => {
+            format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+        }
         DockerError::SocketNotFoundError(path) => format!("the socket {path} does not exist"),
         _ => {
             // hyper wraps the interesting part ("Connection refused") a few levels down.
@@ -118,10 +120,6 @@ fn to_btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
 
 fn to_hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
-fn parse_time(s: Option<&str>) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s?).ok()
 }
 
 impl Swarm {
@@ -220,6 +218,12 @@ impl Swarm {
         &self.endpoint
     }
 
+    /// The underlying bollard client (API version negotiated), for diagnostics and
+    /// benchmarks; swarmseal's own writes go through the methods here.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     /// An error about an API call, naming the endpoint.
     pub(crate) fn api_error(&self, what: &str, err: &DockerError) -> Error {
         let e = Error::new(format!(
@@ -293,14 +297,15 @@ impl Swarm {
         labels: &BTreeMap<String, String>,
         data: &[u8],
     ) -> Result<String> {
-        // The base64 copy of the value is ours to wipe; bollard serialises the spec into its
-        // own request body, which we cannot reach.
+        // Our base64 copy of the value is wiped when `encoded` drops. bollard takes the spec
+        // by value and serialises it into its request body; those copies are bollard's, freed
+        // without wiping (its API offers no way to reach them).
         let mut encoded = Zeroizing::new(String::with_capacity(data.len().div_ceil(3) * 4 + 4));
         base64::engine::general_purpose::STANDARD.encode_string(data, &mut encoded);
         let spec = SecretSpec {
             name: Some(name.to_owned()),
             labels: Some(to_hash(labels)),
-            data: Some(std::mem::take(&mut *encoded)),
+            data: Some(encoded.as_str().to_owned()),
             ..Default::default()
         };
         let created = self.docker.create_secret(spec).await;
@@ -374,7 +379,9 @@ impl Swarm {
             let spec = current.spec.unwrap_or_default();
             let current_labels = to_btree(spec.labels.clone());
             let same_scope = |key: &str| {
-                current_labels.get(key).is_some_and(|v| labels.get(key) == Some(v))
+                current_labels
+                    .get(key)
+                    .is_some_and(|v| labels.get(key) == Some(v))
             };
             if current_labels.get(labels::MANAGED).map(String::as_str) != Some("true")
                 || !same_scope(labels::PROJECT)
@@ -386,11 +393,16 @@ impl Swarm {
                     secret.name,
                     self.endpoint.describe()
                 ))
-                .hint("swarmseal only changes secrets carrying its project's labels; run plan again"));
+                .hint(
+                    "swarmseal only changes secrets carrying its project's labels; run plan again",
+                ));
             }
             let version = current.version.and_then(|v| v.index).unwrap_or(0);
             let version = i64::try_from(version).map_err(|_| {
-                Error::new(format!("secret {} has an out-of-range version {version}", secret.name))
+                Error::new(format!(
+                    "secret {} has an out-of-range version {version}",
+                    secret.name
+                ))
             })?;
             // Name must stay as is and Data must be left out: Swarm refuses any other change.
             let update = SecretSpec {
@@ -439,7 +451,9 @@ impl Swarm {
             let service = match self.inspect_service(service_id).await {
                 Ok(s) => s,
                 Err(e) if status_of(&e) == Some(404) => return Ok(false),
-                Err(e) => return Err(self.api_error(&format!("inspecting service {service_id}"), &e)),
+                Err(e) => {
+                    return Err(self.api_error(&format!("inspecting service {service_id}"), &e))
+                }
             };
             let name = service_name(&service, service_id);
             let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
@@ -499,9 +513,11 @@ impl Swarm {
                 }
                 Err(e) if status_of(&e) == Some(404) => return Ok(false),
                 Err(e) => {
-                    return Err(self.api_error(&format!("updating service {name}"), &e).or_hint(
-                        format!("inspect it with `docker service inspect {name}`; nothing was changed"),
-                    ))
+                    return Err(self
+                        .api_error(&format!("updating service {name}"), &e)
+                        .or_hint(format!(
+                            "inspect it with `docker service inspect {name}`; nothing was changed"
+                        )))
                 }
             }
         }
@@ -517,13 +533,23 @@ impl Swarm {
     /// Polls until the service's update completed (Ok) or failed/paused/rolled back (Err).
     pub async fn wait_converged(&self, service_id: &str, timeout: Duration) -> Result<()> {
         let start = Instant::now();
-        let mut last_state = String::from("not started");
         let mut name = service_id.to_owned();
+        let mut quiet = 0u32;
         loop {
-            match self.converge_step(service_id, &mut name).await? {
+            let last_state = match self.converge_step(service_id, &mut name).await? {
                 Step::Done => return Ok(()),
-                Step::Waiting(state) => last_state = state,
-            }
+                Step::Quiet => {
+                    quiet += 1;
+                    if quiet >= QUIET_POLLS {
+                        return Ok(());
+                    }
+                    "no update in progress, tasks up to date".to_owned()
+                }
+                Step::Waiting(state) => {
+                    quiet = 0;
+                    state
+                }
+            };
             if start.elapsed() >= timeout {
                 return Err(Error::new(format!(
                     "service {name} on {} did not finish its update within {} (last state: \
@@ -556,12 +582,34 @@ impl Swarm {
         *name = service_name(&service, service_id);
         let name = name.as_str();
         if let Some(status) = &service.update_status {
-            let message = status.message.clone().unwrap_or_default();
+            let mut message = status.message.clone().unwrap_or_default();
+            let failing_state = matches!(
+                status.state,
+                Some(
+                    ServiceUpdateStatusStateEnum::PAUSED
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED
+                        | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
+                )
+            );
+            if failing_state {
+                if let Some(task_error) = self.last_task_error(service_id).await {
+                    if message.is_empty() {
+                        message = task_error;
+                    } else {
+                        message = format!("{message}; last task error: {task_error}");
+                    }
+                }
+            }
             let failed = |what: &str| {
                 Err(Error::new(format!(
                     "the update of service {name} on {} {what}: {}",
                     self.endpoint.describe(),
-                    if message.is_empty() { "(Docker gave no reason)" } else { &message }
+                    if message.is_empty() {
+                        "(Docker gave no reason)"
+                    } else {
+                        &message
+                    }
                 ))
                 .hint(format!(
                     "swarmseal kept the old secret versions; inspect the tasks with `docker \
@@ -570,19 +618,9 @@ impl Swarm {
                 )))
             };
             match status.state {
-                Some(ServiceUpdateStatusStateEnum::COMPLETED) => {
-                    // A status left over from an earlier update is older than the spec.
-                    let stale = match (
-                        parse_time(status.completed_at.as_deref()),
-                        parse_time(service.updated_at.as_deref()),
-                    ) {
-                        (Some(done), Some(updated)) => done < updated,
-                        _ => false,
-                    };
-                    if !stale {
-                        return Ok(Step::Done);
-                    }
-                }
+                // Docker resets the status when a service is updated, so a "completed" here
+                // is the latest update's.
+                Some(ServiceUpdateStatusStateEnum::COMPLETED) => return Ok(Step::Done),
                 Some(ServiceUpdateStatusStateEnum::PAUSED) => return failed("paused"),
                 Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED) => {
                     return failed("failed and is being rolled back")
@@ -599,8 +637,16 @@ impl Swarm {
                 _ => {}
             }
         }
-        // No (current) update status: done when every task meant to run is running with the
-        // spec's secrets.
+        // No update status. Docker sets none when no task needed updating (no replicas, say),
+        // but also shows none for a moment before its updater starts, while tasks are being
+        // replaced. So: quiet when the tasks meant to run all run with the spec's secrets
+        // (as many as the replica count says), and done only once that holds over a few polls.
+        let replicas = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.mode.as_ref())
+            .and_then(|m| m.replicated.as_ref())
+            .and_then(|r| r.replicas);
         let wanted: BTreeSet<(String, String)> = secret_keys(
             service
                 .spec
@@ -615,7 +661,9 @@ impl Swarm {
         ]);
         let tasks = self
             .docker
-            .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
+            .list_tasks(Some(
+                ListTasksOptionsBuilder::new().filters(&filters).build(),
+            ))
             .await
             .map_err(|e| self.api_error(&format!("listing the tasks of service {name}"), &e))?;
         let mut pending = 0usize;
@@ -631,8 +679,17 @@ impl Swarm {
                 pending += 1;
             }
         }
-        if pending == 0 {
-            Ok(Step::Done)
+        let short = replicas
+            .and_then(|r| usize::try_from(r).ok())
+            .map_or(0, |r| r.saturating_sub(tasks.len()));
+        if pending == 0 && short == 0 {
+            Ok(Step::Quiet)
+        } else if pending == 0 {
+            Ok(Step::Waiting(format!(
+                "{} of {} replicas running",
+                tasks.len(),
+                tasks.len() + short
+            )))
         } else {
             Ok(Step::Waiting(format!(
                 "{pending} of {} tasks not yet running with the new secrets",
@@ -642,8 +699,39 @@ impl Swarm {
     }
 }
 
+impl Swarm {
+    /// The most recent task error of a service (`docker service ps --no-trunc` ERROR), to
+    /// explain a failed update; None when there is none or it cannot be read.
+    async fn last_task_error(&self, service_id: &str) -> Option<String> {
+        let filters = HashMap::from([("service", vec![service_id])]);
+        let tasks = self
+            .docker
+            .list_tasks(Some(
+                ListTasksOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .ok()?;
+        tasks
+            .into_iter()
+            .filter_map(|t| {
+                let status = t.status?;
+                let err = status.err.filter(|e| !e.trim().is_empty())?;
+                let when = status
+                    .timestamp
+                    .as_deref()
+                    .and_then(|ts| humantime::parse_rfc3339_weak(ts).ok());
+                Some((when, err))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, err)| err.trim().to_owned())
+    }
+}
+
 enum Step {
+    /// Docker reports the update completed.
     Done,
+    /// No update status, and the tasks are up to date.
+    Quiet,
     Waiting(String),
 }
 
@@ -653,7 +741,10 @@ fn secret_keys(refs: Option<&Vec<TaskSpecContainerSpecSecrets>>) -> BTreeSet<(St
             .map(|r| {
                 (
                     r.secret_id.clone().unwrap_or_default(),
-                    r.file.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
+                    r.file
+                        .as_ref()
+                        .and_then(|f| f.name.clone())
+                        .unwrap_or_default(),
                 )
             })
             .collect()

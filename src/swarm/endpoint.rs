@@ -215,21 +215,24 @@ fn current_context(
         .hint("set DOCKER_CONFIG to the docker CLI's configuration folder, or use --host"));
     };
     let id = hex::encode(Sha256::digest(name.as_bytes()));
-    let meta_path = dir.join("contexts").join("meta").join(&id).join("meta.json");
-    let text = match std::fs::read_to_string(&meta_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::new(format!(
+    let meta_path = dir
+        .join("contexts")
+        .join("meta")
+        .join(&id)
+        .join("meta.json");
+    let text =
+        match std::fs::read_to_string(&meta_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::new(format!(
                 "docker context {name} (from {chosen_by}) does not exist: there is no {}",
                 meta_path.display()
             ))
             .hint(
                 "list the contexts with `docker context ls`, select one with `docker context use \
                  NAME`, or choose the engine with --host",
-            ))
-        }
-        Err(e) => return Err(Error::io("read docker context", &meta_path, e)),
-    };
+            )),
+            Err(e) => return Err(Error::io("read docker context", &meta_path, e)),
+        };
     let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::new(format!(
             "docker context {name}: {} is not valid JSON ({e})",
@@ -303,12 +306,12 @@ fn parse_url(url: &str, source: &str, certs: &CertSource) -> Result<Endpoint> {
             Ok(endpoint(format!("unix://{rest}"), None))
         }
         "tcp" | "https" => {
-            let hostport = host_port(rest, 2376).map_err(|why| bad(why))?;
+            let hostport = host_port(rest, 2376).map_err(&bad)?;
             let tls = tls_files(&hostport, url, source, certs)?;
             Ok(endpoint(format!("tcp://{hostport}"), Some(tls)))
         }
         "http" => {
-            let hostport = host_port(rest, 2375).map_err(|why| bad(why))?;
+            let hostport = host_port(rest, 2375).map_err(&bad)?;
             Ok(endpoint(format!("http://{hostport}"), None))
         }
         "ssh" => {
@@ -388,7 +391,10 @@ fn host_port(rest: &str, default_port: u16) -> std::result::Result<String, Strin
 fn tls_files(hostport: &str, url: &str, source: &str, certs: &CertSource) -> Result<TlsFiles> {
     let plain = format!("http://{hostport}");
     let (dir, where_) = match certs {
-        CertSource::Env { dir, from_cert_path } => {
+        CertSource::Env {
+            dir,
+            from_cert_path,
+        } => {
             let Some(dir) = dir else {
                 return Err(Error::new(format!(
                     "{url} (from {source}) is a TLS endpoint, but there is no folder to find its \
@@ -406,9 +412,10 @@ fn tls_files(hostport: &str, url: &str, source: &str, certs: &CertSource) -> Res
             };
             (dir.clone(), where_)
         }
-        CertSource::Context { name, dir } => {
-            (dir.clone(), format!("{} (docker context {name})", dir.display()))
-        }
+        CertSource::Context { name, dir } => (
+            dir.clone(),
+            format!("{} (docker context {name})", dir.display()),
+        ),
     };
     let ca = dir.join("ca.pem");
     let cert = dir.join("cert.pem");
@@ -499,12 +506,18 @@ mod tests {
             ("DOCKER_CONFIG", config_s),
         ];
         let e = resolve(Some("unix:///cli.sock"), Some("unix:///m.sock"), &all).unwrap();
-        assert_eq!((e.url.as_str(), e.source.as_str()), ("unix:///cli.sock", "--host"));
+        assert_eq!(
+            (e.url.as_str(), e.source.as_str()),
+            ("unix:///cli.sock", "--host")
+        );
         let e = resolve(None, Some("unix:///m.sock"), &all).unwrap();
         assert_eq!(e.url, "unix:///m.sock");
         assert_eq!(e.source, SOURCE_MANIFEST);
         let e = resolve(None, None, &all).unwrap();
-        assert_eq!((e.url.as_str(), e.source.as_str()), ("unix:///env.sock", "DOCKER_HOST"));
+        assert_eq!(
+            (e.url.as_str(), e.source.as_str()),
+            ("unix:///env.sock", "DOCKER_HOST")
+        );
         let e = resolve(None, None, &all[1..]).unwrap();
         assert_eq!(
             (e.url.as_str(), e.source.as_str()),
@@ -526,7 +539,11 @@ mod tests {
         let config = home.join(".docker");
         let tls = context(&config, "staging", "tcp://manager.example:2376", false);
         write_certs(&tls);
-        std::fs::write(config.join("config.json"), r#"{"currentContext": "staging"}"#).unwrap();
+        std::fs::write(
+            config.join("config.json"),
+            r#"{"currentContext": "staging"}"#,
+        )
+        .unwrap();
         let e = resolve(None, None, &[("HOME", home.to_str().unwrap())]).unwrap();
         assert_eq!(e.url, "tcp://manager.example:2376");
         assert_eq!(e.source, "docker context staging");
@@ -534,7 +551,11 @@ mod tests {
         assert_eq!(e.tls_files().unwrap().ca, tls.join("ca.pem"));
 
         // "default" is the local socket.
-        std::fs::write(config.join("config.json"), r#"{"currentContext": "default"}"#).unwrap();
+        std::fs::write(
+            config.join("config.json"),
+            r#"{"currentContext": "default"}"#,
+        )
+        .unwrap();
         let e = resolve(None, None, &[("HOME", home.to_str().unwrap())]).unwrap();
         assert_eq!(e.url, DEFAULT_SOCKET_URL);
         assert_eq!(e.source, "docker context default");
@@ -545,21 +566,36 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let config = tmp.path();
         let config_s = config.to_str().unwrap();
-        let err = resolve(None, None, &[("DOCKER_CONFIG", config_s), ("DOCKER_CONTEXT", "nope")])
-            .unwrap_err();
+        let err = resolve(
+            None,
+            None,
+            &[("DOCKER_CONFIG", config_s), ("DOCKER_CONTEXT", "nope")],
+        )
+        .unwrap_err();
         assert!(err.message().contains("docker context nope"), "{err}");
-        assert!(err.hint_text().unwrap().contains("docker context ls"), "{err}");
+        assert!(
+            err.hint_text().unwrap().contains("docker context ls"),
+            "{err}"
+        );
 
         context(config, "bare", "tcp://10.0.0.1:2376", false);
-        let err = resolve(None, None, &[("DOCKER_CONFIG", config_s), ("DOCKER_CONTEXT", "bare")])
-            .unwrap_err();
+        let err = resolve(
+            None,
+            None,
+            &[("DOCKER_CONFIG", config_s), ("DOCKER_CONTEXT", "bare")],
+        )
+        .unwrap_err();
         assert!(err.message().contains("docker context bare"), "{err}");
         assert!(err.message().contains("ca.pem"), "{err}");
 
         let tls = context(config, "skip", "tcp://10.0.0.1:2376", true);
         write_certs(&tls);
-        let err = resolve(None, None, &[("DOCKER_CONFIG", config_s), ("DOCKER_CONTEXT", "skip")])
-            .unwrap_err();
+        let err = resolve(
+            None,
+            None,
+            &[("DOCKER_CONFIG", config_s), ("DOCKER_CONTEXT", "skip")],
+        )
+        .unwrap_err();
         assert!(err.message().contains("skip TLS verification"), "{err}");
 
         std::fs::write(config.join("config.json"), "{not json").unwrap();
@@ -577,7 +613,10 @@ mod tests {
             &[("DOCKER_CERT_PATH", certs.to_str().unwrap())],
         )
         .unwrap_err();
-        assert!(err.message().contains("tcp://127.0.0.1:2376 (from --host)"), "{err}");
+        assert!(
+            err.message().contains("tcp://127.0.0.1:2376 (from --host)"),
+            "{err}"
+        );
         assert!(err.message().contains("ca.pem"), "{err}");
         let hint = err.hint_text().unwrap();
         assert!(hint.contains("DOCKER_CERT_PATH"), "{hint}");
@@ -600,8 +639,12 @@ mod tests {
         // Without DOCKER_CERT_PATH: the docker config folder.
         let home = tmp.path().join("home");
         write_certs(&home.join(".docker"));
-        let e = resolve(Some("https://[::1]:9999/"), None, &[("HOME", home.to_str().unwrap())])
-            .unwrap();
+        let e = resolve(
+            Some("https://[::1]:9999/"),
+            None,
+            &[("HOME", home.to_str().unwrap())],
+        )
+        .unwrap();
         assert_eq!(e.url, "tcp://[::1]:9999");
 
         // A key without a certificate is a mistake worth naming.
@@ -630,7 +673,10 @@ mod tests {
         let err = resolve(Some("ssh://deploy@manager:2222"), None, &[]).unwrap_err();
         assert!(err.hint_text().unwrap().contains("Port 2222"), "{err}");
         let err = resolve(Some("npipe:////./pipe/docker_engine"), None, &[]).unwrap_err();
-        assert!(err.message().contains("not supported on this platform"), "{err}");
+        assert!(
+            err.message().contains("not supported on this platform"),
+            "{err}"
+        );
         let err = resolve(None, None, &[("DOCKER_HOST", "fd://")]).unwrap_err();
         assert!(err.message().contains("fd:// (from DOCKER_HOST)"), "{err}");
         assert!(err.message().contains("unsupported scheme"), "{err}");

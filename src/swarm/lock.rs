@@ -57,14 +57,30 @@ impl Swarm {
             };
             if !matches!(
                 err,
-                bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    ..
+                }
             ) {
                 return Err(self.api_error(&format!("taking the apply lock for {scope}"), &err));
             }
             // Held: by whom? (It may also have been released a moment ago.)
             let info = self.lock_info(project, env).await?;
-            let Some(info) = info else { continue };
             let waited = start.elapsed();
+            let Some(info) = info else {
+                // Released between our create and the look-up: try again at once, but never
+                // spin past the deadline.
+                if waited >= timeout + RETRY {
+                    return Err(Error::new(format!(
+                        "cannot take the apply lock for {scope} on {}: Docker reports the marker \
+                         secret {name} both existing and missing",
+                        self.endpoint().describe()
+                    ))
+                    .hint(format!("check `docker secret inspect {name}`, then retry")));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
             if waited >= timeout {
                 return Err(Error::new(format!(
                     "the apply lock for {scope} on {} is held by {} since {}",

@@ -68,11 +68,16 @@ pub fn snapshot(root: &Path) -> Snapshot {
         let meta = std::fs::symlink_metadata(path).unwrap();
         let mode = meta.permissions().mode() & 0o7777;
         let e = if meta.file_type().is_symlink() {
-            Entry::Symlink { target: std::fs::read_link(path).unwrap() }
+            Entry::Symlink {
+                target: std::fs::read_link(path).unwrap(),
+            }
         } else if meta.is_dir() {
             Entry::Dir { mode }
         } else {
-            Entry::File { mode, bytes: std::fs::read(path).unwrap() }
+            Entry::File {
+                mode,
+                bytes: std::fs::read(path).unwrap(),
+            }
         };
         map.insert(rel, e);
     }
@@ -98,7 +103,10 @@ pub fn assert_same_snapshot(before: &Snapshot, after: &Snapshot, what: &str) {
             diffs.push(format!("added: {}", path.display()));
         }
     }
-    panic!("{what}: the repository is not byte-identical afterwards:\n  {}", diffs.join("\n  "));
+    panic!(
+        "{what}: the repository is not byte-identical afterwards:\n  {}",
+        diffs.join("\n  ")
+    );
 }
 
 /// Text of a command's output, for messages.
@@ -135,13 +143,22 @@ pub fn assert_no_panic(out: &Output) {
         "the binary panicked\n{}",
         describe(out)
     );
-    assert!(out.status.code().is_some(), "the binary was killed by a signal\n{}", describe(out));
+    assert!(
+        out.status.code().is_some(),
+        "the binary was killed by a signal\n{}",
+        describe(out)
+    );
 }
 
 /// Fails unless the command exited with `code`.
 #[track_caller]
 pub fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "expected exit code {code}\n{}", describe(out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit code {code}\n{}",
+        describe(out)
+    );
 }
 
 /// Fails unless the command was refused the way SPEC §5 asks: exit code 1, `error:` and
@@ -152,10 +169,22 @@ pub fn assert_refused(out: &Output, names: &[&str]) {
     assert_no_panic(out);
     assert_exit(out, 1);
     let err = stderr(out);
-    assert!(err.contains("error:"), "stderr has no \"error:\"\n{}", describe(out));
-    assert!(err.contains("hint:"), "stderr has no \"hint:\" saying what to do\n{}", describe(out));
+    assert!(
+        err.contains("error:"),
+        "stderr has no \"error:\"\n{}",
+        describe(out)
+    );
+    assert!(
+        err.contains("hint:"),
+        "stderr has no \"hint:\" saying what to do\n{}",
+        describe(out)
+    );
     for name in names {
-        assert!(err.contains(name), "stderr does not name {name:?}\n{}", describe(out));
+        assert!(
+            err.contains(name),
+            "stderr does not name {name:?}\n{}",
+            describe(out)
+        );
     }
 }
 
@@ -167,11 +196,17 @@ pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
 /// Runs a command with stdin from `stdin` (or /dev/null), collecting its output, killing it
 /// after [`COMMAND_TIMEOUT`]. A child that exits before reading all of stdin is fine.
 pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let description = format!("{cmd:?}");
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
     let writer = stdin.map(|bytes| {
         let mut pipe = child.stdin.take().unwrap();
         let bytes = bytes.to_vec();
@@ -207,7 +242,11 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     if let Some(w) = writer {
         let _ = w.join();
     }
-    Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
 }
 
 /// A new age identity written by `age-keygen`: (file, public key).
@@ -220,7 +259,11 @@ pub fn age_keygen(path: &Path) -> String {
         },
         None,
     );
-    assert!(out.status.success(), "age-keygen failed\n{}", describe(&out));
+    assert!(
+        out.status.success(),
+        "age-keygen failed\n{}",
+        describe(&out)
+    );
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix("# public key: "))
@@ -234,12 +277,17 @@ pub fn ssh_keygen(path: &Path, comment: &str) -> String {
     let out = run_command(
         {
             let mut c = Command::new("ssh-keygen");
-            c.args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(path);
+            c.args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+                .arg(path);
             c
         },
         None,
     );
-    assert!(out.status.success(), "ssh-keygen failed\n{}", describe(&out));
+    assert!(
+        out.status.success(),
+        "ssh-keygen failed\n{}",
+        describe(&out)
+    );
     std::fs::read_to_string(format!("{}.pub", path.display()))
         .unwrap()
         .trim()
@@ -282,7 +330,12 @@ impl TestRepo {
     /// `swarmseal init --project testproj --env staging --env production --recipient me=<public>`.
     pub fn new() -> TestRepo {
         let repo = TestRepo::bare();
-        let out = repo.run_in(&repo.tmp.path().to_path_buf(), ["keygen", "-o"], Some(&repo.identity), None);
+        let out = repo.run_in(
+            repo.tmp.path(),
+            ["keygen", "-o"],
+            Some(&repo.identity),
+            None,
+        );
         assert_ok(&out);
         let text = std::fs::read_to_string(&repo.identity).expect("keygen -o wrote no file");
         let public = text
@@ -291,10 +344,17 @@ impl TestRepo {
             .map(|s| s.trim().to_string())
             .or_else(|| {
                 // Fall back to the "Public key: ..." line on stderr.
-                stderr(&out).lines().find_map(|l| l.trim().strip_prefix("Public key: ").map(|s| s.trim().to_string()))
+                stderr(&out).lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("Public key: ")
+                        .map(|s| s.trim().to_string())
+                })
             })
             .expect("keygen printed no public key");
-        assert!(public.starts_with("age1"), "unexpected public key {public:?}");
+        assert!(
+            public.starts_with("age1"),
+            "unexpected public key {public:?}"
+        );
         let repo = TestRepo { public, ..repo };
         let recipient = format!("me={}", repo.public);
         let out = repo.run(
@@ -317,7 +377,10 @@ impl TestRepo {
 
     /// The folders only: no identity, no repository (the `root` folder exists and is empty).
     pub fn bare() -> TestRepo {
-        let tmp = tempfile::Builder::new().prefix("swarmseal-cli-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("swarmseal-cli-")
+            .tempdir()
+            .unwrap();
         let base = tmp.path().to_path_buf();
         let root = base.join("repo");
         let home = base.join("home");
@@ -328,7 +391,16 @@ impl TestRepo {
             std::fs::create_dir_all(d).unwrap();
         }
         let identity = config.join("swarmseal").join("identity.txt");
-        TestRepo { tmp, root, home, config, tmpdir, work, identity, public: String::new() }
+        TestRepo {
+            tmp,
+            root,
+            home,
+            config,
+            tmpdir,
+            work,
+            identity,
+            public: String::new(),
+        }
     }
 
     /// The command for the binary, with the controlled environment, in folder `cwd`.
@@ -407,14 +479,19 @@ impl TestRepo {
 
     /// The file of a top-level secret: `secrets/<env>/<name>.age`.
     pub fn secret_file(&self, env: &str, name: &str) -> PathBuf {
-        self.root.join("secrets").join(env).join(format!("{name}.age"))
+        self.root
+            .join("secrets")
+            .join(env)
+            .join(format!("{name}.age"))
     }
 
     /// Every `.age` file of the repository (secrets and fingerprint keys), relative paths.
     pub fn age_files(&self) -> Vec<String> {
         snapshot(&self.root)
             .into_iter()
-            .filter(|(p, e)| matches!(e, Entry::File { .. }) && p.extension().is_some_and(|x| x == "age"))
+            .filter(|(p, e)| {
+                matches!(e, Entry::File { .. }) && p.extension().is_some_and(|x| x == "age")
+            })
             .map(|(p, _)| p.display().to_string())
             .collect()
     }

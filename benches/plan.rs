@@ -1,0 +1,138 @@
+//! How long `plan` takes against a real Swarm, next to the floor of the raw Docker API
+//! calls it cannot avoid (one list of secrets, one list of services), measured in the same
+//! run because these machines are noisy.
+//!
+//! Run: `tests/engine.sh cargo bench --bench plan` (optionally `-- 10 100 300` secret counts).
+//! Without an engine (SWARMSEAL_TEST_DOCKER_HOST unset) it says so and exits 0; under
+//! `cargo test` (no `--bench` argument) it only checks that it builds.
+//!
+//! Each size creates a repository of N secrets and applies it, with a few services using
+//! some of them; then it times, `RUNS` times each: the floor (bollard list_secrets +
+//! list_services), swarmseal's `observe`, the repository read (one decryption per secret),
+//! the pure planner, and the whole plan pipeline (read + connect + observe + plan).
+
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{ListSecretsOptions, ListServicesOptions};
+use swarmseal::crypto::Identities;
+use swarmseal::desired::{self, Decrypt};
+use swarmseal::store::Repo;
+use swarmseal::swarm::{resolve_endpoint, Swarm};
+
+const RUNS: usize = 15;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        std::hint::black_box(f());
+        samples.push(start.elapsed());
+    }
+    median(samples)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn run_cli(args: &[&str]) {
+    let mut full = vec!["swarmseal"];
+    full.extend_from_slice(args);
+    let code = swarmseal::cli::run_from(full.iter().map(|s| std::ffi::OsString::from(*s)));
+    assert_eq!(code, 0, "swarmseal {args:?} failed");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return; // built and run by `cargo test --all-targets`: nothing to measure
+    }
+    let Ok(host) = std::env::var("SWARMSEAL_TEST_DOCKER_HOST") else {
+        eprintln!("no engine: run `tests/engine.sh cargo bench --bench plan`");
+        return;
+    };
+    let image = std::env::var("SWARMSEAL_TEST_IMAGE").unwrap_or_else(|_| "swarmseal-test/busybox:1".into());
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![10, 100, 300] } else { sizes };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    println!("plan against {host}, median of {RUNS} runs");
+    println!("{:>8}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>8}", "secrets", "API floor", "observe", "repo read", "planner", "plan total", "total/floor");
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let root_s = root.to_str().unwrap().to_string();
+        let idfile = dir.path().join("id.txt");
+        let (text, public) = swarmseal::crypto::generate_identity();
+        std::fs::write(&idfile, text.as_bytes()).unwrap();
+        let project = format!("bench{}-{n}", std::process::id());
+        run_cli(&["-C", &root_s, "-q", "init", "--project", &project, "-e", "prod", "--recipient", &format!("bench={public}")]);
+        for i in 0..n {
+            run_cli(&["-C", &root_s, "-q", "-i", idfile.to_str().unwrap(), "set", &format!("secret{i:04}"), "--generate"]);
+        }
+        run_cli(&["-C", &root_s, "-q", "-i", idfile.to_str().unwrap(), "-H", &host, "apply", "--yes"]);
+
+        let endpoint = resolve_endpoint(Some(&host), None).unwrap();
+        let swarm = rt.block_on(Swarm::connect(endpoint.clone())).unwrap();
+        // A few services using some of the secrets, so that observe reads references.
+        let names: Vec<String> = rt.block_on(swarm.observe(&project, "prod", &Default::default())).unwrap().secrets.iter().map(|s| s.name.clone()).collect();
+        let mut services = Vec::new();
+        for (k, chunk) in names.chunks(10).take(3).enumerate() {
+            let svc = format!("{project}-svc{k}");
+            let mut cmd = std::process::Command::new("docker");
+            cmd.args(["-H", &host, "service", "create", "-q", "--detach", "--no-resolve-image", "--name", &svc]);
+            for s in chunk {
+                cmd.args(["--secret", s]);
+            }
+            cmd.args([&image, "sleep", "3600"]);
+            assert!(cmd.output().unwrap().status.success());
+            services.push(svc);
+        }
+
+        let docker = swarm.docker().clone();
+        let floor = time(RUNS, || {
+            rt.block_on(async {
+                let s = docker.list_secrets(None::<ListSecretsOptions>).await.unwrap();
+                let v = docker.list_services(None::<ListServicesOptions>).await.unwrap();
+                (s.len(), v.len())
+            })
+        });
+        let wanted = names.iter().map(|s| s[..s.len() - 11].to_string()).collect();
+        let observe = time(RUNS, || rt.block_on(swarm.observe(&project, "prod", &wanted)).unwrap());
+        let repo = Repo::open(&root).unwrap();
+        let ids = Identities::from_text(text.as_bytes(), "bench").unwrap();
+        let read = time(RUNS, || desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible).unwrap().digest);
+        let state = desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible).unwrap();
+        let observed = rt.block_on(swarm.observe(&project, "prod", &wanted)).unwrap();
+        let planner = time(RUNS, || swarmseal::plan::plan(&state.desired, &observed));
+        let total = time(RUNS, || {
+            let state = desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible).unwrap();
+            let swarm = rt.block_on(Swarm::connect(endpoint.clone())).unwrap();
+            let names = state.desired.secrets.keys().cloned().collect();
+            let observed = rt.block_on(swarm.observe(&project, "prod", &names)).unwrap();
+            swarmseal::plan::plan(&state.desired, &observed)
+        });
+        println!(
+            "{n:>8}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>8.1}x",
+            ms(floor),
+            ms(observe),
+            ms(read),
+            ms(planner),
+            ms(total),
+            total.as_secs_f64() / floor.as_secs_f64()
+        );
+
+        for svc in &services {
+            let _ = std::process::Command::new("docker").args(["-H", &host, "service", "rm", svc]).output();
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        for name in &names {
+            let _ = std::process::Command::new("docker").args(["-H", &host, "secret", "rm", name]).output();
+        }
+    }
+}
