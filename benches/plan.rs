@@ -56,13 +56,24 @@ fn main() {
         eprintln!("no engine: run `tests/engine.sh cargo bench --bench plan`");
         return;
     };
-    let image = std::env::var("SWARMSEAL_TEST_IMAGE").unwrap_or_else(|_| "swarmseal-test/busybox:1".into());
+    let image =
+        std::env::var("SWARMSEAL_TEST_IMAGE").unwrap_or_else(|_| "swarmseal-test/busybox:1".into());
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10, 100, 300] } else { sizes };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sizes = if sizes.is_empty() {
+        vec![10, 100, 300]
+    } else {
+        sizes
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     println!("plan against {host}, median of {RUNS} runs");
-    println!("{:>8}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>8}", "secrets", "API floor", "observe", "repo read", "planner", "plan total", "total/floor");
+    println!(
+        "{:>8}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {:>8}",
+        "secrets", "API floor", "observe", "repo read", "planner", "plan total", "total/floor"
+    );
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("repo");
@@ -71,21 +82,67 @@ fn main() {
         let (text, public) = swarmseal::crypto::generate_identity();
         std::fs::write(&idfile, text.as_bytes()).unwrap();
         let project = format!("bench{}-{n}", std::process::id());
-        run_cli(&["-C", &root_s, "-q", "init", "--project", &project, "-e", "prod", "--recipient", &format!("bench={public}")]);
+        run_cli(&[
+            "-C",
+            &root_s,
+            "-q",
+            "init",
+            "--project",
+            &project,
+            "-e",
+            "prod",
+            "--recipient",
+            &format!("bench={public}"),
+        ]);
         for i in 0..n {
-            run_cli(&["-C", &root_s, "-q", "-i", idfile.to_str().unwrap(), "set", &format!("secret{i:04}"), "--generate"]);
+            run_cli(&[
+                "-C",
+                &root_s,
+                "-q",
+                "-i",
+                idfile.to_str().unwrap(),
+                "set",
+                &format!("secret{i:04}"),
+                "--generate",
+            ]);
         }
-        run_cli(&["-C", &root_s, "-q", "-i", idfile.to_str().unwrap(), "-H", &host, "apply", "--yes"]);
+        run_cli(&[
+            "-C",
+            &root_s,
+            "-q",
+            "-i",
+            idfile.to_str().unwrap(),
+            "-H",
+            &host,
+            "apply",
+            "--yes",
+        ]);
 
         let endpoint = resolve_endpoint(Some(&host), None).unwrap();
         let swarm = rt.block_on(Swarm::connect(endpoint.clone())).unwrap();
         // A few services using some of the secrets, so that observe reads references.
-        let names: Vec<String> = rt.block_on(swarm.observe(&project, "prod", &Default::default())).unwrap().secrets.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = rt
+            .block_on(swarm.observe(&project, "prod", &Default::default()))
+            .unwrap()
+            .secrets
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         let mut services = Vec::new();
         for (k, chunk) in names.chunks(10).take(3).enumerate() {
             let svc = format!("{project}-svc{k}");
             let mut cmd = std::process::Command::new("docker");
-            cmd.args(["-H", &host, "service", "create", "-q", "--detach", "--no-resolve-image", "--name", &svc]);
+            cmd.args([
+                "-H",
+                &host,
+                "service",
+                "create",
+                "-q",
+                "--detach",
+                "--no-resolve-image",
+                "--name",
+                &svc,
+            ]);
             for s in chunk {
                 cmd.args(["--secret", s]);
             }
@@ -97,24 +154,44 @@ fn main() {
         let docker = swarm.docker().clone();
         let floor = time(RUNS, || {
             rt.block_on(async {
-                let s = docker.list_secrets(None::<ListSecretsOptions>).await.unwrap();
-                let v = docker.list_services(None::<ListServicesOptions>).await.unwrap();
+                let s = docker
+                    .list_secrets(None::<ListSecretsOptions>)
+                    .await
+                    .unwrap();
+                let v = docker
+                    .list_services(None::<ListServicesOptions>)
+                    .await
+                    .unwrap();
                 (s.len(), v.len())
             })
         });
-        let wanted = names.iter().map(|s| s[..s.len() - 11].to_string()).collect();
-        let observe = time(RUNS, || rt.block_on(swarm.observe(&project, "prod", &wanted)).unwrap());
+        let wanted = names
+            .iter()
+            .map(|s| s[..s.len() - 11].to_string())
+            .collect();
+        let observe = time(RUNS, || {
+            rt.block_on(swarm.observe(&project, "prod", &wanted))
+                .unwrap()
+        });
         let repo = Repo::open(&root).unwrap();
         let ids = Identities::from_text(text.as_bytes(), "bench").unwrap();
-        let read = time(RUNS, || desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible).unwrap().digest);
+        let read = time(RUNS, || {
+            desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible)
+                .unwrap()
+                .digest
+        });
         let state = desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible).unwrap();
-        let observed = rt.block_on(swarm.observe(&project, "prod", &wanted)).unwrap();
+        let observed = rt
+            .block_on(swarm.observe(&project, "prod", &wanted))
+            .unwrap();
         let planner = time(RUNS, || swarmseal::plan::plan(&state.desired, &observed));
         let total = time(RUNS, || {
             let state = desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible).unwrap();
             let swarm = rt.block_on(Swarm::connect(endpoint.clone())).unwrap();
             let names = state.desired.secrets.keys().cloned().collect();
-            let observed = rt.block_on(swarm.observe(&project, "prod", &names)).unwrap();
+            let observed = rt
+                .block_on(swarm.observe(&project, "prod", &names))
+                .unwrap();
             swarmseal::plan::plan(&state.desired, &observed)
         });
         println!(
@@ -128,11 +205,15 @@ fn main() {
         );
 
         for svc in &services {
-            let _ = std::process::Command::new("docker").args(["-H", &host, "service", "rm", svc]).output();
+            let _ = std::process::Command::new("docker")
+                .args(["-H", &host, "service", "rm", svc])
+                .output();
         }
         std::thread::sleep(Duration::from_secs(2));
         for name in &names {
-            let _ = std::process::Command::new("docker").args(["-H", &host, "secret", "rm", name]).output();
+            let _ = std::process::Command::new("docker")
+                .args(["-H", &host, "secret", "rm", name])
+                .output();
         }
     }
 }

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use swarmseal::model::{managed_labels, Desired, DesiredSecret, Observed, SecretRef, ServiceRefs, SwarmSecret};
+use swarmseal::model::{
+    managed_labels, Desired, DesiredSecret, Observed, SecretRef, ServiceRefs, SwarmSecret,
+};
 use swarmseal::{names, plan, render};
 
 fn main() {
@@ -24,10 +26,13 @@ fn main() {
     let desired = Desired {
         project: "shop".into(),
         environment: "production".into(),
-        secrets: [secret("db_password", b"new value"), secret("api_key", b"key")]
-            .into_iter()
-            .map(|s| (s.name.clone(), s))
-            .collect(),
+        secrets: [
+            secret("db_password", b"new value"),
+            secret("api_key", b"key"),
+        ]
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect(),
         keep_versions: 0,
     };
 
@@ -59,7 +64,13 @@ fn main() {
     };
 
     let plan = plan::plan(&desired, &observed);
-    let ctx = render::Context { endpoint: "(in memory)", cluster_id: &observed.cluster_id };
+    let ctx = render::Context {
+        endpoint: "(in memory)",
+        cluster_id: &observed.cluster_id,
+    };
     print!("{}", render::human(&plan, &ctx, false, true));
-    println!("\n{}", serde_json::to_string_pretty(&render::json(&plan, &ctx)).unwrap_or_default());
+    println!(
+        "\n{}",
+        serde_json::to_string_pretty(&render::json(&plan, &ctx)).unwrap_or_default()
+    );
 }

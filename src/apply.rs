@@ -50,14 +50,23 @@ pub async fn execute(
     let parallel = opts.parallel.max(1);
 
     // Secret IDs by Swarm name: what exists, plus what this apply creates.
-    let mut ids: BTreeMap<String, String> = observed.secrets.iter().map(|s| (s.name.clone(), s.id.clone())).collect();
+    let mut ids: BTreeMap<String, String> = observed
+        .secrets
+        .iter()
+        .map(|s| (s.name.clone(), s.id.clone()))
+        .collect();
 
     // 1. Creates and label updates.
     let creates: Vec<_> = plan
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Create { secret, swarm_name, labels, .. } => Some((secret, swarm_name, labels)),
+            Step::Create {
+                secret,
+                swarm_name,
+                labels,
+                ..
+            } => Some((secret, swarm_name, labels)),
             _ => None,
         })
         .collect();
@@ -65,8 +74,10 @@ pub async fn execute(
         .map(|(secret, swarm_name, labels)| async move {
             let result = match values.get(secret) {
                 Some(value) => swarm.create_secret(swarm_name, labels, value).await,
-                None => Err(Error::new(format!("no value for {secret} to create {swarm_name}"))
-                    .hint("make a new plan: the repository no longer matches this one")),
+                None => Err(
+                    Error::new(format!("no value for {secret} to create {swarm_name}"))
+                        .hint("make a new plan: the repository no longer matches this one"),
+                ),
             };
             (swarm_name.clone(), result)
         })
@@ -85,7 +96,13 @@ pub async fn execute(
         }
     }
     for step in &plan.steps {
-        if let Step::Relabel { secret_id, swarm_name, labels, .. } = step {
+        if let Step::Relabel {
+            secret_id,
+            swarm_name,
+            labels,
+            ..
+        } = step
+        {
             let Some(secret) = observed.secrets.iter().find(|s| &s.id == secret_id) else {
                 continue;
             };
@@ -98,13 +115,21 @@ pub async fn execute(
     // 2. One update per service.
     let mut repoints = Vec::new();
     for step in &plan.steps {
-        if let Step::Repoint { service_id, service_name, swaps } = step {
+        if let Step::Repoint {
+            service_id,
+            service_name,
+            swaps,
+        } = step
+        {
             let swaps: Vec<Swap> = swaps
                 .iter()
                 .map(|s| {
                     let new_id = ids.get(&s.new_name).cloned().ok_or_else(|| {
-                        Error::new(format!("the version {} to re-point {service_name} to does not exist", s.new_name))
-                            .hint("make a new plan: the Swarm changed since this one was made")
+                        Error::new(format!(
+                            "the version {} to re-point {service_name} to does not exist",
+                            s.new_name
+                        ))
+                        .hint("make a new plan: the Swarm changed since this one was made")
                     })?;
                     Ok(Swap {
                         old_id: s.old_id.clone(),
@@ -152,7 +177,11 @@ pub async fn execute(
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Remove { secret_id, swarm_name, .. } => Some((secret_id, swarm_name)),
+            Step::Remove {
+                secret_id,
+                swarm_name,
+                ..
+            } => Some((secret_id, swarm_name)),
             _ => None,
         })
         .filter(|(_, name)| {

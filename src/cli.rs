@@ -204,7 +204,12 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The command and its arguments (after --)
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<std::ffi::OsString>,
 }
 

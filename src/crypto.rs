@@ -45,7 +45,10 @@ pub fn parse_recipient(key: &str) -> std::result::Result<Box<dyn age::Recipient 
             Err(_) => Err("not a valid ssh public key".into()),
         };
     }
-    Err("expected an age public key (age1...) or an ssh public key (ssh-ed25519 / ssh-rsa ...)".into())
+    Err(
+        "expected an age public key (age1...) or an ssh public key (ssh-ed25519 / ssh-rsa ...)"
+            .into(),
+    )
 }
 
 /// The comparable form of a public key: age keys as they are, ssh keys without their
@@ -107,11 +110,15 @@ pub enum DecryptFailure {
 
 /// True when the bytes start like an age file (binary or armored).
 pub fn looks_like_age(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"age-encryption.org/") || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    bytes.starts_with(b"age-encryption.org/")
+        || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
 }
 
 /// Decrypts an age file (binary or armored) with the given identities.
-pub fn decrypt(ciphertext: &[u8], identities: &Identities) -> std::result::Result<Plaintext, DecryptFailure> {
+pub fn decrypt(
+    ciphertext: &[u8],
+    identities: &Identities,
+) -> std::result::Result<Plaintext, DecryptFailure> {
     decrypt_with(ciphertext, identities.list.iter().map(|i| i.as_ref()))
 }
 
@@ -130,7 +137,8 @@ fn decrypt_with<'a>(
     })?;
     // Allocate once at the largest possible size, so that the buffer never grows and
     // never leaves an unwiped copy of the value behind.
-    let mut out: Plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len().min(MAX_VALUE_LEN + 1)));
+    let mut out: Plaintext =
+        Zeroizing::new(Vec::with_capacity(ciphertext.len().min(MAX_VALUE_LEN + 1)));
     let mut limited = reader.take((MAX_VALUE_LEN + 1) as u64);
     let mut chunk = Zeroizing::new([0u8; 8192]);
     loop {
@@ -173,6 +181,22 @@ pub fn decrypt_error(path: &Path, failure: DecryptFailure, identities: &Identiti
     }
 }
 
+static CAPTURED_AGE_KEY: std::sync::OnceLock<Option<Zeroizing<Vec<u8>>>> =
+    std::sync::OnceLock::new();
+
+/// Takes `SWARMSEAL_AGE_KEY` out of the process environment (keeping its text for
+/// [`Identities::load`]), so that no child process (an editor, `exec`'s command, ssh)
+/// inherits the identity. Call once at start, before any thread exists.
+pub fn capture_env_key() {
+    let text = std::env::var_os(ENV_AGE_KEY)
+        .filter(|v| !v.is_empty())
+        .map(|v| Zeroizing::new(v.into_encoded_bytes()));
+    if text.is_some() {
+        std::env::remove_var(ENV_AGE_KEY);
+    }
+    let _ = CAPTURED_AGE_KEY.set(text);
+}
+
 /// The identities loaded for this run, with where they came from.
 pub struct Identities {
     list: Vec<Box<dyn age::Identity>>,
@@ -199,9 +223,19 @@ impl Identities {
             ids.add_file(Path::new(&path), ENV_IDENTITY)?;
             return Ok(Some(ids));
         }
-        if let Some(text) = std::env::var_os(ENV_AGE_KEY).filter(|v| !v.is_empty()) {
-            let text = Zeroizing::new(text.into_encoded_bytes());
-            ids.add_bytes(&text, ENV_AGE_KEY)?;
+        let captured = CAPTURED_AGE_KEY.get();
+        let from_env;
+        let text = match captured {
+            Some(text) => text.as_ref(),
+            None => {
+                from_env = std::env::var_os(ENV_AGE_KEY)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Zeroizing::new(v.into_encoded_bytes()));
+                from_env.as_ref()
+            }
+        };
+        if let Some(text) = text {
+            ids.add_bytes(text, ENV_AGE_KEY)?;
             return Ok(Some(ids));
         }
         if let Some(path) = default_identity_path() {
@@ -274,29 +308,41 @@ impl Identities {
         };
         if looks_like_age(bytes) {
             // A passphrase-protected identity file (age -p over an identity file).
-            let passphrase = ask_passphrase(&format!("Passphrase for identity file {source}"), source)?;
+            let passphrase =
+                ask_passphrase(&format!("Passphrase for identity file {source}"), source)?;
             let scrypt = age::scrypt::Identity::new(passphrase);
-            let inner = decrypt_with(bytes, std::iter::once(&scrypt as &dyn age::Identity)).map_err(|e| match e {
-                DecryptFailure::NoMatchingIdentity | DecryptFailure::Corrupt(_) => {
-                    Error::new(format!("wrong passphrase for identity file {source}, or the file is damaged"))
+            let inner = decrypt_with(bytes, std::iter::once(&scrypt as &dyn age::Identity))
+                .map_err(|e| match e {
+                    DecryptFailure::NoMatchingIdentity | DecryptFailure::Corrupt(_) => {
+                        Error::new(format!(
+                            "wrong passphrase for identity file {source}, or the file is damaged"
+                        ))
                         .hint("try again with the right passphrase")
-                }
-                _ => bad("it is an age file but not an encrypted identity".into()),
-            })?;
+                    }
+                    _ => bad("it is an age file but not an encrypted identity".into()),
+                })?;
             return self.add_bytes(&inner, source);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not text".into()))?;
         if text.trim_start().starts_with("-----BEGIN") {
-            let identity = age::ssh::Identity::from_buffer(BufReader::new(text.as_bytes()), Some(source.into()))
-                .map_err(|e| bad(e.to_string()))?;
+            let identity = age::ssh::Identity::from_buffer(
+                BufReader::new(text.as_bytes()),
+                Some(source.into()),
+            )
+            .map_err(|e| bad(e.to_string()))?;
             let identity = match identity {
                 age::ssh::Identity::Unsupported(_) => {
-                    return Err(bad("this kind of ssh key is not supported (only ssh-ed25519 and ssh-rsa)".into()))
+                    return Err(bad(
+                        "this kind of ssh key is not supported (only ssh-ed25519 and ssh-rsa)"
+                            .into(),
+                    ))
                 }
                 age::ssh::Identity::Encrypted(key) => {
-                    let passphrase = ask_passphrase(&format!("Passphrase for ssh key {source}"), source)?;
+                    let passphrase =
+                        ask_passphrase(&format!("Passphrase for ssh key {source}"), source)?;
                     let key = key.decrypt(passphrase).map_err(|_| {
-                        Error::new(format!("wrong passphrase for ssh key {source}")).hint("try again with the right passphrase")
+                        Error::new(format!("wrong passphrase for ssh key {source}"))
+                            .hint("try again with the right passphrase")
                     })?;
                     age::ssh::Identity::Unencrypted(key)
                 }
@@ -323,7 +369,8 @@ impl Identities {
                     .map_err(|e| bad(e.to_string()))?
                     .with_callbacks(TerminalCallbacks);
                 let ids = file.into_identities().map_err(|e| bad(e.to_string()))?;
-                self.list.extend(ids.into_iter().map(|i| i as Box<dyn age::Identity>));
+                self.list
+                    .extend(ids.into_iter().map(|i| i as Box<dyn age::Identity>));
                 found = true;
             } else {
                 return Err(bad("it contains a line that is not an age identity".into()));
@@ -343,7 +390,11 @@ pub fn default_identity_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".config")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })?;
     Some(base.join("swarmseal").join("identity.txt"))
 }
 
@@ -387,7 +438,9 @@ impl age::Callbacks for TerminalCallbacks {
         if !can_prompt() {
             return None;
         }
-        rpassword::prompt_password(format!("{description}: ")).ok().map(SecretString::from)
+        rpassword::prompt_password(format!("{description}: "))
+            .ok()
+            .map(SecretString::from)
     }
 }
 
@@ -419,7 +472,8 @@ pub fn new_fingerprint_key() -> Plaintext {
 /// The keyed fingerprint of a value: HMAC-SHA256 under the environment's key, as hex.
 /// This is the only digest of a value that ever leaves the process.
 pub fn fingerprint(key: &[u8], value: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(value);
     hex::encode(mac.finalize().into_bytes())
 }
@@ -447,7 +501,10 @@ mod tests {
 
     fn identity() -> (Identities, String) {
         let (text, public) = generate_identity();
-        (Identities::from_text(text.as_bytes(), "test").unwrap(), public)
+        (
+            Identities::from_text(text.as_bytes(), "test").unwrap(),
+            public,
+        )
     }
 
     #[test]
@@ -464,10 +521,19 @@ mod tests {
         let (_, public) = identity();
         let (other, _) = identity();
         let ct = encrypt(b"v", &[public]).unwrap();
-        assert_eq!(decrypt(&ct, &other).unwrap_err(), DecryptFailure::NoMatchingIdentity);
-        assert_eq!(decrypt(b"hello", &other).unwrap_err(), DecryptFailure::NotAge);
+        assert_eq!(
+            decrypt(&ct, &other).unwrap_err(),
+            DecryptFailure::NoMatchingIdentity
+        );
+        assert_eq!(
+            decrypt(b"hello", &other).unwrap_err(),
+            DecryptFailure::NotAge
+        );
         let truncated = &ct[..ct.len() / 2];
-        assert!(matches!(decrypt(truncated, &other).unwrap_err(), DecryptFailure::Corrupt(_)));
+        assert!(matches!(
+            decrypt(truncated, &other).unwrap_err(),
+            DecryptFailure::Corrupt(_)
+        ));
     }
 
     #[test]
@@ -485,7 +551,13 @@ mod tests {
         assert!(parse_recipient(&public).is_ok());
         assert!(parse_recipient("age1nope").is_err());
         assert!(parse_recipient("ecdsa-sha2-nistp256 AAAA").is_err());
-        assert_eq!(normalize_key("ssh-ed25519 AAAAx bob@laptop"), "ssh-ed25519 AAAAx");
-        assert_eq!(recipient_id("ssh-ed25519 AAAAx bob@laptop"), recipient_id("ssh-ed25519 AAAAx"));
+        assert_eq!(
+            normalize_key("ssh-ed25519 AAAAx bob@laptop"),
+            "ssh-ed25519 AAAAx"
+        );
+        assert_eq!(
+            recipient_id("ssh-ed25519 AAAAx bob@laptop"),
+            recipient_id("ssh-ed25519 AAAAx")
+        );
     }
 }

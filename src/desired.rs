@@ -36,8 +36,11 @@ pub enum Decrypt {
 
 pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> Result<RepoState> {
     let scan = repo.scan(env)?;
-    scan.ensure_clean()
-        .map_err(|e| e.context(format!("refusing to plan {env} while the repository has problems")))?;
+    scan.ensure_clean().map_err(|e| {
+        e.context(format!(
+            "refusing to plan {env} while the repository has problems"
+        ))
+    })?;
     let manifest_bytes = repo.read(&repo.manifest_path())?;
     let key_path = repo.fingerprint_key_path(env);
     let key_bytes = repo.read(&key_path).map_err(|e| {
@@ -84,7 +87,8 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
         hasher.update(source.as_bytes());
         let fingerprint = match (&key, ids) {
             (Some(key), Some(ids)) => {
-                let v = crypto::decrypt(&bytes, ids).map_err(|f| crypto::decrypt_error(&file.rel, f, ids))?;
+                let v = crypto::decrypt(&bytes, ids)
+                    .map_err(|f| crypto::decrypt_error(&file.rel, f, ids))?;
                 value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
                 let fp = crypto::fingerprint(key, &v);
                 if keep_values {

@@ -34,7 +34,9 @@ pub struct Record {
 impl Record {
     /// When the value last changed, if known.
     pub fn changed_at(&self) -> Option<SystemTime> {
-        self.changed.as_deref().and_then(|c| humantime::parse_rfc3339(c).ok())
+        self.changed
+            .as_deref()
+            .and_then(|c| humantime::parse_rfc3339(c).ok())
     }
 }
 
@@ -166,6 +168,10 @@ mod tests {
         let text = index.render();
         let back: Index = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(back, index);
-        assert!(back.record("prod", "tls.api.crt").unwrap().changed_at().is_some());
+        assert!(back
+            .record("prod", "tls.api.crt")
+            .unwrap()
+            .changed_at()
+            .is_some());
     }
 }

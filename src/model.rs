@@ -122,7 +122,11 @@ impl Observed {
 }
 
 /// The labels a managed version of `secret` must carry.
-pub fn managed_labels(desired: &Desired, secret: &DesiredSecret, fingerprint: &str) -> BTreeMap<String, String> {
+pub fn managed_labels(
+    desired: &Desired,
+    secret: &DesiredSecret,
+    fingerprint: &str,
+) -> BTreeMap<String, String> {
     let mut l = secret.labels.clone();
     l.insert(labels::MANAGED.into(), "true".into());
     l.insert(labels::PROJECT.into(), desired.project.clone());

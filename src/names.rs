@@ -53,15 +53,21 @@ pub fn name_problem(name: &str) -> Option<String> {
 pub fn parse_user_name(input: &str) -> Result<(String, PathBuf)> {
     let input = input.trim_end_matches(".age");
     let logical = input.replace('/', ".");
-    if input.starts_with('/') || input.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+    if input.starts_with('/')
+        || input
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
         return Err(Error::new(format!(
             "invalid secret name {input:?}: it must be a relative name inside the environment folder, without empty, '.' or '..' parts"
         ))
         .hint("use a name such as db_password or tls/api.crt"));
     }
     if let Some(problem) = name_problem(&logical) {
-        return Err(Error::new(format!("invalid secret name {input:?}: {problem}"))
-            .hint("use a name such as db_password or tls/api.crt"));
+        return Err(
+            Error::new(format!("invalid secret name {input:?}: {problem}"))
+                .hint("use a name such as db_password or tls/api.crt"),
+        );
     }
     Ok((logical, PathBuf::from(format!("{input}.age"))))
 }
@@ -106,7 +112,9 @@ pub fn check_scope_name(kind: &str, name: &str) -> std::result::Result<(), Strin
         return Err(format!("the {kind} name is empty"));
     }
     if name.len() > 48 {
-        return Err(format!("the {kind} name {name:?} is longer than 48 characters"));
+        return Err(format!(
+            "the {kind} name {name:?} is longer than 48 characters"
+        ));
     }
     let ok = name.chars().all(allowed)
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -125,8 +133,14 @@ mod tests {
 
     #[test]
     fn sub_folders_map_to_dots() {
-        assert_eq!(logical_name(Path::new("tls/api.crt.age")).unwrap(), "tls.api.crt");
-        assert_eq!(logical_name(Path::new("db_password.age")).unwrap(), "db_password");
+        assert_eq!(
+            logical_name(Path::new("tls/api.crt.age")).unwrap(),
+            "tls.api.crt"
+        );
+        assert_eq!(
+            logical_name(Path::new("db_password.age")).unwrap(),
+            "db_password"
+        );
         assert!(logical_name(Path::new("notes.txt")).is_err());
         assert!(logical_name(Path::new(".hidden.age")).is_err());
     }
@@ -136,7 +150,17 @@ mod tests {
         let (name, path) = parse_user_name("tls/api.crt").unwrap();
         assert_eq!(name, "tls.api.crt");
         assert_eq!(path, PathBuf::from("tls/api.crt.age"));
-        for bad in ["../x", "/etc/passwd", "a//b", "", "-x", "x-", "a b", "a/../b", "ä"] {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "a//b",
+            "",
+            "-x",
+            "x-",
+            "a b",
+            "a/../b",
+            "ä",
+        ] {
             assert!(parse_user_name(bad).is_err(), "{bad:?} should be refused");
         }
         let long = "a".repeat(LOGICAL_NAME_MAX + 1);

@@ -210,7 +210,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut unmanaged: BTreeMap<&str, &SwarmSecret> = BTreeMap::new();
     for s in &observed.secrets {
         if s.is_managed_by(project, env) {
-            versions.entry(s.label(labels::NAME).unwrap_or("")).or_default().push(s);
+            versions
+                .entry(s.label(labels::NAME).unwrap_or(""))
+                .or_default()
+                .push(s);
         } else if !s.has_swarmseal_labels() {
             unmanaged.entry(s.name.as_str()).or_insert(s);
         }
@@ -219,7 +222,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         list.sort_by(by_age);
     }
     let users = |id: &str| -> Vec<String> {
-        let mut names: Vec<String> = observed.users_of(id).iter().map(|s| s.name.clone()).collect();
+        let mut names: Vec<String> = observed
+            .users_of(id)
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         names.sort();
         names.dedup();
         names
@@ -256,7 +263,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         let unverified = current.is_none() && d.fingerprint.is_none();
 
         // Services to move: users of older versions, and of the unmanaged original.
-        let mut moved_from: Vec<&SwarmSecret> = olds.iter().copied().filter(|v| !observed.users_of(&v.id).is_empty()).collect();
+        let mut moved_from: Vec<&SwarmSecret> = olds
+            .iter()
+            .copied()
+            .filter(|v| !observed.users_of(&v.id).is_empty())
+            .collect();
         if let Some(u) = adoptable {
             moved_from.push(u);
         }
@@ -294,11 +305,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         let keep = desired.keep_versions as usize;
         // Duplicates of the current value (left by a race) are never worth keeping.
         let removable: Vec<&SwarmSecret> = if target_name.is_some() {
-            let is_duplicate =
-                |v: &SwarmSecret| fingerprint.is_some() && v.label(labels::FINGERPRINT) == fingerprint.as_deref();
-            let superseded: Vec<&SwarmSecret> = olds.iter().copied().filter(|v| !is_duplicate(v)).collect();
+            let is_duplicate = |v: &SwarmSecret| {
+                fingerprint.is_some() && v.label(labels::FINGERPRINT) == fingerprint.as_deref()
+            };
+            let superseded: Vec<&SwarmSecret> =
+                olds.iter().copied().filter(|v| !is_duplicate(v)).collect();
             let n = superseded.len().saturating_sub(keep);
-            let mut r: Vec<&SwarmSecret> = olds.iter().copied().filter(|v| is_duplicate(v)).collect();
+            let mut r: Vec<&SwarmSecret> =
+                olds.iter().copied().filter(|v| is_duplicate(v)).collect();
             r.extend_from_slice(&superseded[..n]);
             r.sort_by(by_age);
             r
@@ -329,11 +343,28 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 
         let main_action = if created {
             if !olds.is_empty() {
-                Some((Action::Rotate, if unverified { "the file changed (unverified: no identity)" } else { "the value changed" }))
+                Some((
+                    Action::Rotate,
+                    if unverified {
+                        "the file changed (unverified: no identity)"
+                    } else {
+                        "the value changed"
+                    },
+                ))
             } else if adoptable.is_some() {
-                Some((Action::Adopt, "an unmanaged secret of this name is used by services"))
+                Some((
+                    Action::Adopt,
+                    "an unmanaged secret of this name is used by services",
+                ))
             } else {
-                Some((Action::Create, if unverified { "not on the Swarm (unverified: no identity)" } else { "not on the Swarm" }))
+                Some((
+                    Action::Create,
+                    if unverified {
+                        "not on the Swarm (unverified: no identity)"
+                    } else {
+                        "not on the Swarm"
+                    },
+                ))
             }
         } else if !moved_from.is_empty() {
             if adoptable.is_some() && olds.iter().all(|o| observed.users_of(&o.id).is_empty()) {
@@ -426,7 +457,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
         for v in list {
             let in_use = users(&v.id);
-            let logical = if name.is_empty() { v.name.clone() } else { name.to_string() };
+            let logical = if name.is_empty() {
+                v.name.clone()
+            } else {
+                name.to_string()
+            };
             if in_use.is_empty() {
                 steps.push(Step::Remove {
                     secret: logical.clone(),
@@ -467,7 +502,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
     // Stable order: creates and relabels, then service updates, then removals.
     steps.sort_by_key(Step::order);
-    changes.sort_by(|a, b| (&a.secret, a.action, &a.swarm_name).cmp(&(&b.secret, b.action, &b.swarm_name)));
+    changes.sort_by(|a, b| {
+        (&a.secret, a.action, &a.swarm_name).cmp(&(&b.secret, b.action, &b.swarm_name))
+    });
     let mut summary = Summary::default();
     for c in &changes {
         summary.add(c.action);
@@ -490,10 +527,14 @@ pub fn current_names(desired: &Desired, observed: &Observed) -> BTreeMap<String,
             .secrets
             .iter()
             .filter(|s| {
-                s.is_managed_by(&desired.project, &desired.environment) && s.label(labels::NAME) == Some(d.name.as_str())
+                s.is_managed_by(&desired.project, &desired.environment)
+                    && s.label(labels::NAME) == Some(d.name.as_str())
             })
             .collect();
-        out.insert(d.name.clone(), pick_current(d, &list, observed).map(|s| s.name.clone()));
+        out.insert(
+            d.name.clone(),
+            pick_current(d, &list, observed).map(|s| s.name.clone()),
+        );
     }
     out
 }
@@ -501,7 +542,11 @@ pub fn current_names(desired: &Desired, observed: &Observed) -> BTreeMap<String,
 /// The version that already holds the desired value: by fingerprint when it is known,
 /// else by `source` (the file is unchanged since that version was applied). When several
 /// match (a race), the one services use, else the oldest.
-fn pick_current<'a>(d: &DesiredSecret, list: &[&'a SwarmSecret], observed: &Observed) -> Option<&'a SwarmSecret> {
+fn pick_current<'a>(
+    d: &DesiredSecret,
+    list: &[&'a SwarmSecret],
+    observed: &Observed,
+) -> Option<&'a SwarmSecret> {
     let matching: Vec<&SwarmSecret> = list
         .iter()
         .copied()
@@ -605,7 +650,9 @@ mod tests {
         let mut n = 0;
         for step in &plan.steps {
             match step {
-                Step::Create { swarm_name, labels, .. } => {
+                Step::Create {
+                    swarm_name, labels, ..
+                } => {
                     if o.secrets.iter().any(|s| &s.name == swarm_name) {
                         return Err(format!("create of existing name {swarm_name}"));
                     }
@@ -618,30 +665,60 @@ mod tests {
                         labels: labels.clone(),
                     });
                 }
-                Step::Relabel { secret_id, labels, .. } => {
-                    let s = o.secrets.iter_mut().find(|s| &s.id == secret_id).ok_or("relabel of unknown")?;
+                Step::Relabel {
+                    secret_id, labels, ..
+                } => {
+                    let s = o
+                        .secrets
+                        .iter_mut()
+                        .find(|s| &s.id == secret_id)
+                        .ok_or("relabel of unknown")?;
                     if !s.is_managed_by(P, E) {
                         return Err(format!("relabel of foreign secret {}", s.name));
                     }
                     s.labels = labels.clone();
                 }
-                Step::Repoint { service_id, swaps, .. } => {
-                    let ids: BTreeMap<String, String> = o.secrets.iter().map(|s| (s.name.clone(), s.id.clone())).collect();
-                    let svc = o.services.iter_mut().find(|s| &s.id == service_id).ok_or("unknown service")?;
+                Step::Repoint {
+                    service_id, swaps, ..
+                } => {
+                    let ids: BTreeMap<String, String> = o
+                        .secrets
+                        .iter()
+                        .map(|s| (s.name.clone(), s.id.clone()))
+                        .collect();
+                    let svc = o
+                        .services
+                        .iter_mut()
+                        .find(|s| &s.id == service_id)
+                        .ok_or("unknown service")?;
                     svc.version += 1;
                     for swap in swaps {
-                        let new_id = ids.get(&swap.new_name).ok_or(format!("repoint to missing {}", swap.new_name))?;
-                        for r in svc.secrets.iter_mut().filter(|r| r.secret_id == swap.old_id) {
+                        let new_id = ids
+                            .get(&swap.new_name)
+                            .ok_or(format!("repoint to missing {}", swap.new_name))?;
+                        for r in svc
+                            .secrets
+                            .iter_mut()
+                            .filter(|r| r.secret_id == swap.old_id)
+                        {
                             r.secret_id = new_id.clone();
                             r.secret_name = swap.new_name.clone();
                         }
                     }
                 }
-                Step::Remove { secret_id, swarm_name, .. } => {
+                Step::Remove {
+                    secret_id,
+                    swarm_name,
+                    ..
+                } => {
                     if !o.users_of(secret_id).is_empty() {
                         return Err(format!("removal of {swarm_name}, which a service uses"));
                     }
-                    let s = o.secrets.iter().find(|s| &s.id == secret_id).ok_or("remove of unknown")?;
+                    let s = o
+                        .secrets
+                        .iter()
+                        .find(|s| &s.id == secret_id)
+                        .ok_or("remove of unknown")?;
                     if !s.is_managed_by(P, E) {
                         return Err(format!("removal of foreign secret {}", s.name));
                     }
@@ -664,7 +741,11 @@ mod tests {
         let d = desired(&[("db", 3), ("api", 4)], 0);
         let p = plan(&d, &observed);
         assert_eq!(p.summary.rotate, 2);
-        let repoints: Vec<_> = p.steps.iter().filter(|s| matches!(s, Step::Repoint { .. })).collect();
+        let repoints: Vec<_> = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Repoint { .. }))
+            .collect();
         assert_eq!(repoints.len(), 2, "one update per service");
         let after = execute(&observed, &p).unwrap();
         assert_eq!(after.services[0].version, 11);
@@ -737,10 +818,16 @@ mod tests {
         d.secrets.get_mut("db").unwrap().source = "src-db-1".into();
         let p = plan(&d, &observed);
         assert_eq!(p.summary.unchanged, 1);
-        assert!(p.changes.iter().any(|c| c.secret == "new" && c.unverified && c.action == Action::Create));
+        assert!(p
+            .changes
+            .iter()
+            .any(|c| c.secret == "new" && c.unverified && c.action == Action::Create));
         d.secrets.get_mut("db").unwrap().source = "changed".into();
         let p = plan(&d, &observed);
-        assert!(p.changes.iter().any(|c| c.secret == "db" && c.unverified && c.action == Action::Rotate));
+        assert!(p
+            .changes
+            .iter()
+            .any(|c| c.secret == "db" && c.unverified && c.action == Action::Rotate));
         assert!(p.steps.is_empty());
     }
 
@@ -762,57 +849,75 @@ mod tests {
 
     fn arb_case() -> impl Strategy<Value = (Desired, Observed)> {
         let names = ["a", "b", "c", "d"];
-        let desired_s = (proptest::collection::btree_map(0usize..4, 0u8..4, 0..4), 0u32..3, any::<bool>());
+        let desired_s = (
+            proptest::collection::btree_map(0usize..4, 0u8..4, 0..4),
+            0u32..3,
+            any::<bool>(),
+        );
         // (name idx, fingerprint, kind: 0 managed / 1 unmanaged / 2 other project / 3 other env, stale labels)
-        let secrets_s = proptest::collection::vec((0usize..4, 0u8..4, 0u8..4, any::<bool>()), 0..10);
-        let services_s = proptest::collection::vec(proptest::collection::vec(any::<prop::sample::Index>(), 0..4), 0..4);
-        (desired_s, secrets_s, services_s).prop_map(move |((want, keep, labelled), secrets, services)| {
-            let pairs: Vec<(&str, u8)> = want.iter().map(|(i, f)| (names[*i], *f)).collect();
-            let mut d = desired(&pairs, keep);
-            if labelled {
-                for s in d.secrets.values_mut() {
-                    s.labels.insert("team".into(), "db".into());
+        let secrets_s =
+            proptest::collection::vec((0usize..4, 0u8..4, 0u8..4, any::<bool>()), 0..10);
+        let services_s = proptest::collection::vec(
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+            0..4,
+        );
+        (desired_s, secrets_s, services_s).prop_map(
+            move |((want, keep, labelled), secrets, services)| {
+                let pairs: Vec<(&str, u8)> = want.iter().map(|(i, f)| (names[*i], *f)).collect();
+                let mut d = desired(&pairs, keep);
+                if labelled {
+                    for s in d.secrets.values_mut() {
+                        s.labels.insert("team".into(), "db".into());
+                    }
                 }
-            }
-            let mut list: Vec<SwarmSecret> = Vec::new();
-            for (i, (ni, f, kind, stale)) in secrets.iter().enumerate() {
-                let name = names[*ni];
-                let id = format!("x{i}");
-                let created = format!("2020-{i:04}");
-                let mut s = match kind {
-                    1 => unmanaged(&id, name),
-                    _ => managed(&id, name, *f, &created),
-                };
-                s.name = format!("{}-{i}", s.name);
-                if *kind == 1 {
-                    s.name = name.to_string();
+                let mut list: Vec<SwarmSecret> = Vec::new();
+                for (i, (ni, f, kind, stale)) in secrets.iter().enumerate() {
+                    let name = names[*ni];
+                    let id = format!("x{i}");
+                    let created = format!("2020-{i:04}");
+                    let mut s = match kind {
+                        1 => unmanaged(&id, name),
+                        _ => managed(&id, name, *f, &created),
+                    };
+                    s.name = format!("{}-{i}", s.name);
+                    if *kind == 1 {
+                        s.name = name.to_string();
+                    }
+                    if *kind == 2 {
+                        s.labels.insert(labels::PROJECT.into(), "other".into());
+                    }
+                    if *kind == 3 {
+                        s.labels
+                            .insert(labels::ENVIRONMENT.into(), "staging".into());
+                    }
+                    if *stale {
+                        s.labels.insert(labels::SOURCE.into(), "stale".into());
+                    }
+                    if list.iter().any(|o| o.name == s.name) {
+                        continue;
+                    }
+                    list.push(s);
                 }
-                if *kind == 2 {
-                    s.labels.insert(labels::PROJECT.into(), "other".into());
+                let mut svcs = Vec::new();
+                for (i, picks) in services.iter().enumerate() {
+                    if list.is_empty() {
+                        break;
+                    }
+                    let mut refs: Vec<&SwarmSecret> = picks.iter().map(|p| p.get(&list)).collect();
+                    refs.sort_by(|a, b| a.id.cmp(&b.id));
+                    refs.dedup_by(|a, b| a.id == b.id);
+                    svcs.push(service(&format!("s{i}"), &refs));
                 }
-                if *kind == 3 {
-                    s.labels.insert(labels::ENVIRONMENT.into(), "staging".into());
-                }
-                if *stale {
-                    s.labels.insert(labels::SOURCE.into(), "stale".into());
-                }
-                if list.iter().any(|o| o.name == s.name) {
-                    continue;
-                }
-                list.push(s);
-            }
-            let mut svcs = Vec::new();
-            for (i, picks) in services.iter().enumerate() {
-                if list.is_empty() {
-                    break;
-                }
-                let mut refs: Vec<&SwarmSecret> = picks.iter().map(|p| p.get(&list)).collect();
-                refs.sort_by(|a, b| a.id.cmp(&b.id));
-                refs.dedup_by(|a, b| a.id == b.id);
-                svcs.push(service(&format!("s{i}"), &refs));
-            }
-            (d, Observed { cluster_id: "c".into(), secrets: list, services: svcs })
-        })
+                (
+                    d,
+                    Observed {
+                        cluster_id: "c".into(),
+                        secrets: list,
+                        services: svcs,
+                    },
+                )
+            },
+        )
     }
 
     proptest! {

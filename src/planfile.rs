@@ -61,11 +61,16 @@ impl PlanFile {
     }
 
     pub fn load(path: &Path) -> Result<PlanFile> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io("read plan file", path, e).hint("pass the file written by `swarmseal plan --out FILE`"))?;
-        let file: PlanFile = serde_json::from_str(&text).map_err(|e| {
-            Error::new(format!("{} is not a swarmseal plan file: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::io("read plan file", path, e)
                 .hint("pass the file written by `swarmseal plan --out FILE`")
+        })?;
+        let file: PlanFile = serde_json::from_str(&text).map_err(|e| {
+            Error::new(format!(
+                "{} is not a swarmseal plan file: {e}",
+                path.display()
+            ))
+            .hint("pass the file written by `swarmseal plan --out FILE`")
         })?;
         if file.kind != KIND || file.format_version != FORMAT_VERSION {
             return Err(Error::new(format!(
@@ -81,7 +86,13 @@ impl PlanFile {
 
     /// Fails with a "stale" error unless the repository and the Swarm are as they were
     /// when the plan was made.
-    pub fn ensure_fresh(&self, path: &Path, cluster_id: &str, repo_digest: &str, observed: &Observed) -> Result<()> {
+    pub fn ensure_fresh(
+        &self,
+        path: &Path,
+        cluster_id: &str,
+        repo_digest: &str,
+        observed: &Observed,
+    ) -> Result<()> {
         let again = "make a new plan with `swarmseal plan --out FILE` and review it";
         if self.cluster_id != cluster_id {
             return Err(Error::new(format!(

@@ -61,7 +61,12 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         ));
         return out;
     }
-    let width = plan.changes.iter().map(|c| c.secret.len()).max().unwrap_or(0);
+    let width = plan
+        .changes
+        .iter()
+        .map(|c| c.secret.len())
+        .max()
+        .unwrap_or(0);
     for c in &plan.changes {
         if c.action == Action::Unchanged && !verbose {
             continue;
@@ -70,7 +75,9 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         let head = format!("{sym} {:<8}", c.action.as_str());
         let mut line = format!("  {} {:<width$}  ", paint(colour, code, &head), c.secret);
         match c.action {
-            Action::Create | Action::Rotate | Action::Adopt => line.push_str(&format!("-> {}", target(c))),
+            Action::Create | Action::Rotate | Action::Adopt => {
+                line.push_str(&format!("-> {}", target(c)))
+            }
             _ => line.push_str(&target(c)),
         }
         line.push_str(&format!("  ({}", c.reason));
@@ -148,22 +155,45 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
         plan.project, plan.environment, ctx.cluster_id
     );
     if !plan.has_changes() {
-        out.push_str(&format!("No changes: the Swarm matches the repository ({} secrets).\n", plan.summary.unchanged));
+        out.push_str(&format!(
+            "No changes: the Swarm matches the repository ({} secrets).\n",
+            plan.summary.unchanged
+        ));
         return out;
     }
-    out.push_str("| | action | secret | Swarm name | services | notes |\n|---|---|---|---|---|---|\n");
+    out.push_str(
+        "| | action | secret | Swarm name | services | notes |\n|---|---|---|---|---|---|\n",
+    );
     let esc = |s: &str| s.replace('|', "\\|");
-    for c in plan.changes.iter().filter(|c| c.action != Action::Unchanged) {
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+    {
         let (sym, _) = symbol(c.action);
         let mut notes = vec![c.reason.clone()];
         if c.unverified {
             notes.push("**unverified**".into());
         }
         if !c.replaces.is_empty() {
-            notes.push(format!("replaces {}", c.replaces.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")));
+            notes.push(format!(
+                "replaces {}",
+                c.replaces
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if !c.removes.is_empty() && c.action != Action::Remove {
-            notes.push(format!("removes {}", c.removes.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")));
+            notes.push(format!(
+                "removes {}",
+                c.removes
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         out.push_str(&format!(
             "| `{sym}` | **{}** | `{}` | `{}` | {} | {} |\n",

@@ -188,7 +188,10 @@ impl Repo {
 
     /// The encrypted fingerprint key of an environment.
     pub fn fingerprint_key_path(&self, env: &str) -> PathBuf {
-        self.root.join(META_DIR).join("fingerprint").join(format!("{env}.age"))
+        self.root
+            .join(META_DIR)
+            .join("fingerprint")
+            .join(format!("{env}.age"))
     }
 
     /// The index of recipients and change dates.
@@ -198,7 +201,9 @@ impl Repo {
 
     /// A path relative to the root, for messages.
     pub fn rel(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+        path.strip_prefix(&self.root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| path.to_path_buf())
     }
 
     /// Fails unless `path` (which may not exist yet) stays inside the repository once
@@ -232,12 +237,21 @@ impl Repo {
         }
         self.ensure_inside(&dir)?;
         let mut by_name: BTreeMap<String, Vec<SecretFile>> = BTreeMap::new();
-        for entry in walkdir::WalkDir::new(&dir).follow_links(false).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(&dir)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let rel = e.path().map(|p| self.rel(p)).unwrap_or_else(|| self.rel(&dir));
-                    scan.problems.push(Problem::Unreadable { rel, why: e.to_string() });
+                    let rel = e
+                        .path()
+                        .map(|p| self.rel(p))
+                        .unwrap_or_else(|| self.rel(&dir));
+                    scan.problems.push(Problem::Unreadable {
+                        rel,
+                        why: e.to_string(),
+                    });
                     continue;
                 }
             };
@@ -253,7 +267,10 @@ impl Repo {
                     Ok(target) if !target.starts_with(&self.root) => {
                         scan.problems.push(Problem::Symlink {
                             rel,
-                            why: format!("that leads out of the repository (to {})", target.display()),
+                            why: format!(
+                                "that leads out of the repository (to {})",
+                                target.display()
+                            ),
                         });
                         continue;
                     }
@@ -266,7 +283,10 @@ impl Repo {
                     }
                     Ok(_) => {}
                     Err(_) => {
-                        scan.problems.push(Problem::Symlink { rel, why: "whose target does not exist".into() });
+                        scan.problems.push(Problem::Symlink {
+                            rel,
+                            why: "whose target does not exist".into(),
+                        });
                         continue;
                     }
                 }
@@ -333,7 +353,8 @@ impl Repo {
 
 /// Empty `.gitkeep`/`.keep` files keep empty folders in git; they are not leaks.
 fn is_placeholder(file_name: &str, path: &Path) -> bool {
-    matches!(file_name, ".gitkeep" | ".keep") && fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false)
+    matches!(file_name, ".gitkeep" | ".keep")
+        && fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false)
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a
@@ -374,7 +395,10 @@ mod tests {
         write_atomic(&path, b"one", 0o644).unwrap();
         write_atomic(&path, b"two", 0o644).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x.age")]);
     }
 }

@@ -44,7 +44,13 @@ impl Charset {
         let ranges: &[(u8, u8)] = match self {
             Charset::Alnum => &[(b'a', b'z'), (b'A', b'Z'), (b'0', b'9')],
             Charset::Hex => &[(b'0', b'9'), (b'a', b'f')],
-            Charset::Base64 => &[(b'A', b'Z'), (b'a', b'z'), (b'0', b'9'), (b'+', b'+'), (b'/', b'/')],
+            Charset::Base64 => &[
+                (b'A', b'Z'),
+                (b'a', b'z'),
+                (b'0', b'9'),
+                (b'+', b'+'),
+                (b'/', b'/'),
+            ],
             Charset::Ascii => &[(b'!', b'~')],
         };
         ranges.iter().flat_map(|&(a, b)| a..=b).collect()
@@ -72,7 +78,11 @@ pub fn generate(length: usize, charset: Charset) -> Result<Plaintext> {
 /// lines were added, removed or changed; for binary values, the sizes.
 pub fn masked_summary(old: &[u8], new: &[u8]) -> String {
     let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
-        return format!("binary value changed: {} bytes -> {} bytes", old.len(), new.len());
+        return format!(
+            "binary value changed: {} bytes -> {} bytes",
+            old.len(),
+            new.len()
+        );
     };
     let diff = TextDiff::from_lines(old_text, new_text);
     let mut out = Vec::new();
@@ -82,11 +92,17 @@ pub fn masked_summary(old: &[u8], new: &[u8]) -> String {
             ChangeTag::Equal => {}
             ChangeTag::Delete => {
                 removed += 1;
-                out.push(format!("  - line {} removed", change.old_index().map_or(0, |i| i + 1)));
+                out.push(format!(
+                    "  - line {} removed",
+                    change.old_index().map_or(0, |i| i + 1)
+                ));
             }
             ChangeTag::Insert => {
                 added += 1;
-                out.push(format!("  + line {} added", change.new_index().map_or(0, |i| i + 1)));
+                out.push(format!(
+                    "  + line {} added",
+                    change.new_index().map_or(0, |i| i + 1)
+                ));
             }
         }
     }
@@ -120,16 +136,24 @@ mod tests {
     fn generated_values_use_the_charset() {
         let v = generate(64, Charset::Hex).unwrap();
         assert_eq!(v.len(), 64);
-        assert!(v.iter().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(v
+            .iter()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         let a = generate(32, Charset::Alnum).unwrap();
         assert!(a.iter().all(u8::is_ascii_alphanumeric));
-        assert_ne!(a.as_slice(), generate(32, Charset::Alnum).unwrap().as_slice());
+        assert_ne!(
+            a.as_slice(),
+            generate(32, Charset::Alnum).unwrap().as_slice()
+        );
         assert!(generate(0, Charset::Ascii).is_err());
     }
 
     #[test]
     fn summary_hides_values() {
-        let s = masked_summary(b"user=a\npass=hunter2\n", b"user=a\npass=swordfish\nport=1\n");
+        let s = masked_summary(
+            b"user=a\npass=hunter2\n",
+            b"user=a\npass=swordfish\nport=1\n",
+        );
         assert!(!s.contains("hunter2") && !s.contains("swordfish") && !s.contains("port"));
         assert!(s.contains("line 2 removed"));
         assert!(s.contains("line 3 added"));

@@ -1516,3 +1516,57 @@ fn plaintext_never_reaches_the_repository() {
         }
     }
 }
+
+/// On a terminal, a passphrase-protected identity is unlocked by a prompt. `script`
+/// (util-linux) gives the command a pseudo-terminal; the passphrase is typed into it.
+#[test]
+fn passphrase_protected_identity_is_unlocked_on_a_terminal() {
+    use std::io::Write;
+    let repo = TestRepo::new();
+    repo.set("staging", "x", b"terminal-value");
+    let identity_text = fs::read(&repo.identity).unwrap();
+    let protected = repo.work.join("protected.age");
+    {
+        let encryptor = age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from(
+            "correct horse".to_string(),
+        ));
+        let armored =
+            age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor)
+                .unwrap();
+        let mut w = encryptor.wrap_output(armored).unwrap();
+        w.write_all(&identity_text).unwrap();
+        fs::write(&protected, w.finish().and_then(|a| a.finish()).unwrap()).unwrap();
+    }
+    let inner = format!(
+        "{} -C {} -i {} -e staging get x",
+        env!("CARGO_BIN_EXE_swarmseal"),
+        repo.root.display(),
+        protected.display()
+    );
+    for (typed, want_ok) in [("correct horse", true), ("wrong horse", false)] {
+        let cmd = repo.command();
+        // `script` runs the command on a new pseudo-terminal; the delay lets the prompt
+        // appear before the passphrase is typed.
+        let mut script = std::process::Command::new("sh");
+        script.arg("-c").arg(format!(
+            "(sleep 1; printf '%s\\n' '{typed}') | script -qec '{inner}' /dev/null"
+        ));
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        let out = script.output().expect("script (util-linux) runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(text.contains("Passphrase"), "no prompt: {text}");
+        assert_eq!(
+            text.contains("terminal-value"),
+            want_ok,
+            "typed {typed:?}: {text}"
+        );
+        if !want_ok {
+            assert!(text.contains("wrong passphrase"), "{text}");
+        }
+    }
+}

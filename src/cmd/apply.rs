@@ -23,12 +23,19 @@ use super::remote::{self, Remote};
 pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
     let repo = super::open_repo(g)?;
     let env = super::select_env(g, &repo)?;
-    let saved = args.planfile.as_ref().map(|p| PlanFile::load(p)).transpose()?;
+    let saved = args
+        .planfile
+        .as_ref()
+        .map(|p| PlanFile::load(p))
+        .transpose()?;
     if let Some(saved) = &saved {
         if saved.plan.project != repo.manifest.project || saved.plan.environment != env {
             return Err(Error::new(format!(
                 "the plan {} is for {}/{}, not {}/{env}",
-                args.planfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                args.planfile
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
                 saved.plan.project,
                 saved.plan.environment,
                 repo.manifest.project
@@ -41,7 +48,12 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
         }
     }
     let ids = super::require_identities(g, &format!("decrypt the secrets of {env}"))?;
-    let state = desired::read(&repo, &env, Some(&ids), Decrypt::Required { keep_values: true })?;
+    let state = desired::read(
+        &repo,
+        &env,
+        Some(&ids),
+        Decrypt::Required { keep_values: true },
+    )?;
     drop(ids);
     let remote = Remote::connect(g, &repo, &env)?;
     if repo.manifest.environment(&env)?.swarm_id.is_none() && !g.quiet {
@@ -51,9 +63,12 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
         ));
     }
     let project = repo.manifest.project.clone();
-    let lock = remote
-        .rt
-        .block_on(remote.swarm.lock(&project, &env, &remote::holder(), args.lock_timeout))?;
+    let lock = remote.rt.block_on(remote.swarm.lock(
+        &project,
+        &env,
+        &remote::holder(),
+        args.lock_timeout,
+    ))?;
     let result = locked(g, &args, &repo, &env, &state, &remote, saved.as_ref());
     let released = remote.rt.block_on(remote.swarm.release(lock));
     let code = result?;
@@ -74,16 +89,25 @@ fn locked(
     let observed = remote.observe(repo, env, &names)?;
     let plan: Plan = match saved {
         Some(file) => {
-            let path = args.planfile.as_deref().unwrap_or(std::path::Path::new("plan"));
+            let path = args
+                .planfile
+                .as_deref()
+                .unwrap_or(std::path::Path::new("plan"));
             file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, &observed)?;
             file.plan.clone()
         }
         None => plan::plan(&state.desired, &observed),
     };
     let endpoint = remote.describe();
-    let ctx = render::Context { endpoint: &endpoint, cluster_id: &observed.cluster_id };
+    let ctx = render::Context {
+        endpoint: &endpoint,
+        cluster_id: &observed.cluster_id,
+    };
     if g.format == Format::Human && !g.quiet {
-        print!("{}", render::human(&plan, &ctx, output::colour(true), g.verbose));
+        print!(
+            "{}",
+            render::human(&plan, &ctx, output::colour(true), g.verbose)
+        );
     }
     if plan.steps.is_empty() {
         return finish(g, &plan, &ctx, &Outcome::default());
@@ -101,9 +125,14 @@ fn locked(
             eprintln!("  {line}");
         }
     };
-    let outcome = remote
-        .rt
-        .block_on(apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress))?;
+    let outcome = remote.rt.block_on(apply::execute(
+        &remote.swarm,
+        &plan,
+        &observed,
+        &state.values,
+        &opts,
+        &progress,
+    ))?;
     finish(g, &plan, &ctx, &outcome)
 }
 
@@ -111,7 +140,13 @@ fn locked(
 fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome) -> Result<i32> {
     let blocked: Vec<String> = plan
         .blocked()
-        .map(|c| format!("{} (used by {})", c.swarm_name.clone().unwrap_or_default(), c.services.join(", ")))
+        .map(|c| {
+            format!(
+                "{} (used by {})",
+                c.swarm_name.clone().unwrap_or_default(),
+                c.services.join(", ")
+            )
+        })
         .chain(outcome.blocked.iter().cloned())
         .collect();
     if g.format == Format::Json {

@@ -27,11 +27,31 @@ struct Finding {
 struct Findings(Vec<Finding>);
 
 impl Findings {
-    fn error(&mut self, file: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
-        self.0.push(Finding { level: Level::Error, file: file.into(), message: message.into(), hint: hint.into() });
+    fn error(
+        &mut self,
+        file: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.0.push(Finding {
+            level: Level::Error,
+            file: file.into(),
+            message: message.into(),
+            hint: hint.into(),
+        });
     }
-    fn warning(&mut self, file: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
-        self.0.push(Finding { level: Level::Warning, file: file.into(), message: message.into(), hint: hint.into() });
+    fn warning(
+        &mut self,
+        file: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.0.push(Finding {
+            level: Level::Warning,
+            file: file.into(),
+            message: message.into(),
+            hint: hint.into(),
+        });
     }
 }
 
@@ -53,7 +73,11 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<i32> {
         checked += check_env(&repo, env, ids.as_ref(), &index, args.max_age, &mut f)?;
     }
     for name in repo.manifest.secrets.keys() {
-        let known = envs.iter().any(|env| repo.scan(env).map(|s| s.secrets.contains_key(name)).unwrap_or(false));
+        let known = envs.iter().any(|env| {
+            repo.scan(env)
+                .map(|s| s.secrets.contains_key(name))
+                .unwrap_or(false)
+        });
         if !known && envs.len() == repo.manifest.environments.len() {
             f.warning(
                 repo.rel(&repo.manifest_path()).display().to_string(),
@@ -63,7 +87,11 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<i32> {
         }
     }
     report(g, &f, checked, &envs);
-    Ok(if f.0.iter().any(|x| x.level == Level::Error) { 1 } else { 0 })
+    Ok(if f.0.iter().any(|x| x.level == Level::Error) {
+        1
+    } else {
+        0
+    })
 }
 
 fn check_env(
@@ -77,7 +105,11 @@ fn check_env(
     let scan = repo.scan(env)?;
     for problem in &scan.problems {
         let err = problem.to_error();
-        f.error(problem.rel().display().to_string(), err.message(), err.hint_text().unwrap_or_default());
+        f.error(
+            problem.rel().display().to_string(),
+            err.message(),
+            err.hint_text().unwrap_or_default(),
+        );
     }
     let current = repo.manifest.env_recipients(env)?;
     // Decrypt only where the identity is meant to be a recipient: a staging-only key is
@@ -87,7 +119,10 @@ fn check_env(
         if decrypting.is_none() {
             f.warning(
                 format!("secrets/{env}"),
-                format!("your identity ({}) is not a recipient of {env}: its values were not decrypted", ids.describe()),
+                format!(
+                    "your identity ({}) is not a recipient of {env}: its values were not decrypted",
+                    ids.describe()
+                ),
                 format!("check {env} with an identity of one of its recipients"),
             );
         }
@@ -97,7 +132,11 @@ fn check_env(
     let key_path = repo.fingerprint_key_path(env);
     let key_rel = repo.rel(&key_path).display().to_string();
     match std::fs::read(&key_path) {
-        Err(_) => f.error(&key_rel, format!("the fingerprint key of {env} is missing"), "restore it from git, or run `swarmseal rekey` to create a new one"),
+        Err(_) => f.error(
+            &key_rel,
+            format!("the fingerprint key of {env} is missing"),
+            "restore it from git, or run `swarmseal rekey` to create a new one",
+        ),
         Ok(bytes) => {
             let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
             check_file(&key_rel, &bytes, record, &current, decrypting, true, f);
@@ -207,7 +246,13 @@ fn check_file(
 fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
     let errors = f.0.iter().filter(|x| x.level == Level::Error).count();
     let warnings = f.0.len() - errors;
-    let level = |l: Level| if l == Level::Error { "error" } else { "warning" };
+    let level = |l: Level| {
+        if l == Level::Error {
+            "error"
+        } else {
+            "warning"
+        }
+    };
     match g.format {
         Format::Json => {
             let list: Vec<_> = f
@@ -221,9 +266,18 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
             );
         }
         Format::Markdown => {
-            println!("### swarmseal check: {}", if errors == 0 { "passed" } else { "failed" });
+            println!(
+                "### swarmseal check: {}",
+                if errors == 0 { "passed" } else { "failed" }
+            );
             for x in &f.0 {
-                println!("- **{}** `{}`: {} ({})", level(x.level), x.file, x.message, x.hint);
+                println!(
+                    "- **{}** `{}`: {} ({})",
+                    level(x.level),
+                    x.file,
+                    x.message,
+                    x.hint
+                );
             }
         }
         Format::Human => {
@@ -236,7 +290,11 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
                     Level::Error => output::paint(on, "1;31", "error:"),
                     Level::Warning => output::paint(on, "1;33", "warning:"),
                 };
-                let place = if x.file.is_empty() { String::new() } else { format!("{}: ", x.file) };
+                let place = if x.file.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", x.file)
+                };
                 eprintln!("{tag} {place}{}", x.message);
                 if !x.hint.is_empty() {
                     eprintln!("  {} {}", output::paint(on, "1;36", "hint:"), x.hint);

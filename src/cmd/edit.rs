@@ -41,11 +41,24 @@ pub fn run(g: &Global, args: NameArg) -> Result<i32> {
         return Ok(0);
     }
     if new.is_empty() {
-        return Err(Error::new(format!("the edited value of {} is empty; nothing was changed", file.name))
-            .hint(format!("to delete the secret, run `swarmseal -e {env} rm {}`", file.name)));
+        return Err(Error::new(format!(
+            "the edited value of {} is empty; nothing was changed",
+            file.name
+        ))
+        .hint(format!(
+            "to delete the secret, run `swarmseal -e {env} rm {}`",
+            file.name
+        )));
     }
     value::check_size(&file.name, &new)?;
-    super::say(g, format!("{} in {env}: {}", file.name, value::masked_summary(&old, &new)));
+    super::say(
+        g,
+        format!(
+            "{} in {env}: {}",
+            file.name,
+            value::masked_summary(&old, &new)
+        ),
+    );
     super::set::store_value(g, &repo, &env, &file.name, &file.path, true, &new)
 }
 
@@ -68,11 +81,14 @@ fn run_editor(path: &Path) -> Result<()> {
         .arg(path)
         .status()
         .map_err(|e| {
-            Error::new(format!("cannot run the editor {editor:?}: {e}")).hint("set $VISUAL or $EDITOR to an editor on your PATH")
+            Error::new(format!("cannot run the editor {editor:?}: {e}"))
+                .hint("set $VISUAL or $EDITOR to an editor on your PATH")
         })?;
     if !status.success() {
-        return Err(Error::new(format!("the editor {editor:?} failed ({status}); nothing was changed"))
-            .hint("fix the editor command in $VISUAL or $EDITOR, or edit again"));
+        return Err(Error::new(format!(
+            "the editor {editor:?} failed ({status}); nothing was changed"
+        ))
+        .hint("fix the editor command in $VISUAL or $EDITOR, or edit again"));
     }
     Ok(())
 }
@@ -85,13 +101,18 @@ struct Scratch {
 
 impl Scratch {
     fn new(name: &str) -> Result<Scratch> {
-        let private_dir = |base: &Path| tempfile::Builder::new().prefix("swarmseal-edit-").tempdir_in(base);
+        let private_dir = |base: &Path| {
+            tempfile::Builder::new()
+                .prefix("swarmseal-edit-")
+                .tempdir_in(base)
+        };
         let tmp = std::env::temp_dir();
         let dir = private_dir(Path::new("/dev/shm"))
             .or_else(|_| private_dir(&tmp))
             .map_err(|e| Error::io("create a private folder in", &tmp, e))?
             .keep();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("protect", &dir, e))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("protect", &dir, e))?;
         let file = dir.join(name);
         Ok(Scratch { dir, file })
     }
@@ -103,14 +124,18 @@ impl Scratch {
             .mode(0o600)
             .open(&self.file)
             .map_err(|e| Error::io("create", &self.file, e))?;
-        f.write_all(value).and_then(|_| f.sync_all()).map_err(|e| Error::io("write", &self.file, e))
+        f.write_all(value)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io("write", &self.file, e))
     }
 
     fn read(&self) -> Result<Option<crypto::Plaintext>> {
         let f = fs::File::open(&self.file).map_err(|e| {
-            Error::io("read back", &self.file, e).hint("the editor may have removed the file; edit again")
+            Error::io("read back", &self.file, e)
+                .hint("the editor may have removed the file; edit again")
         })?;
-        crypto::read_limited(BufReader::new(f), MAX_VALUE_LEN).map_err(|e| Error::io("read back", &self.file, e))
+        crypto::read_limited(BufReader::new(f), MAX_VALUE_LEN)
+            .map_err(|e| Error::io("read back", &self.file, e))
     }
 }
 

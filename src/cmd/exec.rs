@@ -15,7 +15,13 @@ use super::remote::Remote;
 pub fn variable(name: &str) -> String {
     let upper: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("SWARMSEAL_{upper}")
 }
@@ -48,14 +54,17 @@ pub fn run(g: &Global, args: ExecArgs) -> Result<i32> {
     }
     let program = &args.command[0];
     let mut child = Command::new(program);
-    child.args(&args.command[1..]).envs(vars.iter().map(|(k, v)| (k, v)));
+    child
+        .args(&args.command[1..])
+        .envs(vars.iter().map(|(k, v)| (k, v)));
     if g.verbose {
         for (k, v) in &vars {
             eprintln!("{k}={v}");
         }
     }
     let status = child.status().map_err(|e| {
-        Error::new(format!("cannot run {}: {e}", program.to_string_lossy())).hint("check that the command is installed and on PATH")
+        Error::new(format!("cannot run {}: {e}", program.to_string_lossy()))
+            .hint("check that the command is installed and on PATH")
     })?;
     Ok(status.code().unwrap_or(1))
 }

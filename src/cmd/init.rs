@@ -15,7 +15,8 @@ const GITATTRIBUTES_LINE: &str = "*.age diff=swarmseal";
 pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
     let root = match &g.repo {
         Some(dir) => dir.clone(),
-        None => std::env::current_dir().map_err(|e| Error::new(format!("cannot read the current folder: {e}")))?,
+        None => std::env::current_dir()
+            .map_err(|e| Error::new(format!("cannot read the current folder: {e}")))?,
     };
     let manifest_path = root.join(MANIFEST_FILE);
     if manifest_path.exists() {
@@ -28,15 +29,24 @@ pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
         Some(p) => p,
         None => default_project(&root)?,
     };
-    names::check_scope_name("project", &project).map_err(|e| Error::new(e).hint("choose a name with --project NAME"))?;
-    let envs = if g.env.is_empty() { vec!["default".to_string()] } else { g.env.clone() };
+    names::check_scope_name("project", &project)
+        .map_err(|e| Error::new(e).hint("choose a name with --project NAME"))?;
+    let envs = if g.env.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        g.env.clone()
+    };
     for env in &envs {
-        names::check_scope_name("environment", env).map_err(|e| Error::new(e).hint("choose another name with --env NAME"))?;
+        names::check_scope_name("environment", env)
+            .map_err(|e| Error::new(e).hint("choose another name with --env NAME"))?;
     }
     let recipients = if args.recipients.is_empty() {
         vec![own_recipient(g)?]
     } else {
-        args.recipients.iter().map(|r| parse_named_recipient(r)).collect::<Result<Vec<_>>>()?
+        args.recipients
+            .iter()
+            .map(|r| parse_named_recipient(r))
+            .collect::<Result<Vec<_>>>()?
     };
 
     // Write the manifest, then everything that depends on it.
@@ -53,18 +63,37 @@ pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
     super::save_index(&repo, &index)?;
     write_gitattributes(&repo.root)?;
 
-    super::say(g, format!("Created a swarmseal repository for project {project:?} in {}", repo.root.display()));
+    super::say(
+        g,
+        format!(
+            "Created a swarmseal repository for project {project:?} in {}",
+            repo.root.display()
+        ),
+    );
     super::say(g, format!("  environments: {}", envs.join(", ")));
     super::say(
         g,
         format!(
             "  recipients:   {}",
-            recipients.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            recipients
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
-    super::say(g, "To see decrypted values in `git diff`, run once in this repository:");
-    super::say(g, "  git config diff.swarmseal.textconv \"swarmseal textconv\"");
-    super::say(g, "Next: store a secret with `swarmseal set NAME` (the value is read from standard input).");
+    super::say(
+        g,
+        "To see decrypted values in `git diff`, run once in this repository:",
+    );
+    super::say(
+        g,
+        "  git config diff.swarmseal.textconv \"swarmseal textconv\"",
+    );
+    super::say(
+        g,
+        "Next: store a secret with `swarmseal set NAME` (the value is read from standard input).",
+    );
     Ok(0)
 }
 
@@ -75,12 +104,22 @@ fn default_project(root: &Path) -> Result<String> {
         .unwrap_or_default();
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    let cleaned = cleaned
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     if cleaned.is_empty() {
-        return Err(Error::new(format!("cannot derive a project name from the folder name {name:?}"))
-            .hint("choose one with --project NAME"));
+        return Err(Error::new(format!(
+            "cannot derive a project name from the folder name {name:?}"
+        ))
+        .hint("choose one with --project NAME"));
     }
     Ok(cleaned)
 }
@@ -90,8 +129,10 @@ fn parse_named_recipient(arg: &str) -> Result<(String, String)> {
         return Err(Error::new(format!("--recipient {arg:?} is not NAME=KEY"))
             .hint("write it as --recipient alice=age1..."));
     };
-    crypto::parse_recipient(key)
-        .map_err(|e| Error::new(format!("--recipient {name}: {e}")).hint("pass a public key: age1..., ssh-ed25519 ... or ssh-rsa ..."))?;
+    crypto::parse_recipient(key).map_err(|e| {
+        Error::new(format!("--recipient {name}: {e}"))
+            .hint("pass a public key: age1..., ssh-ed25519 ... or ssh-rsa ...")
+    })?;
     Ok((name.trim().to_string(), key.trim().to_string()))
 }
 
@@ -101,10 +142,19 @@ fn own_recipient(g: &Global) -> Result<(String, String)> {
     let name = recipient_name();
     if let Some(ids) = Identities::load(&g.identity)? {
         let Some(key) = ids.public_keys().first() else {
-            return Err(Error::new(format!("the identity {} has no public key swarmseal can read", ids.describe()))
-                .hint("pass your public key with --recipient NAME=KEY"));
+            return Err(Error::new(format!(
+                "the identity {} has no public key swarmseal can read",
+                ids.describe()
+            ))
+            .hint("pass your public key with --recipient NAME=KEY"));
         };
-        super::say(g, format!("Using the public key of {} as recipient {name:?}", ids.describe()));
+        super::say(
+            g,
+            format!(
+                "Using the public key of {} as recipient {name:?}",
+                ids.describe()
+            ),
+        );
         return Ok((name, key.clone()));
     }
     let path: PathBuf = crypto::default_identity_path().ok_or_else(|| {
@@ -120,7 +170,10 @@ fn own_recipient(g: &Global) -> Result<(String, String)> {
 
 fn recipient_name() -> String {
     let user = std::env::var("USER").unwrap_or_default();
-    let cleaned: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).collect();
+    let cleaned: String = user
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect();
     if cleaned.is_empty() || !cleaned.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         "admin".into()
     } else {

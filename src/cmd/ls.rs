@@ -27,14 +27,24 @@ pub fn run(g: &Global, args: LsArgs) -> Result<i32> {
             },
             Err(_) => "unreadable",
         };
-        let changed = record.and_then(|r| r.changed.clone()).unwrap_or_else(|| "-".into());
-        rows.push(vec![name.clone(), file.rel.display().to_string(), changed, state.to_string()]);
+        let changed = record
+            .and_then(|r| r.changed.clone())
+            .unwrap_or_else(|| "-".into());
+        rows.push(vec![
+            name.clone(),
+            file.rel.display().to_string(),
+            changed,
+            state.to_string(),
+        ]);
     }
     let header = ["NAME", "FILE", "CHANGED", "RECIPIENTS"];
     match g.format {
         Format::Human => {
             if rows.is_empty() {
-                super::say(g, format!("no secrets in {env} yet; add one with `swarmseal -e {env} set NAME`"));
+                super::say(
+                    g,
+                    format!("no secrets in {env} yet; add one with `swarmseal -e {env} set NAME`"),
+                );
             } else {
                 print!("{}", output::table(&header, &rows));
             }
@@ -45,7 +55,10 @@ pub fn run(g: &Global, args: LsArgs) -> Result<i32> {
                 .iter()
                 .map(|r| json!({"name": r[0], "file": r[1], "changed": r[2], "recipients": r[3]}))
                 .collect();
-            println!("{}", json!({"project": repo.manifest.project, "environment": env, "secrets": secrets}));
+            println!(
+                "{}",
+                json!({"project": repo.manifest.project, "environment": env, "secrets": secrets})
+            );
         }
     }
     for problem in &scan.problems {

@@ -50,7 +50,10 @@ pub fn select_env(g: &Global, repo: &Repo) -> Result<String> {
                     "{} has {} environments ({}); this command works on one",
                     repo.manifest_path().display(),
                     envs.len(),
-                    envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+                    envs.iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
                 .hint("choose one with -e NAME")),
             }
@@ -77,7 +80,12 @@ pub fn selected_envs(g: &Global, repo: &Repo) -> Result<Vec<String>> {
 
 /// The public keys an environment's files are encrypted to.
 pub fn env_keys(repo: &Repo, env: &str) -> Result<Vec<String>> {
-    Ok(repo.manifest.env_recipients(env)?.into_iter().map(|(_, key)| key).collect())
+    Ok(repo
+        .manifest
+        .env_recipients(env)?
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect())
 }
 
 /// Sorted recipient ids of a set of keys, as recorded in the index.
@@ -105,17 +113,24 @@ pub fn find_secret(repo: &Repo, env: &str, input: &str) -> Result<SecretFile> {
     }
     let known: Vec<&str> = scan.secrets.keys().map(String::as_str).take(20).collect();
     let hint = if known.is_empty() {
-        format!("the environment has no secrets yet; create one with `swarmseal -e {env} set {name}`")
+        format!(
+            "the environment has no secrets yet; create one with `swarmseal -e {env} set {name}`"
+        )
     } else {
         format!(
             "known secrets: {}{}; create it with `swarmseal -e {env} set {name}`",
             known.join(", "),
-            if scan.secrets.len() > known.len() { ", ..." } else { "" }
+            if scan.secrets.len() > known.len() {
+                ", ..."
+            } else {
+                ""
+            }
         )
     };
     Err(Error::new(format!(
         "secret {name:?} not found in environment {env:?} (no {})",
-        repo.rel(&repo.secret_path(env, &names::parse_user_name(input)?.1)).display()
+        repo.rel(&repo.secret_path(env, &names::parse_user_name(input)?.1))
+            .display()
     ))
     .hint(hint))
 }
@@ -150,8 +165,11 @@ pub fn fingerprint_key(repo: &Repo, env: &str, ids: &Identities) -> Result<Plain
     }
     let key = decrypt_file(repo, &path, ids)?;
     if key.len() != crypto::FINGERPRINT_KEY_LEN {
-        return Err(Error::new(format!("{} does not hold a fingerprint key", repo.rel(&path).display()))
-            .hint("restore it from git"));
+        return Err(Error::new(format!(
+            "{} does not hold a fingerprint key",
+            repo.rel(&path).display()
+        ))
+        .hint("restore it from git"));
     }
     Ok(key)
 }
@@ -202,7 +220,14 @@ pub fn save_index(repo: &Repo, index: &Index) -> Result<()> {
 /// Creates and records a new fingerprint key for an environment.
 pub fn create_fingerprint_key(repo: &Repo, index: &mut Index, env: &str) -> Result<()> {
     let key = crypto::new_fingerprint_key();
-    write_encrypted(repo, index, env, Target::FingerprintKey, &key, Some(index::now_stamp()))
+    write_encrypted(
+        repo,
+        index,
+        env,
+        Target::FingerprintKey,
+        &key,
+        Some(index::now_stamp()),
+    )
 }
 
 /// Loads identities if any source provides them.
@@ -244,7 +269,10 @@ pub fn recipient_state(
         .filter(|(_, key)| !had.contains(crypto::recipient_id(key).as_str()))
         .map(|(name, _)| name.clone())
         .collect();
-    let now: BTreeSet<String> = current.iter().map(|(_, k)| crypto::recipient_id(k)).collect();
+    let now: BTreeSet<String> = current
+        .iter()
+        .map(|(_, k)| crypto::recipient_id(k))
+        .collect();
     let extra = had.iter().filter(|id| !now.contains(**id)).count();
     if missing.is_empty() && extra == 0 {
         RecipientState::Current

@@ -18,14 +18,26 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<i32> {
     let remote = Remote::connect(g, &repo, &env)?;
     let names = state.desired.secrets.keys().cloned().collect();
     let observed = remote.observe(&repo, &env, &names)?;
-    if let Ok(Some(lock)) = remote.rt.block_on(remote.swarm.lock_info(&repo.manifest.project, &env)) {
-        output::warn(&format!("an apply is in progress: the lock is held by {} since {}", lock.holder, lock.created));
+    if let Ok(Some(lock)) = remote
+        .rt
+        .block_on(remote.swarm.lock_info(&repo.manifest.project, &env))
+    {
+        output::warn(&format!(
+            "an apply is in progress: the lock is held by {} since {}",
+            lock.holder, lock.created
+        ));
     }
     let plan = plan::plan(&state.desired, &observed);
     let endpoint = remote.describe();
-    let ctx = render::Context { endpoint: &endpoint, cluster_id: &observed.cluster_id };
+    let ctx = render::Context {
+        endpoint: &endpoint,
+        cluster_id: &observed.cluster_id,
+    };
     match g.format {
-        Format::Human => print!("{}", render::human(&plan, &ctx, output::colour(true), g.verbose)),
+        Format::Human => print!(
+            "{}",
+            render::human(&plan, &ctx, output::colour(true), g.verbose)
+        ),
         Format::Json => println!("{}", render::json(&plan, &ctx)),
         Format::Markdown => print!("{}", render::markdown(&plan, &ctx)),
     }
@@ -37,8 +49,19 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<i32> {
                 out.display()
             ));
         } else {
-            super::say(g, format!("Saved the plan to {}; apply it with `swarmseal -e {env} apply {}`", out.display(), out.display()));
+            super::say(
+                g,
+                format!(
+                    "Saved the plan to {}; apply it with `swarmseal -e {env} apply {}`",
+                    out.display(),
+                    out.display()
+                ),
+            );
         }
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
 }

@@ -19,7 +19,11 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
                 let envs: Vec<String> = m
                     .environments
                     .keys()
-                    .filter(|env| m.env_recipients(env).map(|r| r.iter().any(|(n, _)| n == name)).unwrap_or(false))
+                    .filter(|env| {
+                        m.env_recipients(env)
+                            .map(|r| r.iter().any(|(n, _)| n == name))
+                            .unwrap_or(false)
+                    })
                     .cloned()
                     .collect();
                 rows.push(vec![name.clone(), key.clone(), envs.join(",")]);
@@ -42,7 +46,10 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             store::write_atomic(&path, new_text.as_bytes(), 0o644)?;
             let m = Manifest::parse(&new_text, &path)?;
             let envs = envs_of(&m, &name);
-            super::say(g, format!("added recipient {name}; it can read: {}", envs.join(", ")));
+            super::say(
+                g,
+                format!("added recipient {name}; it can read: {}", envs.join(", ")),
+            );
             super::say(g, "Run `swarmseal rekey` to re-encrypt the secrets to it (this needs an identity that can decrypt them).");
             Ok(0)
         }
@@ -51,7 +58,13 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             let before = envs_of(&repo.manifest, &name);
             let new_text = manifest::remove_recipient(&text, &path, &name)?;
             store::write_atomic(&path, new_text.as_bytes(), 0o644)?;
-            super::say(g, format!("removed recipient {name} (it could read: {})", before.join(", ")));
+            super::say(
+                g,
+                format!(
+                    "removed recipient {name} (it could read: {})",
+                    before.join(", ")
+                ),
+            );
             super::say(
                 g,
                 "Run `swarmseal rekey` now: until then the files stay readable with its identity. Rotate the values it could read, too: it may have kept copies.",
@@ -68,7 +81,11 @@ fn read_manifest(path: &std::path::Path) -> Result<String> {
 fn envs_of(m: &Manifest, name: &str) -> Vec<String> {
     m.environments
         .keys()
-        .filter(|env| m.env_recipients(env).map(|r| r.iter().any(|(n, _)| n == name)).unwrap_or(false))
+        .filter(|env| {
+            m.env_recipients(env)
+                .map(|r| r.iter().any(|(n, _)| n == name))
+                .unwrap_or(false)
+        })
         .cloned()
         .collect()
 }

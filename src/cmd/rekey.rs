@@ -34,7 +34,10 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
         if key_path.exists() {
             let bytes = repo.read(&key_path)?;
             let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
-            if args.force || super::recipient_state(record, &bytes, &current) != super::RecipientState::Current {
+            if args.force
+                || super::recipient_state(record, &bytes, &current)
+                    != super::RecipientState::Current
+            {
                 jobs.push(Job {
                     env: env.clone(),
                     name: None,
@@ -51,7 +54,10 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
         for (name, file) in &scan.secrets {
             let bytes = repo.read(&file.path)?;
             let record = index.record(env, name);
-            if !args.force && super::recipient_state(record, &bytes, &current) == super::RecipientState::Current {
+            if !args.force
+                && super::recipient_state(record, &bytes, &current)
+                    == super::RecipientState::Current
+            {
                 current_count += 1;
                 continue;
             }
@@ -68,7 +74,10 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
     // Phase 2: write.
     for job in &jobs {
         let target = match &job.name {
-            Some(name) => super::Target::Secret { name, path: &job.path },
+            Some(name) => super::Target::Secret {
+                name,
+                path: &job.path,
+            },
             None => super::Target::FingerprintKey,
         };
         let changed = job.changed.clone().or_else(|| Some(index::now_stamp()));

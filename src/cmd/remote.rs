@@ -18,7 +18,8 @@ impl Remote {
     /// Connects to the environment's endpoint and enforces its `swarm_id` pin.
     pub fn connect(g: &Global, repo: &Repo, env: &str) -> Result<Remote> {
         let environment = repo.manifest.environment(env)?;
-        let endpoint = swarm::resolve_endpoint(g.host.as_deref(), environment.docker_host.as_deref())?;
+        let endpoint =
+            swarm::resolve_endpoint(g.host.as_deref(), environment.docker_host.as_deref())?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -41,7 +42,8 @@ impl Remote {
 
     /// The secrets and services that matter to the environment.
     pub fn observe(&self, repo: &Repo, env: &str, names: &BTreeSet<String>) -> Result<Observed> {
-        self.rt.block_on(self.swarm.observe(&repo.manifest.project, env, names))
+        self.rt
+            .block_on(self.swarm.observe(&repo.manifest.project, env, names))
     }
 
     pub fn describe(&self) -> String {
@@ -51,7 +53,10 @@ impl Remote {
 
 /// `user@host pid N`, for the lock's holder label.
 pub fn holder() -> String {
-    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into());
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

@@ -46,7 +46,10 @@ pub fn store_value(
                         if super::recipient_state(old_record.as_ref(), &bytes, &current)
                             == super::RecipientState::Current
                         {
-                            super::say(g, format!("{name} in {env}: value unchanged; nothing to do"));
+                            super::say(
+                                g,
+                                format!("{name} in {env}: value unchanged; nothing to do"),
+                            );
                             return Ok(0);
                         }
                     }
@@ -55,11 +58,20 @@ pub fn store_value(
         }
     }
     let changed = if unchanged {
-        old_record.and_then(|r| r.changed).or_else(|| Some(index::now_stamp()))
+        old_record
+            .and_then(|r| r.changed)
+            .or_else(|| Some(index::now_stamp()))
     } else {
         Some(index::now_stamp())
     };
-    super::write_encrypted(repo, &mut index, env, super::Target::Secret { name, path }, value, changed)?;
+    super::write_encrypted(
+        repo,
+        &mut index,
+        env,
+        super::Target::Secret { name, path },
+        value,
+        changed,
+    )?;
     super::save_index(repo, &index)?;
     super::say(
         g,
@@ -84,9 +96,8 @@ fn read_value(name: &str, args: &SetArgs) -> Result<Plaintext> {
         .hint("store a smaller value")
     };
     if let Some(file) = &args.file {
-        let f = std::fs::File::open(file).map_err(|e| {
-            Error::io("read", file, e).hint("check the path given to --file")
-        })?;
+        let f = std::fs::File::open(file)
+            .map_err(|e| Error::io("read", file, e).hint("check the path given to --file"))?;
         return crypto::read_limited(BufReader::new(f), MAX_VALUE_LEN)
             .map_err(|e| Error::io("read", file, e))?
             .ok_or_else(too_big);
@@ -102,7 +113,8 @@ fn read_value(name: &str, args: &SetArgs) -> Result<Plaintext> {
                 .map_err(|e| Error::new(format!("cannot read the value from the terminal: {e}")))?,
         );
         if *first != *again {
-            return Err(Error::new("the two values differ; nothing was stored").hint("run the command again"));
+            return Err(Error::new("the two values differ; nothing was stored")
+                .hint("run the command again"));
         }
         let mut out = Zeroizing::new(Vec::with_capacity(first.len()));
         out.extend_from_slice(first.as_bytes());

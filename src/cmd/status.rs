@@ -26,10 +26,16 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
     let remote = Remote::connect(g, &repo, &env)?;
     let names: BTreeSet<String> = sources.keys().cloned().collect();
     let observed = remote.observe(&repo, &env, &names)?;
-    let lock = remote.rt.block_on(remote.swarm.lock_info(&repo.manifest.project, &env))?;
+    let lock = remote
+        .rt
+        .block_on(remote.swarm.lock_info(&repo.manifest.project, &env))?;
 
     let users = |s: &SwarmSecret| {
-        let mut u: Vec<String> = observed.users_of(&s.id).iter().map(|svc| svc.name.clone()).collect();
+        let mut u: Vec<String> = observed
+            .users_of(&s.id)
+            .iter()
+            .map(|svc| svc.name.clone())
+            .collect();
         u.sort();
         u.dedup();
         u.join(",")
@@ -48,11 +54,23 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
         for name in sources.keys() {
             let versions = by_name.get(name).cloned().unwrap_or_default();
             let list: Vec<String> = versions.iter().map(|v| v.name.clone()).collect();
-            let svcs: BTreeSet<String> =
-                versions.iter().flat_map(|v| users(v).split(',').filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>()).collect();
+            let svcs: BTreeSet<String> = versions
+                .iter()
+                .flat_map(|v| {
+                    users(v)
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
             rows.push(vec![
                 name.clone(),
-                if list.is_empty() { "-".into() } else { list.join(",") },
+                if list.is_empty() {
+                    "-".into()
+                } else {
+                    list.join(",")
+                },
                 svcs.into_iter().collect::<Vec<_>>().join(","),
             ]);
         }
@@ -68,7 +86,13 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
                 } else {
                     "older or pending".to_string()
                 };
-                rows.push(vec![name.clone(), v.name.clone(), v.created_at.clone(), state, users(v)]);
+                rows.push(vec![
+                    name.clone(),
+                    v.name.clone(),
+                    v.created_at.clone(),
+                    state,
+                    users(v),
+                ]);
             }
         }
     }
@@ -97,10 +121,20 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
         }
         Format::Markdown => print!("{}", output::markdown_table(header, &rows)),
         Format::Json => {
-            let keys: Vec<String> = header.iter().map(|h| h.to_lowercase().replace(' ', "_")).collect();
+            let keys: Vec<String> = header
+                .iter()
+                .map(|h| h.to_lowercase().replace(' ', "_"))
+                .collect();
             let list: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|r| serde_json::Value::Object(keys.iter().cloned().zip(r.iter().map(|c| json!(c))).collect()))
+                .map(|r| {
+                    serde_json::Value::Object(
+                        keys.iter()
+                            .cloned()
+                            .zip(r.iter().map(|c| json!(c)))
+                            .collect(),
+                    )
+                })
                 .collect();
             println!(
                 "{}",

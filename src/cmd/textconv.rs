@@ -13,13 +13,16 @@ use crate::error::{Error, Result};
 pub fn run(g: &Global, args: TextconvArgs) -> Result<i32> {
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io("read", &args.file, e))?;
     let digest = &crypto::file_digest(&bytes)[..12];
-    let placeholder = |why: &str| format!("[swarmseal: encrypted file {digest}..., not shown: {why}]\n");
+    let placeholder =
+        |why: &str| format!("[swarmseal: encrypted file {digest}..., not shown: {why}]\n");
     let why = match crypto::Identities::load(&g.identity)? {
         None => "no identity".to_string(),
         Some(ids) => match crypto::decrypt(&bytes, &ids) {
             Ok(value) => return emit(&value),
             Err(DecryptFailure::NotAge) => return emit(&bytes),
-            Err(DecryptFailure::NoMatchingIdentity) => "none of your identities can decrypt it".into(),
+            Err(DecryptFailure::NoMatchingIdentity) => {
+                "none of your identities can decrypt it".into()
+            }
             Err(DecryptFailure::Corrupt(why)) => format!("damaged ({why})"),
             Err(DecryptFailure::TooLarge) => "larger than Docker's limit".into(),
         },

@@ -9,7 +9,10 @@ pub fn run(g: &Global) -> Result<i32> {
     let repo = super::open_repo(g)?;
     let env = super::select_env(g, &repo)?;
     let remote = Remote::connect(g, &repo, &env)?;
-    match remote.rt.block_on(remote.swarm.unlock(&repo.manifest.project, &env))? {
+    match remote
+        .rt
+        .block_on(remote.swarm.unlock(&repo.manifest.project, &env))?
+    {
         Some(info) => super::say(
             g,
             format!(

@@ -555,7 +555,7 @@ impl Swarm {
                     "service {name} on {} did not finish its update within {} (last state: \
                      {last_state})",
                     self.endpoint.describe(),
-                    humantime::format_duration(Duration::from_secs(timeout.as_secs().max(1)))
+                    humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
                 ))
                 .hint(format!(
                     "the update goes on in the background; watch it with `docker service ps \
@@ -821,6 +821,23 @@ fn unreachable_hint(endpoint: &Endpoint, why: &str) -> String {
         return "your user may not use the Docker socket: add it to the docker group (and log in \
                 again), or run with sufficient rights"
             .into();
+    }
+    if let Some(tls) = endpoint.tls_files() {
+        if lower.contains("certificaterequired") || lower.contains("certificate required") {
+            return format!(
+                "the engine wants a client certificate: put cert.pem and key.pem (signed by the \
+                 engine's CA) into {}, next to ca.pem",
+                tls.dir.display()
+            );
+        }
+        if lower.contains("invalid peer certificate") {
+            return format!(
+                "the engine's certificate does not check out against {} (signed by another CA, \
+                 expired, or not issued for the host name in the URL); use the engine's CA \
+                 certificate, or the host name its certificate names",
+                tls.ca.display()
+            );
+        }
     }
     let mut hint = String::from("is the Docker daemon running there? ");
     match endpoint.scheme() {

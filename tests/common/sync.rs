@@ -1,0 +1,661 @@
+//! Helpers for `tests/sync.rs`: swarmseal repositories bound to the test Swarm, services
+//! that mount secrets, and a [`Guard`] that removes everything a test made on the Swarm.
+//!
+//! ```ignore
+//! let Some(engine) = engine() else { return };
+//! let guard = Guard::new(&engine);                 // declared first: dropped last
+//! let repo = SyncRepo::new(&engine, &guard, "rotate");
+//! repo.set("db_password", b"v1");
+//! repo.apply();                                    // apply --yes --wait, asserts success
+//! let svc = guard.service("rotate", &[(&repo.current("db_password").name, "db_password")]);
+//! let container = guard.wait_running(&svc);
+//! ```
+//!
+//! Everything goes through the docker CLI against the harness's engine (never `DOCKER_HOST`),
+//! and every wait is bounded and fails naming what it waited for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::cli::{assert_no_panic, assert_ok, describe, run_command, TestRepo};
+use super::engine::{Engine, LABEL_NAME, LABEL_PROJECT};
+
+/// The one environment of every [`SyncRepo`].
+pub const ENV: &str = "staging";
+/// Label key of the apply lock's marker secret (see src/swarm/lock.rs).
+pub const LABEL_LOCK: &str = "io.swarmseal.lock";
+/// How long a service's task may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long cleanup waits for containers to go away.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// A short, unique-per-project hex string, for the names of unmanaged secrets, which are
+/// global on the Swarm (two tests must never make the same one).
+pub fn suffix(project: &str) -> String {
+    hex::encode(Sha256::digest(project.as_bytes()))[..8].to_owned()
+}
+
+/// Text of `docker` stdout lines.
+fn lines(out: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A secret on the Swarm, from `docker secret inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub id: String,
+    pub name: String,
+    /// Swarm object version (changes when labels are updated).
+    pub version: u64,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SecretInfo {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// A secret reference of a service spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub secret_id: String,
+    pub secret_name: String,
+    pub target: String,
+    pub uid: String,
+    pub gid: String,
+    pub mode: u64,
+}
+
+fn parse_refs(v: &Value) -> Vec<SecretRef> {
+    let Some(list) = v.as_array() else {
+        return Vec::new();
+    };
+    let mut refs: Vec<SecretRef> = list
+        .iter()
+        .map(|r| SecretRef {
+            secret_id: r["SecretID"].as_str().unwrap_or_default().to_owned(),
+            secret_name: r["SecretName"].as_str().unwrap_or_default().to_owned(),
+            target: r["File"]["Name"].as_str().unwrap_or_default().to_owned(),
+            uid: r["File"]["UID"].as_str().unwrap_or_default().to_owned(),
+            gid: r["File"]["GID"].as_str().unwrap_or_default().to_owned(),
+            mode: r["File"]["Mode"].as_u64().unwrap_or_default(),
+        })
+        .collect();
+    refs.sort_by(|a, b| a.target.cmp(&b.target));
+    refs
+}
+
+/// Docker-side queries shared by the tests.
+pub trait EngineExt {
+    /// `docker secret inspect` of several secrets (by name or ID); panics on failure.
+    fn inspect_secrets(&self, ids: &[String]) -> Vec<SecretInfo>;
+    /// The secret with exactly this name, if any.
+    fn secret_named(&self, name: &str) -> Option<SecretInfo>;
+    /// Every secret carrying `label` (`key=value`), sorted by name.
+    fn secrets_labelled(&self, label: &str) -> Vec<SecretInfo>;
+    /// The secret references of a service's current spec, sorted by target.
+    fn service_refs(&self, service: &str) -> Vec<SecretRef>;
+    /// The secret references of a service's previous spec (`None` when never updated).
+    fn previous_refs(&self, service: &str) -> Option<Vec<SecretRef>>;
+    /// `docker service inspect -f FORMAT SERVICE`, trimmed.
+    fn service_field(&self, service: &str, format: &str) -> String;
+    /// IDs of every task of a service, history included.
+    fn service_tasks(&self, service: &str) -> Vec<String>;
+    /// Running containers of a service.
+    fn running_containers(&self, service: &str) -> Vec<String>;
+    /// Bytes of a file inside a container.
+    fn read_in(&self, container: &str, path: &str) -> Vec<u8>;
+    /// The Swarm's cluster ID.
+    fn cluster_id(&self) -> String;
+}
+
+impl EngineExt for Engine {
+    fn inspect_secrets(&self, ids: &[String]) -> Vec<SecretInfo> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let mut args = vec!["secret", "inspect"];
+        args.extend(ids.iter().map(String::as_str));
+        let json: Value = serde_json::from_slice(&self.docker_cli_ok(&args))
+            .expect("docker secret inspect prints JSON");
+        let mut out: Vec<SecretInfo> = json
+            .as_array()
+            .expect("docker secret inspect prints an array")
+            .iter()
+            .map(|s| SecretInfo {
+                id: s["ID"].as_str().unwrap_or_default().to_owned(),
+                name: s["Spec"]["Name"].as_str().unwrap_or_default().to_owned(),
+                version: s["Version"]["Index"].as_u64().unwrap_or_default(),
+                labels: s["Spec"]["Labels"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn secret_named(&self, name: &str) -> Option<SecretInfo> {
+        let filter = format!("name={name}");
+        let ids =
+            self.docker_cli_lines(&["secret", "ls", "--filter", &filter, "--format", "{{.ID}}"]);
+        // The name filter matches prefixes: keep the exact name only.
+        self.inspect_secrets(&ids)
+            .into_iter()
+            .find(|s| s.name == name)
+    }
+
+    fn secrets_labelled(&self, label: &str) -> Vec<SecretInfo> {
+        let filter = format!("label={label}");
+        let ids =
+            self.docker_cli_lines(&["secret", "ls", "--filter", &filter, "--format", "{{.ID}}"]);
+        self.inspect_secrets(&ids)
+    }
+
+    fn service_refs(&self, service: &str) -> Vec<SecretRef> {
+        let out = self.docker_cli_ok(&[
+            "service",
+            "inspect",
+            "-f",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}",
+            service,
+        ]);
+        parse_refs(&serde_json::from_slice(&out).expect("service secrets as JSON"))
+    }
+
+    fn previous_refs(&self, service: &str) -> Option<Vec<SecretRef>> {
+        let out = self.docker_cli_ok(&[
+            "service",
+            "inspect",
+            "-f",
+            "{{json .PreviousSpec}}",
+            service,
+        ]);
+        let v: Value = serde_json::from_slice(&out).expect("PreviousSpec as JSON");
+        if v.is_null() {
+            return None;
+        }
+        Some(parse_refs(&v["TaskTemplate"]["ContainerSpec"]["Secrets"]))
+    }
+
+    fn service_field(&self, service: &str, format: &str) -> String {
+        String::from_utf8_lossy(&self.docker_cli_ok(&["service", "inspect", "-f", format, service]))
+            .trim()
+            .to_owned()
+    }
+
+    fn service_tasks(&self, service: &str) -> Vec<String> {
+        self.docker_cli_lines(&["service", "ps", "-q", "--no-trunc", service])
+    }
+
+    fn running_containers(&self, service: &str) -> Vec<String> {
+        let filter = format!("label=com.docker.swarm.service.name={service}");
+        self.docker_cli_lines(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--filter",
+            "status=running",
+        ])
+    }
+
+    fn read_in(&self, container: &str, path: &str) -> Vec<u8> {
+        self.docker_cli_ok(&["exec", container, "cat", path])
+    }
+
+    fn cluster_id(&self) -> String {
+        String::from_utf8_lossy(&self.docker_cli_ok(&["info", "--format", "{{.Swarm.Cluster.ID}}"]))
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Removes, on drop, what a test made on the Swarm: its stacks, its services (waiting until
+/// their containers are gone), its unmanaged secrets, every secret labelled with one of its
+/// projects, and their apply-lock markers. Declare it before anything it cleans up after, so
+/// that it is dropped last; it also runs while a failed test unwinds.
+pub struct Guard {
+    engine: Engine,
+    projects: Mutex<Vec<String>>,
+    services: Mutex<Vec<String>>,
+    stacks: Mutex<Vec<String>>,
+    secrets: Mutex<Vec<String>>,
+}
+
+impl Guard {
+    pub fn new(engine: &Engine) -> Guard {
+        Guard {
+            engine: engine.clone(),
+            projects: Mutex::default(),
+            services: Mutex::default(),
+            stacks: Mutex::default(),
+            secrets: Mutex::default(),
+        }
+    }
+
+    /// Cleans up after `project`'s secrets and lock too.
+    pub fn project(&self, project: &str) {
+        self.projects.lock().unwrap().push(project.to_owned());
+    }
+
+    /// Cleans up after stack `name` too (`docker stack rm`).
+    pub fn stack(&self, name: &str) {
+        self.stacks.lock().unwrap().push(name.to_owned());
+    }
+
+    /// Cleans up the (unmanaged) secret `name` too.
+    pub fn secret(&self, name: &str) {
+        self.secrets.lock().unwrap().push(name.to_owned());
+    }
+
+    /// `docker secret create NAME FILE` of an unmanaged secret (no labels) holding `value`.
+    pub fn unmanaged_secret(&self, name: &str, value: &[u8], scratch: &Path) -> String {
+        self.secret(name);
+        let file = scratch.join(format!("unmanaged-{name}"));
+        std::fs::write(&file, value).unwrap();
+        let out = self
+            .engine
+            .docker_cli_ok(&["secret", "create", name, file.to_str().unwrap()]);
+        std::fs::remove_file(&file).unwrap();
+        String::from_utf8_lossy(&out).trim().to_owned()
+    }
+
+    /// Creates a one-replica service `name` running `sleep 3600`, mounting each
+    /// `(secret, target)`, labelled with `project`; does not wait for it.
+    pub fn service(&self, name: &str, project: &str, secrets: &[(&str, &str)]) {
+        self.services.lock().unwrap().push(name.to_owned());
+        let label = format!("{LABEL_PROJECT}={project}");
+        let mut args: Vec<String> = [
+            "service",
+            "create",
+            "--detach",
+            "--quiet",
+            "--name",
+            name,
+            "--label",
+            &label,
+            // `sleep` as PID 1 ignores SIGTERM: don't wait 10 s at every task replacement.
+            "--stop-grace-period",
+            "1s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (source, target) in secrets {
+            args.push("--secret".into());
+            args.push(format!("source={source},target={target}"));
+        }
+        args.push(self.engine.image.clone());
+        args.extend(["sleep".into(), "3600".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.engine.docker_cli_ok(&args);
+    }
+
+    /// Waits (bounded) until the service has exactly one running container; returns it.
+    #[track_caller]
+    pub fn wait_running(&self, service: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let running = self.engine.running_containers(service);
+            if running.len() == 1 {
+                return running[0].clone();
+            }
+            if start.elapsed() > START_TIMEOUT {
+                let ps = self
+                    .engine
+                    .docker_cli(&["service", "ps", "--no-trunc", service]);
+                panic!(
+                    "service {service} has no single running container after {START_TIMEOUT:?} \
+                     (running: {running:?}); docker service ps:\n{}{}",
+                    String::from_utf8_lossy(&ps.stdout),
+                    String::from_utf8_lossy(&ps.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn cleanup(&self) -> Vec<String> {
+        let e = &self.engine;
+        let mut problems = Vec::new();
+        let stacks = self.stacks.lock().unwrap().clone();
+        let projects = self.projects.lock().unwrap().clone();
+        let mut services = self.services.lock().unwrap().clone();
+        for project in &projects {
+            let filter = format!("label={LABEL_PROJECT}={project}");
+            let out = e.docker_cli(&[
+                "service",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Name}}",
+            ]);
+            services.extend(lines(&out.stdout));
+        }
+        services.sort();
+        services.dedup();
+
+        for stack in &stacks {
+            let _ = e.docker_cli(&["stack", "rm", stack]);
+        }
+        for service in &services {
+            let out = e.docker_cli(&["service", "rm", service]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !out.status.success() && !err.contains("not found") {
+                problems.push(format!("docker service rm {service}: {}", err.trim()));
+            }
+        }
+        // Containers: force-removed rather than waiting for their stop grace period.
+        let mut filters: Vec<String> = services
+            .iter()
+            .map(|s| format!("label=com.docker.swarm.service.name={s}"))
+            .collect();
+        filters.extend(
+            stacks
+                .iter()
+                .map(|s| format!("label=com.docker.stack.namespace={s}")),
+        );
+        let deadline = Instant::now() + CLEANUP_TIMEOUT;
+        for filter in &filters {
+            loop {
+                let left = lines(&e.docker_cli(&["ps", "-aq", "--filter", filter]).stdout);
+                if left.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    problems.push(format!("containers {left:?} ({filter}) still exist"));
+                    break;
+                }
+                let mut rm = vec!["rm", "-f"];
+                rm.extend(left.iter().map(String::as_str));
+                let _ = e.docker_cli(&rm);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        // A stack's default network goes once its tasks are gone.
+        for stack in &stacks {
+            let filter = format!("label=com.docker.stack.namespace={stack}");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let left = lines(
+                    &e.docker_cli(&["network", "ls", "-q", "--filter", &filter])
+                        .stdout,
+                );
+                if left.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    problems.push(format!("networks {left:?} of stack {stack} still exist"));
+                    break;
+                }
+                let mut rm = vec!["network", "rm"];
+                rm.extend(left.iter().map(String::as_str));
+                let _ = e.docker_cli(&rm);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+
+        // Secrets: the Swarm may count a just-removed service as a user for a moment.
+        let mut ids: Vec<String> = Vec::new();
+        for project in &projects {
+            for label in [
+                format!("{LABEL_PROJECT}={project}"),
+                format!("{LABEL_LOCK}={project}/{ENV}"),
+            ] {
+                let filter = format!("label={label}");
+                ids.extend(lines(
+                    &e.docker_cli(&["secret", "ls", "-q", "--filter", &filter])
+                        .stdout,
+                ));
+            }
+        }
+        for name in self.secrets.lock().unwrap().iter() {
+            let out = e.docker_cli(&["secret", "inspect", "-f", "{{.ID}}", name]);
+            if out.status.success() {
+                ids.extend(lines(&out.stdout));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for id in &ids {
+            loop {
+                let out = e.docker_cli(&["secret", "rm", id]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                if out.status.success() || err.contains("not found") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    problems.push(format!("docker secret rm {id}: {}", err.trim()));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let problems = self.cleanup();
+        if !problems.is_empty() {
+            eprintln!(
+                "warning: cleanup on {} was incomplete:\n  {}",
+                self.engine.host,
+                problems.join("\n  ")
+            );
+        }
+    }
+}
+
+/// A swarmseal repository (own project, one environment [`ENV`], own identity) whose
+/// commands run against the test Swarm with `-H`.
+pub struct SyncRepo {
+    pub t: TestRepo,
+    pub engine: Engine,
+    pub project: String,
+}
+
+impl SyncRepo {
+    /// `keygen`, then `init --project <unique> -e staging --recipient me=<key>`; the project is
+    /// registered with `guard` for cleanup.
+    pub fn new(engine: &Engine, guard: &Guard, test: &str) -> SyncRepo {
+        let project = engine.unique_project(test);
+        guard.project(&project);
+        let bare = TestRepo::bare();
+        let out = bare.run_in(
+            bare.tmp.path(),
+            ["keygen", "-o"],
+            Some(&bare.identity),
+            None,
+        );
+        assert_ok(&out);
+        let text = std::fs::read_to_string(&bare.identity).expect("keygen -o wrote no file");
+        let public = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .map(|s| s.trim().to_owned())
+            .expect("no public key in the identity file");
+        let t = TestRepo { public, ..bare };
+        let recipient = format!("me={}", t.public);
+        assert_ok(&t.run(
+            &[
+                "init",
+                "--project",
+                &project,
+                "-e",
+                ENV,
+                "--recipient",
+                &recipient,
+            ],
+            None,
+        ));
+        SyncRepo {
+            t,
+            engine: engine.clone(),
+            project,
+        }
+    }
+
+    /// The binary with `-e staging -H <engine>` and `args`, in the repository, with the test
+    /// environment (own HOME with the identity, no DOCKER_* variables).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.t.command();
+        c.args(["-e", ENV, "-H", &self.engine.host]).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_command(self.command(args), None)
+    }
+
+    /// `set NAME` with the value on stdin; asserts success.
+    #[track_caller]
+    pub fn set(&self, name: &str, value: &[u8]) {
+        assert_ok(&run_command(self.command(&["set", name]), Some(value)));
+    }
+
+    /// `rm NAME`; asserts success.
+    #[track_caller]
+    pub fn rm(&self, name: &str) {
+        assert_ok(&self.run(&["rm", name]));
+    }
+
+    /// `apply --yes --wait`; asserts success and returns the output.
+    #[track_caller]
+    pub fn apply(&self) -> Output {
+        let out = self.run(&["apply", "--yes", "--wait", "--wait-timeout", "2m"]);
+        assert_ok(&out);
+        out
+    }
+
+    /// `--format json plan ARGS`: the output and the parsed plan (panics unless stdout is
+    /// one JSON object with format_version 1).
+    #[track_caller]
+    pub fn plan_json(&self, extra: &[&str]) -> (Output, Value) {
+        let mut args = vec!["--format", "json", "plan"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert_no_panic(&out);
+        let plan: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "plan --format json printed no JSON ({e})\n{}",
+                describe(&out)
+            )
+        });
+        assert_eq!(plan["format_version"], 1, "format_version\n{plan:#}");
+        assert_eq!(plan["project"], self.project.as_str(), "project\n{plan:#}");
+        assert_eq!(plan["environment"], ENV, "environment\n{plan:#}");
+        (out, plan)
+    }
+
+    /// Asserts that `plan --detailed-exitcode` finds nothing to do (exit 0, no changes).
+    #[track_caller]
+    pub fn assert_converged(&self) {
+        let (out, plan) = self.plan_json(&["--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "plan after apply is not empty\n{}",
+            describe(&out)
+        );
+        assert_eq!(
+            plan["changes"].as_array().map(Vec::len),
+            Some(0),
+            "changes left\n{plan:#}"
+        );
+    }
+
+    /// Every secret labelled with this repository's project (managed versions).
+    pub fn managed(&self) -> Vec<SecretInfo> {
+        self.engine
+            .secrets_labelled(&format!("{LABEL_PROJECT}={}", self.project))
+    }
+
+    /// Managed versions of one logical secret.
+    pub fn versions(&self, logical: &str) -> Vec<SecretInfo> {
+        self.managed()
+            .into_iter()
+            .filter(|s| s.label(LABEL_NAME) == Some(logical))
+            .collect()
+    }
+
+    /// The one managed version of a logical secret (panics unless exactly one).
+    #[track_caller]
+    pub fn current(&self, logical: &str) -> SecretInfo {
+        let mut v = self.versions(logical);
+        assert_eq!(
+            v.len(),
+            1,
+            "expected exactly one Swarm version of {logical} in project {}: {v:#?}",
+            self.project
+        );
+        v.remove(0)
+    }
+
+    /// Logical name → managed Swarm name, for every managed secret of the project.
+    pub fn managed_names(&self) -> BTreeMap<String, Vec<String>> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in self.managed() {
+            map.entry(s.label(LABEL_NAME).unwrap_or_default().to_owned())
+                .or_default()
+                .push(s.name);
+        }
+        map
+    }
+
+    /// The path of swarmseal.yaml.
+    pub fn manifest(&self) -> std::path::PathBuf {
+        self.t.path("swarmseal.yaml")
+    }
+}
+
+/// The change with this action for this secret in a JSON plan (panics listing the plan).
+#[track_caller]
+pub fn change<'a>(plan: &'a Value, action: &str, secret: &str) -> &'a Value {
+    plan["changes"]
+        .as_array()
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c["action"] == action && c["secret"] == secret)
+        })
+        .unwrap_or_else(|| panic!("the plan has no {action} of {secret}:\n{plan:#}"))
+}
+
+/// A JSON plan's summary count.
+#[track_caller]
+pub fn count(plan: &Value, action: &str) -> u64 {
+    plan["summary"][action]
+        .as_u64()
+        .unwrap_or_else(|| panic!("summary.{action} missing\n{plan:#}"))
+}
+
+/// `strings` of a JSON array.
+pub fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
