@@ -16,16 +16,7 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             let m = &repo.manifest;
             let mut rows = Vec::new();
             for (name, key) in &m.recipients {
-                let envs: Vec<String> = m
-                    .environments
-                    .keys()
-                    .filter(|env| {
-                        m.env_recipients(env)
-                            .map(|r| r.iter().any(|(n, _)| n == name))
-                            .unwrap_or(false)
-                    })
-                    .cloned()
-                    .collect();
+                let envs = envs_of(m, name);
                 rows.push(vec![name.clone(), key.clone(), envs.join(",")]);
             }
             let header = ["NAME", "KEY", "ENVIRONMENTS"];

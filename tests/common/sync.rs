@@ -280,7 +280,8 @@ impl Guard {
     }
 
     /// Creates a one-replica service `name` running `sleep 3600`, mounting each
-    /// `(secret, target)`, labelled with `project`; does not wait for it.
+    /// `(secret, target)` (`target` may go on with `,uid=U,gid=G,mode=M`), labelled with
+    /// `project`; does not wait for it.
     pub fn service(&self, name: &str, project: &str, secrets: &[(&str, &str)]) {
         self.services.lock().unwrap().push(name.to_owned());
         let label = format!("{LABEL_PROJECT}={project}");
