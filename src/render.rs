@@ -51,7 +51,7 @@ pub fn summary_line(plan: &Plan) -> String {
 /// The plan for a terminal or a log.
 pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> String {
     let mut out = format!(
-        "swarmseal plan: project {}, environment {} (Swarm {} at {})\n\n",
+        "swarmseal plan: project {}, environment {}, Swarm {} via {}\n\n",
         plan.project, plan.environment, ctx.cluster_id, ctx.endpoint
     );
     if !plan.has_changes() {

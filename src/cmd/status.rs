@@ -104,7 +104,7 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
     match g.format {
         Format::Human => {
             println!(
-                "project {}, environment {} on Swarm {} ({})",
+                "project {}, environment {}, Swarm {} via {}",
                 repo.manifest.project,
                 env,
                 observed.cluster_id,
