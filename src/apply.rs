@@ -157,6 +157,45 @@ pub async fn execute(
         .buffer_unordered(parallel)
         .collect()
         .await;
+    // With --wait, the other services that use this environment's secrets are waited for
+    // too: an interrupted apply may have left one of them mid-update, and its old version
+    // must not go before the update has converged.
+    let repointed: BTreeSet<&str> = repoints.iter().map(|(id, ..)| id.as_str()).collect();
+    let others: Vec<(&str, &str)> = if opts.wait {
+        observed
+            .services
+            .iter()
+            .filter(|svc| !repointed.contains(svc.id.as_str()))
+            .filter(|svc| {
+                svc.secrets.iter().any(|r| {
+                    observed.secrets.iter().any(|s| {
+                        s.id == r.secret_id && s.is_managed_by(&plan.project, &plan.environment)
+                    })
+                })
+            })
+            .map(|svc| (svc.id.as_str(), svc.name.as_str()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let others: Vec<(String, Result<()>)> = stream::iter(others)
+        .map(|(id, name)| async move {
+            (
+                name.to_string(),
+                swarm.wait_converged(id, opts.wait_timeout).await,
+            )
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let mut keep_all = false;
+    for (name, result) in others {
+        if let Err(e) = result {
+            keep_all = true;
+            out.errors.push(e.context(format!("service {name}")));
+        }
+    }
+
     // Versions that a service failed to move away from are kept, for rollback.
     let mut keep: BTreeSet<String> = BTreeSet::new();
     for (name, olds, result) in results {
@@ -185,7 +224,7 @@ pub async fn execute(
             _ => None,
         })
         .filter(|(_, name)| {
-            if keep.contains(*name) {
+            if keep_all || keep.contains(*name) {
                 out.kept.push((*name).clone());
                 false
             } else {

@@ -1156,3 +1156,99 @@ fn stale_lock_blocks_apply_until_unlock() {
     );
     assert_ok(&repo.run(&["unlock"]));
 }
+
+/// SIGTERM (a cancelled CI job) during `apply --wait` stops it with exit 1, releases the lock
+/// on the way out, and the next apply finishes the rotation.
+#[test]
+fn interrupted_apply_releases_its_lock_and_resumes() {
+    let Some(engine) = engine() else { return };
+    let guard = Guard::new(&engine);
+    let repo = SyncRepo::new(&engine, &guard, "interrupt");
+    repo.set("db_password", b"one");
+    repo.apply();
+    let v1 = repo.current("db_password");
+    let svc = format!("{}-app", repo.project);
+    guard.service(&svc, &repo.project, &[(&v1.name, "db_password")]);
+    guard.wait_running(&svc);
+    repo.set("db_password", b"two");
+
+    let child = repo
+        .command(&["apply", "--yes", "--wait", "--wait-timeout", "2m"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the new version exists, i.e. while the service update is under way.
+    common::engine::wait_until(
+        "the new version to be created",
+        Duration::from_secs(60),
+        || repo.versions("db_password").len() == 2,
+    );
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("interrupted"), "{}", describe(&out));
+    let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
+    assert!(
+        engine.secret_named(&marker).is_none(),
+        "the interrupted apply left its lock {marker}"
+    );
+    // No unlock needed: the next apply finishes the job.
+    repo.apply();
+    assert_eq!(repo.versions("db_password").len(), 1);
+    let c = guard.wait_running(&svc);
+    assert_eq!(engine.read_in(&c, "/run/secrets/db_password"), b"two");
+    repo.assert_converged();
+}
+
+/// On a terminal, apply shows the plan and asks; only "yes" applies. `script` (util-linux)
+/// gives the command a pseudo-terminal and the answer is typed into it.
+#[test]
+fn apply_asks_for_confirmation_on_a_terminal() {
+    let Some(engine) = engine() else { return };
+    let guard = Guard::new(&engine);
+    let repo = SyncRepo::new(&engine, &guard, "confirm");
+    repo.set("db_password", b"value");
+    let on_terminal = |answer: &str| {
+        let cmd = repo.command(&["apply"]);
+        let line = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c")
+            .arg(format!(
+                "(sleep 2; printf '%s\\n' '{answer}') | script -qec \"{line}\" /dev/null"
+            ))
+            .current_dir(cmd.get_current_dir().unwrap_or(std::path::Path::new(".")));
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        let out = sh.output().expect("script (util-linux) runs");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = on_terminal("no");
+    assert!(
+        text.contains("create") && text.contains("Only 'yes'"),
+        "{text}"
+    );
+    assert!(text.contains("cancelled"), "{text}");
+    assert!(
+        repo.managed().is_empty(),
+        "a refused confirmation created secrets"
+    );
+    let text = on_terminal("yes");
+    assert!(text.contains("Applied: 1 created"), "{text}");
+    assert_eq!(repo.managed().len(), 1);
+    repo.assert_converged();
+}

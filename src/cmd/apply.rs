@@ -12,6 +12,7 @@ use crate::apply::{self, Options, Outcome};
 use crate::cli::{ApplyArgs, Global};
 use crate::desired::{self, Decrypt, RepoState};
 use crate::error::{Error, Result};
+use crate::model::Observed;
 use crate::output::{self, Format};
 use crate::plan::{self, Plan};
 use crate::planfile::PlanFile;
@@ -62,6 +63,23 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
             remote.swarm.cluster_id
         ));
     }
+    // A person reviews the plan before the lock is taken, so that a prompt left open
+    // never holds the lock; under the lock the Swarm is observed again, and the reviewed
+    // plan is carried out only if it is still the plan.
+    let reviewed = match (&saved, args.yes) {
+        (None, false) => {
+            let names = state.desired.secrets.keys().cloned().collect();
+            let observed = remote.observe(&repo, &env, &names)?;
+            let plan = plan::plan(&state.desired, &observed);
+            show(g, &plan, &remote, &observed);
+            if plan.steps.is_empty() {
+                return finish(g, &plan, &context(&remote, &observed), &Outcome::default());
+            }
+            confirm(&env, &remote.describe())?;
+            Some(plan)
+        }
+        _ => None,
+    };
     let project = repo.manifest.project.clone();
     let lock = remote.rt.block_on(remote.swarm.lock(
         &project,
@@ -69,13 +87,44 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
         &remote::holder(),
         args.lock_timeout,
     ))?;
-    let result = locked(g, &args, &repo, &env, &state, &remote, saved.as_ref());
+    let result = locked(
+        g,
+        &args,
+        &repo,
+        &env,
+        &state,
+        &remote,
+        saved.as_ref(),
+        reviewed,
+    );
     let released = remote.rt.block_on(remote.swarm.release(lock));
     let code = result?;
     released?;
     Ok(code)
 }
 
+fn context<'a>(remote: &'a Remote, observed: &'a Observed) -> render::Context<'a> {
+    render::Context {
+        endpoint: remote.swarm.endpoint().url.as_str(),
+        cluster_id: &observed.cluster_id,
+    }
+}
+
+fn show(g: &Global, plan: &Plan, remote: &Remote, observed: &Observed) {
+    if g.format == Format::Human && !g.quiet {
+        let endpoint = remote.describe();
+        let ctx = render::Context {
+            endpoint: &endpoint,
+            cluster_id: &observed.cluster_id,
+        };
+        print!(
+            "{}",
+            render::human(plan, &ctx, output::colour(true), g.verbose)
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn locked(
     g: &Global,
     args: &ApplyArgs,
@@ -84,36 +133,39 @@ fn locked(
     state: &RepoState,
     remote: &Remote,
     saved: Option<&PlanFile>,
+    reviewed: Option<Plan>,
 ) -> Result<i32> {
     let names = state.desired.secrets.keys().cloned().collect();
     let observed = remote.observe(repo, env, &names)?;
-    let plan: Plan = match saved {
-        Some(file) => {
+    let plan: Plan = match (saved, reviewed) {
+        (Some(file), _) => {
             let path = args
                 .planfile
                 .as_deref()
                 .unwrap_or(std::path::Path::new("plan"));
             file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, &observed)?;
+            show(g, &file.plan, remote, &observed);
             file.plan.clone()
         }
-        None => plan::plan(&state.desired, &observed),
+        (None, Some(reviewed)) => {
+            let now = plan::plan(&state.desired, &observed);
+            if now.steps != reviewed.steps {
+                return Err(Error::new(
+                    "the Swarm changed while the plan was being confirmed (another apply?); nothing was changed",
+                )
+                .hint("run apply again and review the new plan"));
+            }
+            now
+        }
+        (None, None) => {
+            let plan = plan::plan(&state.desired, &observed);
+            show(g, &plan, remote, &observed);
+            plan
+        }
     };
-    let endpoint = remote.describe();
-    let ctx = render::Context {
-        endpoint: &endpoint,
-        cluster_id: &observed.cluster_id,
-    };
-    if g.format == Format::Human && !g.quiet {
-        print!(
-            "{}",
-            render::human(&plan, &ctx, output::colour(true), g.verbose)
-        );
-    }
+    let ctx = context(remote, &observed);
     if plan.steps.is_empty() {
         return finish(g, &plan, &ctx, &Outcome::default());
-    }
-    if saved.is_none() && !args.yes {
-        confirm(env, &endpoint)?;
     }
     let opts = Options {
         wait: args.wait,
@@ -125,15 +177,33 @@ fn locked(
             eprintln!("  {line}");
         }
     };
-    let outcome = remote.rt.block_on(apply::execute(
-        &remote.swarm,
-        &plan,
-        &observed,
-        &state.values,
-        &opts,
-        &progress,
-    ))?;
+    // Ctrl-C or SIGTERM (a cancelled CI job) stops the apply between API calls and still
+    // releases the lock; every step is idempotent, so the next apply finishes the job.
+    let outcome = remote.rt.block_on(async {
+        tokio::select! {
+            outcome = apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress) => outcome,
+            signal = interrupted() => Err(Error::new(format!(
+                "interrupted by {signal}: the apply stopped part-way and released its lock"
+            ))
+            .hint("run apply again to finish; every step is idempotent")),
+        }
+    })?;
     finish(g, &plan, &ctx, &outcome)
+}
+
+/// Resolves on SIGINT or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 /// Reports the outcome; exit 1 when something was blocked or failed.
