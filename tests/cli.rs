@@ -1320,25 +1320,28 @@ fn check_max_age_reports_overdue_values() {
     assert_ok(&repo.check(&["--max-age", "1h"]));
 }
 
-#[test]
-fn passphrase_protected_identity_without_terminal_is_refused() {
+/// The repository's identity, encrypted with the passphrase "correct horse" (as `age -p`
+/// would), armored, in the work folder.
+fn protected_identity(repo: &TestRepo) -> PathBuf {
     use std::io::Write;
-    let repo = TestRepo::new();
-    repo.set("staging", "x", b"v");
     let identity_text = fs::read(&repo.identity).unwrap();
     let protected = repo.work.join("protected.age");
-    {
-        let encryptor = age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from(
-            "correct horse".to_string(),
-        ));
-        let armored =
-            age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor)
-                .unwrap();
-        let mut w = encryptor.wrap_output(armored).unwrap();
-        w.write_all(&identity_text).unwrap();
-        let bytes = w.finish().and_then(|a| a.finish()).unwrap();
-        fs::write(&protected, bytes).unwrap();
-    }
+    let encryptor = age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from(
+        "correct horse".to_string(),
+    ));
+    let armored =
+        age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor).unwrap();
+    let mut w = encryptor.wrap_output(armored).unwrap();
+    w.write_all(&identity_text).unwrap();
+    fs::write(&protected, w.finish().and_then(|a| a.finish()).unwrap()).unwrap();
+    protected
+}
+
+#[test]
+fn passphrase_protected_identity_without_terminal_is_refused() {
+    let repo = TestRepo::new();
+    repo.set("staging", "x", b"v");
+    let protected = protected_identity(&repo);
     let out = assert_refused_unchanged(
         &repo,
         &["-i", path_str(&protected), "-e", "staging", "get", "x"],
@@ -1521,22 +1524,9 @@ fn plaintext_never_reaches_the_repository() {
 /// (util-linux) gives the command a pseudo-terminal; the passphrase is typed into it.
 #[test]
 fn passphrase_protected_identity_is_unlocked_on_a_terminal() {
-    use std::io::Write;
     let repo = TestRepo::new();
     repo.set("staging", "x", b"terminal-value");
-    let identity_text = fs::read(&repo.identity).unwrap();
-    let protected = repo.work.join("protected.age");
-    {
-        let encryptor = age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from(
-            "correct horse".to_string(),
-        ));
-        let armored =
-            age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor)
-                .unwrap();
-        let mut w = encryptor.wrap_output(armored).unwrap();
-        w.write_all(&identity_text).unwrap();
-        fs::write(&protected, w.finish().and_then(|a| a.finish()).unwrap()).unwrap();
-    }
+    let protected = protected_identity(&repo);
     let inner = format!(
         "{} -C {} -i {} -e staging get x",
         env!("CARGO_BIN_EXE_swarmseal"),
