@@ -232,6 +232,23 @@ pub async fn execute(
             }
         })
         .collect();
+    // Only this project's and environment's managed secrets are ever removed, whatever a
+    // (saved, possibly edited) plan says.
+    let (removals, foreign): (Vec<_>, Vec<_>) = removals.into_iter().partition(|(id, _)| {
+        observed
+            .secrets
+            .iter()
+            .any(|s| &s.id == *id && s.is_managed_by(&plan.project, &plan.environment))
+    });
+    for (_, name) in foreign {
+        out.errors.push(
+            Error::new(format!(
+                "refused to remove {name}: it is not a managed secret of {}/{}",
+                plan.project, plan.environment
+            ))
+            .hint("swarmseal only removes secrets that carry its project's labels"),
+        );
+    }
     let results: Vec<_> = stream::iter(removals)
         .map(|(id, name)| async move { (name.clone(), swarm.remove_secret(id, name).await) })
         .buffer_unordered(parallel)

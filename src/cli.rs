@@ -242,9 +242,21 @@ pub fn run() -> i32 {
 }
 
 /// Runs the command line given as `args` (the first item is the program name), in this
-/// process. Returns the exit code; clap's usage errors exit here as usual.
+/// process. Returns the exit code: usage errors are errors like any other (exit 1), since
+/// exit 2 means "changes present" under `--detailed-exitcode`.
 pub fn run_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 1,
+            };
+        }
+    };
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {

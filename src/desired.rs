@@ -35,6 +35,15 @@ pub enum Decrypt {
 }
 
 pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> Result<RepoState> {
+    if let Some(leak) = repo
+        .scan_outside_envs()?
+        .into_iter()
+        .find(|p| !matches!(p, crate::store::Problem::Stray { .. }))
+    {
+        return Err(leak.to_error().context(format!(
+            "refusing to plan {env} while the repository has problems"
+        )));
+    }
     let scan = repo.scan(env)?;
     scan.ensure_clean().map_err(|e| {
         e.context(format!(
@@ -81,6 +90,13 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
     let mut values = BTreeMap::new();
     for (name, file) in &scan.secrets {
         let bytes = repo.read(&file.path)?;
+        if !crypto::looks_like_age(&bytes) {
+            // A plaintext value in a file named like a secret: refuse, identity or not.
+            return Err(crate::store::Problem::Plaintext {
+                rel: file.rel.clone(),
+            }
+            .to_error());
+        }
         let source = crypto::file_digest(&bytes);
         hasher.update(name.as_bytes());
         hasher.update([0]);

@@ -55,6 +55,8 @@ pub enum Problem {
     Symlink { rel: PathBuf, why: String },
     /// A file or folder that cannot be read.
     Unreadable { rel: PathBuf, why: String },
+    /// An age file under `secrets/` outside every environment's folder: never applied.
+    Stray { rel: PathBuf },
 }
 
 impl Problem {
@@ -83,6 +85,11 @@ impl Problem {
                 .hint("replace the link with the file itself; swarmseal never follows links out of the repository"),
             Problem::Unreadable { rel, why } => Error::new(format!("cannot read {}: {why}", rel.display()))
                 .hint("check the file's permissions"),
+            Problem::Stray { rel } => Error::new(format!(
+                "{} is in no environment's folder, so it is never applied",
+                rel.display()
+            ))
+            .hint("move it to secrets/<environment>/ (environments are listed in swarmseal.yaml), or remove it"),
         }
     }
 
@@ -92,7 +99,8 @@ impl Problem {
             Problem::Plaintext { rel }
             | Problem::BadName { rel, .. }
             | Problem::Symlink { rel, .. }
-            | Problem::Unreadable { rel, .. } => rel,
+            | Problem::Unreadable { rel, .. }
+            | Problem::Stray { rel } => rel,
             Problem::Collision { rels, .. } => &rels[0],
         }
     }
@@ -319,6 +327,75 @@ impl Repo {
             }
         }
         Ok(scan)
+    }
+
+    /// Files under `secrets/` outside the environments' folders: plaintext files there are
+    /// leaks like anywhere else, and age files there belong to no environment.
+    pub fn scan_outside_envs(&self) -> Result<Vec<Problem>> {
+        let dir = self.root.join(SECRETS_DIR);
+        let mut problems = Vec::new();
+        if fs::symlink_metadata(&dir).is_err() {
+            return Ok(problems);
+        }
+        self.ensure_inside(&dir)?;
+        let envs: Vec<&String> = self.manifest.environments.keys().collect();
+        let walker = walkdir::WalkDir::new(&dir)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                !(e.depth() == 1
+                    && e.file_type().is_dir()
+                    && envs.iter().any(|env| e.file_name() == env.as_str()))
+            });
+        for entry in walker {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let rel = e
+                        .path()
+                        .map(|p| self.rel(p))
+                        .unwrap_or_else(|| self.rel(&dir));
+                    problems.push(Problem::Unreadable {
+                        rel,
+                        why: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            let rel = self.rel(entry.path());
+            let name = entry.file_name().to_string_lossy();
+            if entry.file_type().is_symlink() {
+                if let Ok(target) = fs::canonicalize(entry.path()) {
+                    if !target.starts_with(&self.root) {
+                        problems.push(Problem::Symlink {
+                            rel,
+                            why: format!(
+                                "that leads out of the repository (to {})",
+                                target.display()
+                            ),
+                        });
+                        continue;
+                    }
+                }
+            }
+            if is_placeholder(&name, entry.path()) {
+                continue;
+            }
+            let is_age = name.ends_with(".age")
+                && fs::read(entry.path())
+                    .map(|b| crate::crypto::looks_like_age(&b))
+                    .unwrap_or(false);
+            problems.push(if is_age {
+                Problem::Stray { rel }
+            } else {
+                Problem::Plaintext { rel }
+            });
+        }
+        Ok(problems)
     }
 
     /// Reads a file of the repository, refusing links that lead out of it.

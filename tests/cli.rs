@@ -11,6 +11,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -1310,7 +1311,7 @@ fn check_max_age_reports_overdue_values() {
     let repo = TestRepo::new();
     repo.set("staging", "x", b"old");
     assert_ok(&repo.check(&["--max-age", "1h"]));
-    std::thread::sleep(std::time::Duration::from_millis(2200));
+    std::thread::sleep(Duration::from_millis(2200));
     let out = repo.check(&["--max-age", "1s"]);
     assert_no_panic(&out);
     assert_exit(&out, 1);
@@ -1559,4 +1560,162 @@ fn passphrase_protected_identity_is_unlocked_on_a_terminal() {
             assert!(text.contains("wrong passphrase"), "{text}");
         }
     }
+}
+
+/// Signals while the editor runs: Ctrl-C (SIGINT) belongs to the editor and is ignored;
+/// SIGTERM cancels the edit once the editor is gone. Either way the plaintext file is
+/// wiped and the value is unchanged.
+#[test]
+fn edit_interrupted_by_signals_wipes_and_changes_nothing() {
+    let repo = TestRepo::new();
+    repo.set("staging", "x", b"keep\n");
+    let ready = repo.work.join("editor-started");
+    let script = editor_script(
+        &repo,
+        "slow-editor",
+        &format!(
+            "printf 'changed\\n' > \"$1\"; touch '{}'; sleep 3",
+            ready.display()
+        ),
+    );
+    let before = repo.snapshot();
+    let mut cmd = repo.command();
+    cmd.env("EDITOR", &script)
+        .args(["-e", "staging", "edit", "x"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the editor never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    for signal in ["-INT", "-TERM"] {
+        let ok = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_refused(&out, &["interrupted"]);
+    assert_same_snapshot(&before, &repo.snapshot(), "interrupted edit");
+    let (scratch, _, _) = edited(&repo);
+    no_edit_folders_left(&repo, &scratch);
+    assert_eq!(repo.get("staging", "x"), b"keep\n");
+}
+
+/// Usage errors exit 1 like every other error: exit 2 means "changes present".
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let repo = TestRepo::new();
+    for args in [&["bogus"][..], &["plan", "--detailed-exitcodee"], &["set"]] {
+        let out = repo.run(args, None);
+        assert_exit(&out, 1);
+        assert_no_panic(&out);
+    }
+    assert_exit(&repo.run(&["--help"], None), 0);
+    assert_exit(&repo.run(&["--version"], None), 0);
+    assert_exit(&repo.run(&["plan", "--help"], None), 0);
+}
+
+/// Anything under secrets/ that is not in an environment's folder is still checked:
+/// plaintext there is a leak (check and plan fail), age files there are never applied
+/// (a warning).
+#[test]
+fn files_outside_environment_folders_are_checked() {
+    let repo = TestRepo::new();
+    repo.set("staging", "x", b"v");
+    fs::write(repo.path("secrets/passwords.txt"), b"db=hunter2\n").unwrap();
+    fs::create_dir_all(repo.path("secrets/prod")).unwrap();
+    fs::write(repo.path("secrets/prod/db_password"), b"hunter3\n").unwrap();
+    let out = repo.check(&[]);
+    assert_refused(&out, &["secrets/passwords.txt", "secrets/prod/db_password"]);
+    assert!(!stderr(&out).contains("hunter"), "{}", describe(&out));
+    // Plan refuses before it contacts any engine.
+    let out = repo.run(
+        &[
+            "-e",
+            "staging",
+            "-H",
+            "unix:///nonexistent/docker.sock",
+            "plan",
+        ],
+        None,
+    );
+    assert_refused(&out, &["secrets/passwords.txt"]);
+    fs::remove_file(repo.path("secrets/passwords.txt")).unwrap();
+    fs::remove_file(repo.path("secrets/prod/db_password")).unwrap();
+    fs::copy(
+        repo.secret_file("staging", "x"),
+        repo.path("secrets/prod/x.age"),
+    )
+    .unwrap();
+    let out = repo.check(&[]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("secrets/prod/x.age") && stderr(&out).contains("never applied"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// Without an identity, plan cannot decrypt anything, but a plaintext file named like a
+/// secret is still refused.
+#[test]
+fn plan_without_identity_refuses_a_plaintext_age_file() {
+    let repo = TestRepo::new();
+    repo.set("staging", "x", b"v");
+    fs::write(repo.path("secrets/staging/leak.age"), b"supersecret\n").unwrap();
+    fs::remove_file(&repo.identity).unwrap();
+    let out = repo.run(
+        &[
+            "-e",
+            "staging",
+            "-H",
+            "unix:///nonexistent/docker.sock",
+            "plan",
+        ],
+        None,
+    );
+    assert_refused(&out, &["secrets/staging/leak.age"]);
+    assert!(!stderr(&out).contains("supersecret"));
+}
+
+/// `exec` refuses secrets whose variables would collide, before contacting the Swarm;
+/// `check` warns about them.
+#[test]
+fn exec_refuses_colliding_variable_names() {
+    let repo = TestRepo::new();
+    repo.set("staging", "db-password", b"1");
+    repo.set("staging", "db_password", b"2");
+    let out = repo.run(
+        &[
+            "-e",
+            "staging",
+            "-H",
+            "unix:///nonexistent/docker.sock",
+            "exec",
+            "--",
+            "true",
+        ],
+        None,
+    );
+    assert_refused(
+        &out,
+        &["db-password", "db_password", "SWARMSEAL_DB_PASSWORD"],
+    );
+    let out = repo.check(&["-e", "staging"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("SWARMSEAL_DB_PASSWORD"),
+        "{}",
+        describe(&out)
+    );
 }

@@ -1252,3 +1252,38 @@ fn apply_asks_for_confirmation_on_a_terminal() {
     assert_eq!(repo.managed().len(), 1);
     repo.assert_converged();
 }
+
+/// A saved plan is carried out only if it is exactly what swarmseal plans now: a plan
+/// file edited to remove someone else's secret is refused as stale, and that secret
+/// survives.
+#[test]
+fn an_edited_plan_file_is_refused() {
+    let Some(engine) = engine() else { return };
+    let guard = Guard::new(&engine);
+    let repo = SyncRepo::new(&engine, &guard, "forged");
+    repo.set("db_password", b"value");
+    let victim = format!("unrelated_{}", suffix(&repo.project));
+    let victim_id = guard.unmanaged_secret(&victim, b"not ours", &repo.t.work);
+    let file = repo.t.work.join("plan.json");
+    assert_ok(&repo.run(&["plan", "--out", file.to_str().unwrap()]));
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    saved["plan"]["steps"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "op": "remove", "secret": "db_password", "secret_id": victim_id, "swarm_name": victim,
+        }));
+    std::fs::write(&file, serde_json::to_vec(&saved).unwrap()).unwrap();
+    let out = repo.run(&["apply", file.to_str().unwrap()]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("stale"), "{}", describe(&out));
+    assert!(
+        engine.secret_named(&victim).is_some(),
+        "the edited plan removed {victim}"
+    );
+    assert!(
+        repo.managed().is_empty(),
+        "the refused plan created secrets"
+    );
+}

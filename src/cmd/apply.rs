@@ -75,18 +75,39 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
             if plan.steps.is_empty() {
                 return finish(g, &plan, &context(&remote, &observed), &Outcome::default());
             }
+            if g.format != Format::Human || g.quiet {
+                // Nobody confirms a plan they have not seen.
+                let endpoint = remote.describe();
+                let ctx = render::Context {
+                    endpoint: &endpoint,
+                    cluster_id: &observed.cluster_id,
+                };
+                eprint!(
+                    "{}",
+                    render::human(&plan, &ctx, output::colour(false), g.verbose)
+                );
+            }
             confirm(&env, &remote.describe())?;
             Some(plan)
         }
         _ => None,
     };
+    // From here on, Ctrl-C and SIGTERM no longer kill the process outright: they stop the
+    // apply between API calls, and the lock is released on the way out.
+    let mut signals = {
+        let _runtime = remote.rt.enter();
+        Interrupts::new()
+    };
     let project = repo.manifest.project.clone();
-    let lock = remote.rt.block_on(remote.swarm.lock(
-        &project,
-        &env,
-        &remote::holder(),
-        args.lock_timeout,
-    ))?;
+    let holder = remote::holder();
+    let lock = remote.rt.block_on(async {
+        tokio::select! {
+            lock = remote.swarm.lock(&project, &env, &holder, args.lock_timeout) => lock,
+            signal = signals.recv() => Err(Error::new(format!(
+                "interrupted by {signal} while waiting for the apply lock; nothing was changed"
+            ))),
+        }
+    })?;
     let result = locked(
         g,
         &args,
@@ -96,6 +117,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
         &remote,
         saved.as_ref(),
         reviewed,
+        &mut signals,
     );
     let released = remote.rt.block_on(remote.swarm.release(lock));
     let code = result?;
@@ -134,6 +156,7 @@ fn locked(
     remote: &Remote,
     saved: Option<&PlanFile>,
     reviewed: Option<Plan>,
+    signals: &mut Interrupts,
 ) -> Result<i32> {
     let names = state.desired.secrets.keys().cloned().collect();
     let observed = remote.observe(repo, env, &names)?;
@@ -144,8 +167,18 @@ fn locked(
                 .as_deref()
                 .unwrap_or(std::path::Path::new("plan"));
             file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, &observed)?;
-            show(g, &file.plan, remote, &observed);
-            file.plan.clone()
+            // Same repository, same Swarm: the planner must give the same plan. Anything
+            // else (an edited file, another swarmseal version) is not carried out.
+            let now = plan::plan(&state.desired, &observed);
+            if now != file.plan {
+                return Err(Error::new(format!(
+                    "the plan {} is stale: it is not what swarmseal plans for this repository and Swarm (was the file edited, or made by another swarmseal version?)",
+                    path.display()
+                ))
+                .hint("make a new plan with `swarmseal plan --out FILE` and review it"));
+            }
+            show(g, &now, remote, &observed);
+            now
         }
         (None, Some(reviewed)) => {
             let now = plan::plan(&state.desired, &observed);
@@ -182,7 +215,7 @@ fn locked(
     let outcome = remote.rt.block_on(async {
         tokio::select! {
             outcome = apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress) => outcome,
-            signal = interrupted() => Err(Error::new(format!(
+            signal = signals.recv() => Err(Error::new(format!(
                 "interrupted by {signal}: the apply stopped part-way and released its lock"
             ))
             .hint("run apply again to finish; every step is idempotent")),
@@ -191,18 +224,36 @@ fn locked(
     finish(g, &plan, &ctx, &outcome)
 }
 
-/// Resolves on SIGINT or SIGTERM, naming it.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "Ctrl-C",
-        _ = term.recv() => "SIGTERM",
+/// SIGINT and SIGTERM, caught from the moment this is made (inside the runtime), so that
+/// one arriving at any point while the lock is held is seen.
+struct Interrupts {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn new() -> Interrupts {
+        use tokio::signal::unix::{signal, SignalKind};
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves when one arrives, naming it.
+    async fn recv(&mut self) -> &'static str {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.int) => "Ctrl-C",
+            _ = next(&mut self.term) => "SIGTERM",
+        }
     }
 }
 

@@ -69,6 +69,18 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<i32> {
             "pass -i FILE, or set SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY",
         );
     }
+    for problem in repo.scan_outside_envs()? {
+        let err = problem.to_error();
+        let (file, message, hint) = (
+            problem.rel().display().to_string(),
+            err.message().to_string(),
+            err.hint_text().unwrap_or_default().to_string(),
+        );
+        match problem {
+            crate::store::Problem::Stray { .. } => f.warning(file, message, hint),
+            _ => f.error(file, message, hint),
+        }
+    }
     for env in &envs {
         checked += check_env(&repo, env, ids.as_ref(), &index, args.max_age, &mut f)?;
     }
@@ -143,6 +155,19 @@ fn check_env(
         }
     }
 
+    let mut variables: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for name in scan.secrets.keys() {
+        if let Some(other) = variables.insert(super::exec::variable(name), name) {
+            f.warning(
+                format!("secrets/{env}"),
+                format!(
+                    "{other} and {name} would both be passed as {} by `swarmseal exec`, which refuses them",
+                    super::exec::variable(name)
+                ),
+                "rename one of them",
+            );
+        }
+    }
     for (name, file) in &scan.secrets {
         let rel = file.rel.display().to_string();
         let bytes = match repo.read(&file.path) {

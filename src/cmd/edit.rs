@@ -71,7 +71,26 @@ fn editor() -> String {
 }
 
 fn run_editor(path: &Path) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     let editor = editor();
+    // While the editor runs, signals must not kill swarmseal before it wipes the file:
+    // Ctrl-C and Ctrl-\ belong to the editor and are ignored here (as git does); SIGTERM
+    // and SIGHUP (a closed terminal) cancel the edit once the editor is gone. Caught
+    // signals are reset to their defaults in the editor's process.
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let ignored = Arc::new(AtomicBool::new(false));
+    let mut handlers = Vec::new();
+    for (signal, flag) in [
+        (signal_hook::consts::SIGINT, &ignored),
+        (signal_hook::consts::SIGQUIT, &ignored),
+        (signal_hook::consts::SIGTERM, &cancelled),
+        (signal_hook::consts::SIGHUP, &cancelled),
+    ] {
+        if let Ok(id) = signal_hook::flag::register(signal, Arc::clone(flag)) {
+            handlers.push(id);
+        }
+    }
     // Through the shell, like git does, so that EDITOR="code --wait" works. The path is
     // passed as an argument, never spliced into the command text.
     let status = Command::new("sh")
@@ -79,11 +98,20 @@ fn run_editor(path: &Path) -> Result<()> {
         .arg(format!("{editor} \"$1\""))
         .arg("swarmseal-edit")
         .arg(path)
-        .status()
-        .map_err(|e| {
-            Error::new(format!("cannot run the editor {editor:?}: {e}"))
-                .hint("set $VISUAL or $EDITOR to an editor on your PATH")
-        })?;
+        .status();
+    for id in handlers {
+        signal_hook::low_level::unregister(id);
+    }
+    let status = status.map_err(|e| {
+        Error::new(format!("cannot run the editor {editor:?}: {e}"))
+            .hint("set $VISUAL or $EDITOR to an editor on your PATH")
+    })?;
+    if cancelled.load(Ordering::SeqCst) {
+        return Err(Error::new(
+            "the edit was interrupted (SIGTERM or SIGHUP); nothing was changed",
+        )
+        .hint("edit again"));
+    }
     if !status.success() {
         return Err(Error::new(format!(
             "the editor {editor:?} failed ({status}); nothing was changed"

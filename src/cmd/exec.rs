@@ -32,6 +32,17 @@ pub fn run(g: &Global, args: ExecArgs) -> Result<i32> {
     let ids = super::identities(g)?;
     let state = desired::read(&repo, &env, ids.as_ref(), Decrypt::IfPossible)?;
     drop(ids);
+    // db-password and db_password would both be SWARMSEAL_DB_PASSWORD: refuse to guess.
+    let mut seen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for name in state.desired.secrets.keys() {
+        if let Some(other) = seen.insert(variable(name), name) {
+            return Err(Error::new(format!(
+                "secrets {other} and {name} would both be passed as {}",
+                variable(name)
+            ))
+            .hint("rename one of them (swarmseal rm, then set under the new name)"));
+        }
+    }
     let remote = Remote::connect(g, &repo, &env)?;
     let names = state.desired.secrets.keys().cloned().collect();
     let observed = remote.observe(&repo, &env, &names)?;

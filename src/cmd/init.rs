@@ -40,6 +40,16 @@ pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
         names::check_scope_name("environment", env)
             .map_err(|e| Error::new(e).hint("choose another name with --env NAME"))?;
     }
+    if let Some(dup) = envs
+        .iter()
+        .enumerate()
+        .find(|(i, e)| envs[..*i].contains(e))
+        .map(|(_, e)| e)
+    {
+        return Err(
+            Error::new(format!("-e {dup} is given twice")).hint("name each environment once")
+        );
+    }
     let recipients = if args.recipients.is_empty() {
         vec![own_recipient(g)?]
     } else {
@@ -49,6 +59,15 @@ pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
             .collect::<Result<Vec<_>>>()?
     };
 
+    if let Some((dup, _)) = recipients
+        .iter()
+        .enumerate()
+        .find(|(i, (n, _))| recipients[..*i].iter().any(|(m, _)| m == n))
+        .map(|(_, r)| r)
+    {
+        return Err(Error::new(format!("--recipient {dup} is given twice"))
+            .hint("give each recipient one name and one key"));
+    }
     // Write the manifest, then everything that depends on it.
     let text = manifest::render_new(&project, &envs, &recipients);
     manifest::Manifest::parse(&text, &manifest_path)?;

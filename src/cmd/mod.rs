@@ -105,10 +105,18 @@ pub fn find_secret(repo: &Repo, env: &str, input: &str) -> Result<SecretFile> {
     if let Some(file) = scan.secrets.get(&name) {
         return Ok(file.clone());
     }
-    if let Some(problem) = scan.problems.iter().find(|p| {
-        let p = p.rel().to_string_lossy();
-        p.contains(&format!("/{input}")) || p.contains(&format!("/{name}"))
-    }) {
+    // A file at the very path the name points to, but unusable (a plaintext file named
+    // like the secret, a link out of the repository): say what is wrong with it.
+    let rel_file = names::parse_user_name(input)?.1;
+    let wanted = [
+        repo.rel(&repo.secret_path(env, &rel_file)),
+        repo.rel(&repo.secret_path(env, Path::new(input))),
+    ];
+    if let Some(problem) = scan
+        .problems
+        .iter()
+        .find(|p| wanted.iter().any(|w| w == p.rel()))
+    {
         return Err(problem.to_error());
     }
     let known: Vec<&str> = scan.secrets.keys().map(String::as_str).take(20).collect();

@@ -81,7 +81,13 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
             None => super::Target::FingerprintKey,
         };
         let changed = job.changed.clone().or_else(|| Some(index::now_stamp()));
-        super::write_encrypted(&repo, &mut index, &job.env, target, &job.value, changed)?;
+        if let Err(e) =
+            super::write_encrypted(&repo, &mut index, &job.env, target, &job.value, changed)
+        {
+            // Keep the record of what was written before the failure true.
+            let _ = super::save_index(&repo, &index);
+            return Err(e);
+        }
         if g.verbose {
             super::say(g, format!("re-encrypted {}", repo.rel(&job.path).display()));
         }

@@ -125,13 +125,24 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
                 .iter()
                 .map(|h| h.to_lowercase().replace(' ', "_"))
                 .collect();
+            // Lists are lists in JSON: services, and Swarm versions.
+            let cell = |key: &str, c: &String| {
+                if key == "services" || key == "swarm_versions" {
+                    json!(c
+                        .split(',')
+                        .filter(|x| !x.is_empty() && *x != "-")
+                        .collect::<Vec<_>>())
+                } else {
+                    json!(c)
+                }
+            };
             let list: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
                     serde_json::Value::Object(
                         keys.iter()
-                            .cloned()
-                            .zip(r.iter().map(|c| json!(c)))
+                            .zip(r.iter())
+                            .map(|(k, c)| (k.clone(), cell(k, c)))
                             .collect(),
                     )
                 })
