@@ -245,60 +245,17 @@ impl Repo {
         }
         self.ensure_inside(&dir)?;
         let mut by_name: BTreeMap<String, Vec<SecretFile>> = BTreeMap::new();
-        for entry in walkdir::WalkDir::new(&dir)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
+        for entry in self.files_below(&dir, |_| true) {
             let entry = match entry {
                 Ok(e) => e,
-                Err(e) => {
-                    let rel = e
-                        .path()
-                        .map(|p| self.rel(p))
-                        .unwrap_or_else(|| self.rel(&dir));
-                    scan.problems.push(Problem::Unreadable {
-                        rel,
-                        why: e.to_string(),
-                    });
+                Err(problem) => {
+                    scan.problems.push(problem);
                     continue;
                 }
             };
             let path = entry.path();
             let rel = self.rel(path);
             let below = path.strip_prefix(&dir).unwrap_or(path).to_path_buf();
-            let file_type = entry.file_type();
-            if file_type.is_dir() {
-                continue;
-            }
-            if file_type.is_symlink() {
-                match fs::canonicalize(path) {
-                    Ok(target) if !target.starts_with(&self.root) => {
-                        scan.problems.push(Problem::Symlink {
-                            rel,
-                            why: format!(
-                                "that leads out of the repository (to {})",
-                                target.display()
-                            ),
-                        });
-                        continue;
-                    }
-                    Ok(target) if target.is_dir() => {
-                        scan.problems.push(Problem::Symlink {
-                            rel,
-                            why: "to a folder; swarmseal does not follow linked folders".into(),
-                        });
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        scan.problems.push(Problem::Symlink {
-                            rel,
-                            why: "whose target does not exist".into(),
-                        });
-                        continue;
-                    }
-                }
-            }
             let file_name = entry.file_name().to_string_lossy();
             if !file_name.ends_with(".age") {
                 if is_placeholder(&file_name, path) {
@@ -329,6 +286,54 @@ impl Repo {
         Ok(scan)
     }
 
+    /// The files below `dir` (folders for which `keep` is false are skipped), without
+    /// following links: a link that leads out of the repository, to a folder, or nowhere
+    /// comes back as a [`Problem`], like an entry that cannot be read.
+    fn files_below<'a>(
+        &'a self,
+        dir: &'a Path,
+        keep: impl FnMut(&walkdir::DirEntry) -> bool + 'a,
+    ) -> impl Iterator<Item = std::result::Result<walkdir::DirEntry, Problem>> + 'a {
+        walkdir::WalkDir::new(dir)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(keep)
+            .filter_map(move |entry| {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let rel = e
+                            .path()
+                            .map(|p| self.rel(p))
+                            .unwrap_or_else(|| self.rel(dir));
+                        return Some(Err(Problem::Unreadable {
+                            rel,
+                            why: e.to_string(),
+                        }));
+                    }
+                };
+                if entry.file_type().is_dir() {
+                    return None;
+                }
+                if entry.file_type().is_symlink() {
+                    let rel = self.rel(entry.path());
+                    let why = match fs::canonicalize(entry.path()) {
+                        Ok(target) if !target.starts_with(&self.root) => {
+                            format!("that leads out of the repository (to {})", target.display())
+                        }
+                        Ok(target) if target.is_dir() => {
+                            "to a folder; swarmseal does not follow linked folders".into()
+                        }
+                        Ok(_) => return Some(Ok(entry)),
+                        Err(_) => "whose target does not exist".into(),
+                    };
+                    return Some(Err(Problem::Symlink { rel, why }));
+                }
+                Some(Ok(entry))
+            })
+    }
+
     /// Files under `secrets/` outside the environments' folders: plaintext files there are
     /// leaks like anywhere else, and age files there belong to no environment.
     pub fn scan_outside_envs(&self) -> Result<Vec<Problem>> {
@@ -339,49 +344,21 @@ impl Repo {
         }
         self.ensure_inside(&dir)?;
         let envs: Vec<&String> = self.manifest.environments.keys().collect();
-        let walker = walkdir::WalkDir::new(&dir)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| {
-                !(e.depth() == 1
-                    && e.file_type().is_dir()
-                    && envs.iter().any(|env| e.file_name() == env.as_str()))
-            });
-        for entry in walker {
+        let not_an_env = |e: &walkdir::DirEntry| {
+            !(e.depth() == 1
+                && e.file_type().is_dir()
+                && envs.iter().any(|env| e.file_name() == env.as_str()))
+        };
+        for entry in self.files_below(&dir, not_an_env) {
             let entry = match entry {
                 Ok(e) => e,
-                Err(e) => {
-                    let rel = e
-                        .path()
-                        .map(|p| self.rel(p))
-                        .unwrap_or_else(|| self.rel(&dir));
-                    problems.push(Problem::Unreadable {
-                        rel,
-                        why: e.to_string(),
-                    });
+                Err(problem) => {
+                    problems.push(problem);
                     continue;
                 }
             };
-            if entry.file_type().is_dir() {
-                continue;
-            }
             let rel = self.rel(entry.path());
             let name = entry.file_name().to_string_lossy();
-            if entry.file_type().is_symlink() {
-                if let Ok(target) = fs::canonicalize(entry.path()) {
-                    if !target.starts_with(&self.root) {
-                        problems.push(Problem::Symlink {
-                            rel,
-                            why: format!(
-                                "that leads out of the repository (to {})",
-                                target.display()
-                            ),
-                        });
-                        continue;
-                    }
-                }
-            }
             if is_placeholder(&name, entry.path()) {
                 continue;
             }
