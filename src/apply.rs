@@ -11,7 +11,7 @@ use crate::crypto::Plaintext;
 use crate::error::{Error, Result};
 use crate::model::Observed;
 use crate::plan::{Plan, Step};
-use crate::swarm::{RemoveOutcome, Swap, Swarm};
+use crate::swarm::{Health, RemoveOutcome, Swap, Swarm};
 
 /// How to carry out a plan.
 #[derive(Debug, Clone)]
@@ -34,6 +34,9 @@ pub struct Outcome {
     pub blocked: Vec<String>,
     /// Versions kept because the services moving away from them did not converge.
     pub kept: Vec<String>,
+    /// Things worth saying that are not failures of this apply (an unhealthy service it
+    /// did not touch).
+    pub warnings: Vec<String>,
     pub errors: Vec<Error>,
 }
 
@@ -157,9 +160,11 @@ pub async fn execute(
         .buffer_unordered(parallel)
         .collect()
         .await;
-    // With --wait, the other services that use this environment's secrets are waited for
-    // too: an interrupted apply may have left one of them mid-update, and its old version
-    // must not go before the update has converged.
+    // With --wait, the other services that use this environment's secrets are looked at
+    // once. One whose update is in progress (an interrupted apply may have left it
+    // mid-update) is waited for: its old version must not go before it has converged. One
+    // that is unhealthy for its own reasons (a crash loop) is named in a warning; it is no
+    // failure of this apply, which did not touch it.
     let repointed: BTreeSet<&str> = repoints.iter().map(|(id, ..)| id.as_str()).collect();
     let others: Vec<(&str, &str)> = if opts.wait {
         observed
@@ -178,21 +183,34 @@ pub async fn execute(
     } else {
         Vec::new()
     };
-    let others: Vec<(String, Result<()>)> = stream::iter(others)
+    let others: Vec<(String, Result<Option<String>>)> = stream::iter(others)
         .map(|(id, name)| async move {
-            (
-                name.to_string(),
-                swarm.wait_converged(id, opts.wait_timeout).await,
-            )
+            let result = match swarm.health(id).await {
+                Ok(Health::Healthy) => Ok(None),
+                Ok(Health::Updating) => swarm
+                    .wait_converged(id, opts.wait_timeout)
+                    .await
+                    .map(|()| None),
+                Ok(Health::Unhealthy(why)) => Ok(Some(why)),
+                Err(e) => Err(e),
+            };
+            (name.to_string(), result)
         })
         .buffer_unordered(parallel)
         .collect()
         .await;
     let mut keep_all = false;
     for (name, result) in others {
-        if let Err(e) = result {
-            keep_all = true;
-            out.errors.push(e.context(format!("service {name}")));
+        match result {
+            Ok(None) => {}
+            Ok(Some(why)) => out.warnings.push(format!(
+                "service {name} uses secrets of {} but is not healthy ({why}); swarmseal did not change it",
+                plan.environment
+            )),
+            Err(e) => {
+                keep_all = true;
+                out.errors.push(e.context(format!("service {name}")));
+            }
         }
     }
 

@@ -82,7 +82,7 @@ pub enum Command {
     /// Run a command with SWARMSEAL_<NAME> set to each secret's current Swarm name
     Exec(ExecArgs),
     /// Break a stale apply lock
-    Unlock,
+    Unlock(UnlockArgs),
     /// Print a decrypted file for `git diff` (diff.swarmseal.textconv)
     Textconv(TextconvArgs),
     /// Print shell completions
@@ -160,6 +160,10 @@ pub struct RekeyArgs {
     /// Re-encrypt every file, even those already encrypted to the current recipients
     #[arg(long)]
     pub force: bool,
+    /// Accept files encrypted for environment OLD, renamed to the one given with -e, and
+    /// re-encrypt them for it
+    #[arg(long, value_name = "OLD")]
+    pub moved_from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +218,13 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Break the lock even when its holder is an apply still running on this host
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct TextconvArgs {
     pub file: PathBuf,
 }
@@ -248,22 +259,66 @@ pub fn run_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp
                 | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                _ => 1,
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    0
+                }
+                _ => {
+                    crate::output::write_stderr(&usage_error_without_values(&e));
+                    1
+                }
             };
         }
     };
+    crate::cmd::edit::sweep_stale();
     match dispatch(cli) {
         Ok(code) => code,
+        // The reader of standard output is gone (`swarmseal status | head -1`): what it
+        // wanted it has; end quietly, as the ripgrep family does.
+        Err(err) if err.kind() == crate::error::ErrorKind::BrokenPipe => 0,
         Err(err) => {
-            eprintln!("{}", crate::output::render_error(&err));
+            crate::output::print_error(&err);
             1
         }
     }
+}
+
+/// clap's usage error, with every argument it would quote that is not an option name
+/// replaced: `swarmseal set db_password hunter2` must not print `hunter2` back (into a CI
+/// log, say).
+fn usage_error_without_values(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut text = e.render().to_string();
+    let mut redacted = false;
+    for (kind, value) in e.context() {
+        if !matches!(kind, ContextKind::InvalidArg | ContextKind::InvalidValue) {
+            continue;
+        }
+        let ContextValue::String(v) = value else {
+            continue;
+        };
+        if v.is_empty() || (v.starts_with('-') && !v.contains('=')) {
+            continue;
+        }
+        for (from, to) in [
+            (format!("'{v}'"), "'<not shown>'".to_string()),
+            (format!("'-- {v}'"), "'-- <not shown>'".to_string()),
+        ] {
+            if text.contains(&from) {
+                text = text.replace(&from, &to);
+                redacted = true;
+            }
+        }
+    }
+    if redacted {
+        text.push_str(
+            "\nnote: the argument is not shown, in case it is a secret value; swarmseal never takes values on the command line (they would stay in shell history and `ps`): `swarmseal set NAME` reads standard input, --file FILE or --generate\n",
+        );
+    }
+    text
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
@@ -284,7 +339,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Apply(args) => cmd::apply::run(g, args),
         Command::Status => cmd::status::run(g, false),
         Command::Exec(args) => cmd::exec::run(g, args),
-        Command::Unlock => cmd::unlock::run(g),
+        Command::Unlock(args) => cmd::unlock::run(g, args),
         Command::Textconv(args) => cmd::textconv::run(g, args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man => cmd::completions::man(),

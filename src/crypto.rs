@@ -22,6 +22,9 @@ pub type Plaintext = Zeroizing<Vec<u8>>;
 /// Docker's limits on secret data: 1 to 511,999 bytes.
 pub const MAX_VALUE_LEN: usize = 511_999;
 
+/// Largest identity file read (many keys, or an ssh-rsa key with a passphrase).
+const MAX_IDENTITY_FILE: usize = 256 << 10;
+
 /// Environment variable naming an identity file.
 pub const ENV_IDENTITY: &str = "SWARMSEAL_IDENTITY";
 /// Environment variable holding identity text (for CI secret variables).
@@ -74,8 +77,151 @@ pub fn file_digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Encrypts a value to the given public keys, ASCII-armored.
-pub fn encrypt(plaintext: &[u8], keys: &[String]) -> Result<Vec<u8>> {
+/// What a repository's age file holds (see [`Scope`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    Secret,
+    FingerprintKey,
+}
+
+impl ScopeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Secret => "secret",
+            ScopeKind::FingerprintKey => "fingerprint-key",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ScopeKind> {
+        match s {
+            "secret" => Some(ScopeKind::Secret),
+            "fingerprint-key" => Some(ScopeKind::FingerprintKey),
+            _ => None,
+        }
+    }
+
+    /// In words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ScopeKind::Secret => "a secret",
+            ScopeKind::FingerprintKey => "a fingerprint key",
+        }
+    }
+}
+
+/// Which environment a file was encrypted for, and what it holds.
+///
+/// swarmseal writes it into the age header as one more recipient stanza,
+/// `-> swarmseal-scope <kind> <environment>` with an empty body. age and rage skip stanzas
+/// they do not know (age itself adds a random "grease" stanza to every header), so the
+/// file stays a plain age file. The header MAC, keyed by the file key, covers every
+/// stanza: nobody who cannot decrypt a file can change its scope. So a pull request that
+/// copies `secrets/prod/db.age` to `secrets/staging/x.age` cannot make an admin's `rekey`
+/// re-encrypt the production value to staging's recipients: the copy says `production`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub kind: ScopeKind,
+    pub environment: String,
+}
+
+/// The stanza tag of a [`Scope`].
+pub const SCOPE_TAG: &str = "swarmseal-scope";
+
+impl Scope {
+    pub fn secret(environment: &str) -> Scope {
+        Scope {
+            kind: ScopeKind::Secret,
+            environment: environment.to_string(),
+        }
+    }
+
+    pub fn fingerprint_key(environment: &str) -> Scope {
+        Scope {
+            kind: ScopeKind::FingerprintKey,
+            environment: environment.to_string(),
+        }
+    }
+}
+
+/// Writes a [`Scope`] stanza; it wraps nothing.
+impl age::Recipient for Scope {
+    fn wrap_file_key(
+        &self,
+        _file_key: &age_core::format::FileKey,
+    ) -> std::result::Result<
+        (
+            Vec<age_core::format::Stanza>,
+            std::collections::HashSet<String>,
+        ),
+        age::EncryptError,
+    > {
+        Ok((
+            vec![age_core::format::Stanza {
+                tag: SCOPE_TAG.to_string(),
+                args: vec![self.kind.as_str().to_string(), self.environment.clone()],
+                body: Vec::new(),
+            }],
+            std::collections::HashSet::new(),
+        ))
+    }
+}
+
+/// Reads the [`Scope`] stanza of the header being decrypted; unwraps nothing. It is asked
+/// first, with every stanza, and the decryption that follows verifies the header MAC.
+#[derive(Default)]
+struct ScopeReader {
+    found: std::cell::RefCell<ScopeFound>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum ScopeFound {
+    #[default]
+    None,
+    One(Scope),
+    Malformed,
+}
+
+impl age::Identity for ScopeReader {
+    fn unwrap_stanza(
+        &self,
+        _stanza: &age_core::format::Stanza,
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        None
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        let mut found = ScopeFound::None;
+        for stanza in stanzas.iter().filter(|s| s.tag == SCOPE_TAG) {
+            found = match (&found, stanza.args.as_slice()) {
+                (ScopeFound::None, [kind, env]) if stanza.body.is_empty() => {
+                    match ScopeKind::parse(kind) {
+                        Some(kind) => ScopeFound::One(Scope {
+                            kind,
+                            environment: env.clone(),
+                        }),
+                        None => ScopeFound::Malformed,
+                    }
+                }
+                _ => ScopeFound::Malformed,
+            };
+        }
+        *self.found.borrow_mut() = found;
+        None
+    }
+}
+
+/// A decrypted file: the value, and the scope its header carries (`None` for files
+/// written by the age CLI or by swarmseal before scopes).
+pub struct Decrypted {
+    pub value: Plaintext,
+    pub scope: Option<Scope>,
+}
+
+/// Encrypts a value to the given public keys, ASCII-armored, with its [`Scope`].
+pub fn encrypt(plaintext: &[u8], keys: &[String], scope: &Scope) -> Result<Vec<u8>> {
     if keys.is_empty() {
         return Err(Error::new("no recipients to encrypt to")
             .hint("add a recipient to the environment in swarmseal.yaml"));
@@ -85,7 +231,10 @@ pub fn encrypt(plaintext: &[u8], keys: &[String]) -> Result<Vec<u8>> {
         .map(|k| parse_recipient(k).map_err(|e| Error::new(format!("recipient {k:?}: {e}"))))
         .collect::<Result<Vec<_>>>()?;
     let encryptor = age::Encryptor::with_recipients(
-        recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+        recipients
+            .iter()
+            .map(|r| r.as_ref() as &dyn age::Recipient)
+            .chain(std::iter::once(scope as &dyn age::Recipient)),
     )
     .map_err(|e| Error::new(format!("cannot encrypt: {e}")))?;
     let fail = |e: std::io::Error| Error::new(format!("cannot encrypt: {e}"));
@@ -106,6 +255,8 @@ pub enum DecryptFailure {
     NoMatchingIdentity,
     /// The value is larger than Docker allows (and than swarmseal writes).
     TooLarge,
+    /// The header carries more than one scope stanza, or one swarmseal cannot read.
+    BadScope,
 }
 
 /// True when the bytes start like an age file (binary or armored).
@@ -114,12 +265,24 @@ pub fn looks_like_age(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
 }
 
-/// Decrypts an age file (binary or armored) with the given identities.
+/// Decrypts an age file (binary or armored) with the given identities, and reads its
+/// [`Scope`] (authenticated by the successful decryption).
 pub fn decrypt(
     ciphertext: &[u8],
     identities: &Identities,
-) -> std::result::Result<Plaintext, DecryptFailure> {
-    decrypt_with(ciphertext, identities.list.iter().map(|i| i.as_ref()))
+) -> std::result::Result<Decrypted, DecryptFailure> {
+    let reader = ScopeReader::default();
+    let value = decrypt_with(
+        ciphertext,
+        std::iter::once(&reader as &dyn age::Identity)
+            .chain(identities.list.iter().map(|i| i.as_ref())),
+    )?;
+    let scope = match reader.found.into_inner() {
+        ScopeFound::None => None,
+        ScopeFound::One(scope) => Some(scope),
+        ScopeFound::Malformed => return Err(DecryptFailure::BadScope),
+    };
+    Ok(Decrypted { value, scope })
 }
 
 fn decrypt_with<'a>(
@@ -178,6 +341,10 @@ pub fn decrypt_error(path: &Path, failure: DecryptFailure, identities: &Identiti
             "{p} holds a value larger than Docker's limit of {MAX_VALUE_LEN} bytes"
         ))
         .hint("store a smaller value with `swarmseal set`"),
+        DecryptFailure::BadScope => Error::new(format!(
+            "{p} carries a malformed swarmseal-scope stanza, so swarmseal cannot tell which environment it belongs to"
+        ))
+        .hint("remove the file and set the value again with `swarmseal set`"),
     }
 }
 
@@ -288,15 +455,34 @@ impl Identities {
     }
 
     fn add_file(&mut self, path: &Path, via: &str) -> Result<()> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => Zeroizing::new(b),
-            Err(e) => {
-                return Err(Error::io("read identity file", path, e).hint(format!(
-                    "check the path given by {via}, or create an identity with `swarmseal keygen -o {}`",
-                    path.display()
-                )))
-            }
+        use std::os::unix::fs::PermissionsExt;
+        let fail = |e: std::io::Error| {
+            Error::io("read identity file", path, e).hint(format!(
+                "check the path given by {via}, or create an identity with `swarmseal keygen -o {}`",
+                path.display()
+            ))
         };
+        let file = std::fs::File::open(path).map_err(fail)?;
+        let meta = file.metadata().map_err(fail)?;
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            // As ssh does for private keys, but a warning: the key may already be known.
+            crate::output::warn(&format!(
+                "identity file {} can be read or changed by other users (mode {:04o}); protect it with `chmod 600 {}`",
+                path.display(),
+                meta.permissions().mode() & 0o7777,
+                path.display()
+            ));
+        }
+        // Bounded, into a buffer allocated once (and wiped): an identity file is small.
+        let bytes = read_limited(BufReader::new(file), MAX_IDENTITY_FILE)
+            .map_err(fail)?
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "identity file {} is larger than {MAX_IDENTITY_FILE} bytes; it cannot be an identity",
+                    path.display()
+                ))
+                .hint(format!("check the path given by {via}"))
+            })?;
         self.add_bytes(&bytes, &path.display().to_string())
     }
 
@@ -426,7 +612,7 @@ struct TerminalCallbacks;
 
 impl age::Callbacks for TerminalCallbacks {
     fn display_message(&self, message: &str) {
-        eprintln!("{message}");
+        crate::errln!("{message}");
     }
     fn confirm(&self, _message: &str, _yes: &str, _no: Option<&str>) -> Option<bool> {
         None
@@ -511,29 +697,60 @@ mod tests {
     fn round_trip_binary() {
         let (ids, public) = identity();
         let value: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
-        let ct = encrypt(&value, &[public]).unwrap();
+        let ct = encrypt(&value, &[public], &Scope::secret("prod")).unwrap();
         assert!(ct.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----"));
-        assert_eq!(decrypt(&ct, &ids).unwrap().as_slice(), value.as_slice());
+        let d = decrypt(&ct, &ids).unwrap();
+        assert_eq!(d.value.as_slice(), value.as_slice());
+        assert_eq!(d.scope, Some(Scope::secret("prod")));
     }
 
     #[test]
     fn wrong_identity_and_damage_are_told_apart() {
         let (_, public) = identity();
         let (other, _) = identity();
-        let ct = encrypt(b"v", &[public]).unwrap();
+        let ct = encrypt(b"v", &[public], &Scope::fingerprint_key("x")).unwrap();
         assert_eq!(
-            decrypt(&ct, &other).unwrap_err(),
-            DecryptFailure::NoMatchingIdentity
+            decrypt(&ct, &other).err(),
+            Some(DecryptFailure::NoMatchingIdentity)
         );
         assert_eq!(
-            decrypt(b"hello", &other).unwrap_err(),
-            DecryptFailure::NotAge
+            decrypt(b"hello", &other).err(),
+            Some(DecryptFailure::NotAge)
         );
         let truncated = &ct[..ct.len() / 2];
         assert!(matches!(
-            decrypt(truncated, &other).unwrap_err(),
-            DecryptFailure::Corrupt(_)
+            decrypt(truncated, &other).err(),
+            Some(DecryptFailure::Corrupt(_))
         ));
+    }
+
+    /// The scope stanza is covered by the header MAC: editing it breaks the file.
+    #[test]
+    fn scope_cannot_be_changed_without_the_file_key() {
+        let (ids, public) = identity();
+        let ct = encrypt(b"prod value", &[public], &Scope::secret("production")).unwrap();
+        let mut binary = Vec::new();
+        ArmoredReader::new(&ct[..])
+            .read_to_end(&mut binary)
+            .unwrap();
+        let needle = b"\n-> swarmseal-scope secret production\n";
+        let at = binary
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("the header carries the scope");
+        // Same length, so that only the MAC can tell.
+        let mut forged = binary.clone();
+        forged[at..at + needle.len()].copy_from_slice(b"\n-> swarmseal-scope secret staging123\n");
+        assert!(decrypt(&binary, &ids).is_ok());
+        assert!(matches!(
+            decrypt(&forged, &ids).err(),
+            Some(DecryptFailure::Corrupt(_))
+        ));
+        // Unscoped files (the age CLI) decrypt with no scope.
+        let (ids2, public2) = identity();
+        let recipient: age::x25519::Recipient = public2.parse().unwrap();
+        let plain = age::encrypt(&recipient, b"v").unwrap();
+        assert_eq!(decrypt(&plain, &ids2).unwrap().scope, None);
     }
 
     #[test]

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::crypto::{self, DecryptFailure, Identities, Plaintext};
+use crate::crypto::{self, DecryptFailure, Identities, Plaintext, ScopeKind};
 use crate::error::{Error, Result};
 use crate::model::{Desired, DesiredSecret};
-use crate::store::Repo;
+use crate::store::{LockMode, Repo};
 use crate::value;
 
 /// What plan and apply know of the repository.
@@ -35,6 +35,7 @@ pub enum Decrypt {
 }
 
 pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> Result<RepoState> {
+    let _lock = repo.lock(LockMode::Shared)?;
     if let Some(leak) = repo
         .scan_outside_envs()?
         .into_iter()
@@ -69,7 +70,17 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
             ))
         }
         (Some(ids), _) => match crypto::decrypt(&key_bytes, ids) {
-            Ok(k) if k.len() == crypto::FINGERPRINT_KEY_LEN => Some(k),
+            Ok(k) if k.value.len() == crypto::FINGERPRINT_KEY_LEN => {
+                repo.check_scope(
+                    env,
+                    ScopeKind::FingerprintKey,
+                    &key_path,
+                    &key_bytes,
+                    k.scope.as_ref(),
+                    None,
+                )?;
+                Some(k.value)
+            }
             Ok(_) => {
                 return Err(Error::new(format!("{} does not hold a fingerprint key", repo.rel(&key_path).display()))
                     .hint("restore it from git"))
@@ -103,8 +114,7 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
         hasher.update(source.as_bytes());
         let fingerprint = match (&key, ids) {
             (Some(key), Some(ids)) => {
-                let v = crypto::decrypt(&bytes, ids)
-                    .map_err(|f| crypto::decrypt_error(&file.rel, f, ids))?;
+                let v = repo.decrypt_sealed(env, ScopeKind::Secret, &file.path, &bytes, ids)?;
                 value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
                 let fp = crypto::fingerprint(key, &v);
                 if keep_values {

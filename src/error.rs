@@ -6,10 +6,22 @@
 
 use std::fmt;
 
+/// What kind of failure an [`Error`] is, where the binary treats kinds differently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Anything a user can cause or fix: printed, exit 1.
+    #[default]
+    Failed,
+    /// Standard output was closed by its reader (`swarmseal status | head -1`): the
+    /// command ends quietly, like the ripgrep family.
+    BrokenPipe,
+}
+
 /// An error with a message that names the thing at fault and an optional hint that says
 /// what to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
+    kind: ErrorKind,
     message: String,
     hint: Option<String>,
 }
@@ -19,9 +31,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
         Error {
+            kind: ErrorKind::Failed,
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// Standard output is gone (EPIPE); see [`ErrorKind::BrokenPipe`].
+    pub fn broken_pipe() -> Self {
+        Error {
+            kind: ErrorKind::BrokenPipe,
+            message: "standard output was closed".into(),
+            hint: None,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// Adds (or replaces) the "what to do" part of the error.

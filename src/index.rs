@@ -63,27 +63,41 @@ pub fn now_stamp() -> String {
 }
 
 impl Index {
-    /// Reads the index; a missing file is an empty index.
-    pub fn load(path: &Path) -> Result<Index> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Index {
-                    version: 1,
-                    ..Index::default()
-                })
-            }
-            Err(e) => return Err(Error::io("read", path, e)),
-        };
-        let index: Index = serde_saphyr::from_str(&text).map_err(|e| {
-            Error::new(format!("{}: {e}", path.display())).hint(
-                "this file is written by swarmseal; restore it from git, or delete it and run `swarmseal rekey --force` to write it anew",
-            )
+    /// An empty index (what a missing file means).
+    pub fn new() -> Index {
+        Index {
+            version: 1,
+            ..Index::default()
+        }
+    }
+
+    /// Parses the index read from `rel` (a path for messages). Errors give the line and
+    /// column only, never content: the file is controlled by whoever wrote the last commit,
+    /// and swarmseal prints nothing of it (see [`crate::confined`]).
+    pub fn parse(bytes: &[u8], rel: &Path) -> Result<Index> {
+        let restore = "this file is written by swarmseal; restore it from git (`git checkout -- .swarmseal/index.yaml`), or delete it and run `swarmseal rekey --force` to write it anew";
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            Error::new(format!(
+                "{} is not a swarmseal index (not UTF-8 text)",
+                rel.display()
+            ))
+            .hint(restore)
+        })?;
+        let index: Index = serde_saphyr::from_str(text).map_err(|e| {
+            let at = match e.location() {
+                Some(l) if l.line() > 0 => format!(":{}:{}", l.line(), l.column()),
+                _ => String::new(),
+            };
+            Error::new(format!(
+                "{}{at}: not a valid swarmseal index (its content is not shown)",
+                rel.display()
+            ))
+            .hint(restore)
         })?;
         if index.version != 1 {
             return Err(Error::new(format!(
-                "{}: version {} is not supported by this swarmseal",
-                path.display(),
+                "{}: index version {} is not supported by this swarmseal",
+                rel.display(),
                 index.version
             ))
             .hint("upgrade swarmseal"));
@@ -111,8 +125,10 @@ impl Index {
              # encrypted to, and when its value last changed. It holds no secret values.\n\
              version: 1\nenvironments:\n",
         );
+        // Keys are quoted: a secret or environment named `null`, `true` or `1e3` must stay
+        // a string (names are letters, digits, '_', '.' and '-', so quoting is plain).
         for (env, idx) in &self.environments {
-            out.push_str(&format!("  {env}:\n"));
+            out.push_str(&format!("  '{env}':\n"));
             if let Some(r) = &idx.fingerprint_key {
                 out.push_str(&format!("    fingerprint_key: {}\n", render_record(r)));
             }
@@ -121,7 +137,7 @@ impl Index {
             } else {
                 out.push_str("    secrets:\n");
                 for (name, r) in &idx.secrets {
-                    out.push_str(&format!("      {name}: {}\n", render_record(r)));
+                    out.push_str(&format!("      '{name}': {}\n", render_record(r)));
                 }
             }
         }
@@ -165,6 +181,16 @@ mod tests {
             },
         );
         index.env_mut("staging");
+        for awkward in ["null", "true", "1e3", "~", "0x10"] {
+            index.env_mut(awkward).secrets.insert(
+                awkward.into(),
+                Record {
+                    file: "ef".repeat(32),
+                    recipients: vec!["0011223344556677".into()],
+                    changed: None,
+                },
+            );
+        }
         let text = index.render();
         let back: Index = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(back, index);

@@ -4,9 +4,12 @@
 //! desired state, the Swarm is observed, a pure planner compares the two, and the result
 //! is rendered or executed. Each subcommand in [`cmd`] wires these pieces together.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod apply;
 pub mod cli;
 pub mod cmd;
+pub mod confined;
 pub mod crypto;
 pub mod desired;
 pub mod error;
@@ -19,6 +22,7 @@ pub mod output;
 pub mod plan;
 pub mod planfile;
 pub mod render;
+pub mod secrets;
 pub mod store;
 pub mod swarm;
 pub mod value;

@@ -400,6 +400,40 @@ fn recipient_name_problem(name: &str) -> Option<String> {
     }
 }
 
+/// Why a `target` cannot be used, or `None`: a relative path below `/run/secrets/` made
+/// of letters, digits, '_', '.' and '-' (sub-folders with '/'), never absolute and never
+/// with '..', so that a pull request cannot mount a secret over `/etc/passwd`.
+fn target_problem(target: &str) -> Option<String> {
+    if target.is_empty() {
+        return Some("it is empty".into());
+    }
+    if target.starts_with('/') {
+        return Some(format!(
+            "{target:?} is an absolute path; a target is a file name below /run/secrets/"
+        ));
+    }
+    if target.len() > 255 {
+        return Some("it is longer than 255 characters".into());
+    }
+    if let Some(c) = target
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Some(format!(
+            "it contains {c:?}; targets use letters, digits, '_', '.', '-' and '/'"
+        ));
+    }
+    if target
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Some(format!(
+            "{target:?} has an empty, '.' or '..' part; a target stays below /run/secrets/"
+        ));
+    }
+    None
+}
+
 /// Parses a file mode written as octal digits: `"0400"`, `"400"`, `0o400`.
 fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     let t = text.trim();
@@ -752,12 +786,15 @@ fn validate_secret(path: &Path, secret: &str, raw: &RawSecret) -> Result<SecretS
     let target = match &raw.target {
         None => None,
         Some(t) => {
-            if t.value.trim().is_empty() || t.value.contains('\0') {
-                return Err(
-                    err_at(path, t, format!("empty target for secret {secret:?}")).hint(
-                        "write the file name the secret gets inside containers, or remove the line",
-                    ),
-                );
+            if let Some(problem) = target_problem(&t.value) {
+                return Err(err_at(
+                    path,
+                    t,
+                    format!("invalid target for secret {secret:?}: {problem}"),
+                )
+                .hint(
+                    "write the file name the secret gets below /run/secrets/ inside containers (e.g. `target: db_password` or `target: tls/api.key`), or remove the line",
+                ));
             }
             Some(t.value.clone())
         }
@@ -2256,7 +2293,27 @@ keep_versions: 0               # superseded, unused Swarm versions kept for roll
         );
         assert_contains(
             &error(&with("    target: \"\"\n")),
-            &["swarmseal.yaml:11:13: empty target"],
+            &["swarmseal.yaml:11:13: invalid target", "it is empty"],
+        );
+        // A target stays below /run/secrets/: a pull request must not mount a secret over
+        // a system file.
+        for (bad, why) in [
+            ("/etc/evil", "absolute path"),
+            ("../etc/evil", "'..' part"),
+            ("a/../../b", "'..' part"),
+            ("a//b", "empty"),
+            ("a b", "contains ' '"),
+            ("x\\ty", "contains"),
+        ] {
+            assert_contains(
+                &error(&with(&format!("    target: \"{bad}\"\n"))),
+                &["invalid target", why],
+            );
+        }
+        let m = parse(&with("    target: tls/api.key\n")).unwrap();
+        assert_eq!(
+            m.settings("db_password").unwrap().target.as_deref(),
+            Some("tls/api.key")
         );
         let m = parse(&with(
             "    uid: 1000\n    gid: 0\n    labels: {a: 1, b: true}\n    rotate_after: 12w\n",

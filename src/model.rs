@@ -19,6 +19,8 @@ pub mod labels {
     pub const LOCK: &str = "io.swarmseal.lock";
     pub const LOCK_HOLDER: &str = "io.swarmseal.lock.holder";
     pub const LOCK_CREATED: &str = "io.swarmseal.lock.created";
+    /// Tells whether the holder still runs: `<boot id>/<pid namespace>/<pid>/<start time>`.
+    pub const LOCK_PROCESS: &str = "io.swarmseal.lock.process";
 }
 
 /// A secret as the repository wants it on the Swarm.

@@ -50,8 +50,11 @@ pub fn name_problem(name: &str) -> Option<String> {
 /// Validates a logical name as typed by a user (`set db_password`, `get tls/api.crt`).
 /// Both `tls/api.crt` and `tls.api.crt` are accepted; the result is the logical name
 /// (`tls.api.crt`) and the relative file path (`tls/api.crt.age`) it will be stored at.
+///
+/// One trailing `.age` is taken for the file's extension (`get tls/api.crt.age`); a secret
+/// whose logical name itself ends in `.age` is found by [`exact_logical_name`] first.
 pub fn parse_user_name(input: &str) -> Result<(String, PathBuf)> {
-    let input = input.trim_end_matches(".age");
+    let input = input.strip_suffix(".age").unwrap_or(input);
     let logical = input.replace('/', ".");
     if input.starts_with('/')
         || input
@@ -70,6 +73,13 @@ pub fn parse_user_name(input: &str) -> Result<(String, PathBuf)> {
         );
     }
     Ok((logical, PathBuf::from(format!("{input}.age"))))
+}
+
+/// The name as typed, read as a logical name as `ls` lists it (`backup.age` for the file
+/// `backup.age.age`), when it is one.
+pub fn exact_logical_name(input: &str) -> Option<String> {
+    let logical = input.replace('/', ".");
+    (!input.starts_with('/') && name_problem(&logical).is_none()).then_some(logical)
 }
 
 /// The logical name of a file, given its path relative to `secrets/<env>/`.
@@ -163,6 +173,16 @@ mod tests {
         ] {
             assert!(parse_user_name(bad).is_err(), "{bad:?} should be refused");
         }
+        // One `.age` is the extension; the rest is the name.
+        assert_eq!(
+            parse_user_name("backup.age.age").unwrap(),
+            ("backup.age".to_string(), PathBuf::from("backup.age.age"))
+        );
+        assert_eq!(parse_user_name("backup.age").unwrap().0, "backup");
+        assert_eq!(
+            exact_logical_name("backup.age").as_deref(),
+            Some("backup.age")
+        );
         let long = "a".repeat(LOGICAL_NAME_MAX + 1);
         assert!(parse_user_name(&long).is_err());
         assert!(parse_user_name(&"a".repeat(LOGICAL_NAME_MAX)).is_ok());

@@ -1,8 +1,116 @@
-//! Output: report formats, errors, colour and plain-text tables.
+//! Output: report formats, errors, colour, plain-text tables, and the only writers to
+//! standard output and standard error.
+//!
+//! Nothing in swarmseal uses `print!`/`eprintln!` (clippy denies them): those panic when
+//! the output is gone (`swarmseal status | head -1`, `> /dev/full`). [`outln!`] returns
+//! the write error instead (EPIPE becomes [`Error::broken_pipe`], which ends the command
+//! quietly), and [`errln!`] ignores errors: there is nowhere left to report them.
+//!
+//! Text that comes from outside swarmseal (Swarm labels, lock holders, Docker's messages)
+//! goes through [`clean`] before it reaches a terminal.
 
-use std::io::IsTerminal;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+
+/// Writes bytes to standard output, flushed. EPIPE is [`Error::broken_pipe`]; any other
+/// failure (a full disk) is an error naming it.
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Error::broken_pipe()
+            } else {
+                Error::new(format!("cannot write to standard output: {e}"))
+                    .hint("check where the output goes (a full disk, a closed file?)")
+            }
+        })
+}
+
+/// Writes text to standard error, ignoring failures (there is nowhere left to report them).
+pub fn write_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+}
+
+/// `println!` that returns the write error instead of panicking: `outln!("{x}")?;`.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(b"\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
+/// `print!` that returns the write error instead of panicking.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format!($($arg)*).as_bytes())
+    };
+}
+
+/// `eprintln!` that never panics.
+#[macro_export]
+macro_rules! errln {
+    () => {
+        $crate::output::write_stderr("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that never panics.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(&format!($($arg)*))
+    };
+}
+
+/// Text from outside swarmseal, safe to print: every control character (escape sequences,
+/// carriage returns, newlines, C1 controls) is shown escaped, so that a label or a lock
+/// holder cannot recolour the terminal, move the cursor or forge lines of output.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Like [`clean`], but keeps line breaks and tabs (for swarmseal's own multi-line messages
+/// that may embed outside text).
+fn clean_keeping_lines(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Format of reports (`--format`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -36,23 +144,47 @@ pub fn paint(on: bool, code: &str, text: &str) -> String {
 }
 
 /// An error as printed on standard error: `error: ...` then `hint: ...`.
+/// Control characters in the message are escaped (see [`clean`]), as a last line of
+/// defence for outside text that reached an error.
 pub fn render_error(err: &Error) -> String {
     let on = colour(false);
-    let mut out = format!("{} {}", paint(on, "1;31", "error:"), err.message());
+    let mut out = format!(
+        "{} {}",
+        paint(on, "1;31", "error:"),
+        clean_keeping_lines(err.message())
+    );
     if let Some(hint) = err.hint_text() {
-        out.push_str(&format!("\n{} {hint}", paint(on, "1;36", "hint:")));
+        out.push_str(&format!(
+            "\n{} {}",
+            paint(on, "1;36", "hint:"),
+            clean_keeping_lines(hint)
+        ));
     }
     out
+}
+
+/// Prints an error on standard error.
+pub fn print_error(err: &Error) {
+    write_stderr(&format!("{}\n", render_error(err)));
 }
 
 /// A warning as printed on standard error.
 pub fn warn(message: &str) {
     let on = colour(false);
-    eprintln!("{} {message}", paint(on, "1;33", "warning:"));
+    write_stderr(&format!(
+        "{} {}\n",
+        paint(on, "1;33", "warning:"),
+        clean_keeping_lines(message)
+    ));
 }
 
-/// Left-aligned columns separated by two spaces.
+/// Left-aligned columns separated by two spaces; cells are [`clean`]ed.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -81,7 +213,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// A markdown table.
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let esc = |s: &str| s.replace('|', "\\|");
+    let esc = |s: &str| clean(s).replace('|', "\\|");
     let mut out = format!(
         "| {} |\n|{}|\n",
         header.join(" | "),
@@ -94,4 +226,21 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_escapes_every_control_character() {
+        assert_eq!(clean("plain text"), "plain text");
+        assert_eq!(clean("a\x1b[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(clean("line\nforged"), "line\\nforged");
+        assert_eq!(clean("cr\roverwrite"), "cr\\roverwrite");
+        assert_eq!(clean("c1\u{9b}31m"), "c1\\u{9b}31m");
+        assert_eq!(clean_keeping_lines("two\nlines\x1b"), "two\nlines\\u{1b}");
+        let t = table(&["A"], &[vec!["x\x1b]0;title\x07".into()]]);
+        assert!(!t.contains('\x1b') && !t.contains('\x07'), "{t:?}");
+    }
 }

@@ -70,6 +70,21 @@ pub struct Change {
     pub unverified: bool,
     /// Why, in a few words.
     pub reason: String,
+    /// Mount settings (target, uid, gid, mode) that the re-pointed services change,
+    /// because the manifest sets them otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountChange>,
+}
+
+/// A mount setting a re-pointed service changes (the manifest's `target`, `uid`, `gid` or
+/// `mode` differs from what the service had).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountChange {
+    pub service: String,
+    /// `target`, `uid`, `gid` or `mode`.
+    pub setting: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// How a service reference is re-pointed.
@@ -272,6 +287,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             moved_from.push(u);
         }
         let mut moved_services: BTreeSet<String> = BTreeSet::new();
+        let mut mounts: Vec<MountChange> = Vec::new();
         if let Some(new_name) = &target_name {
             for old in &moved_from {
                 for service in observed.users_of(&old.id) {
@@ -289,6 +305,27 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                             gid: d.gid.clone().filter(|g| *g != r.gid),
                             mode: d.mode.filter(|m| *m != r.mode),
                         };
+                        let mut note = |setting: &str, from: String, to: Option<String>| {
+                            if let Some(to) = to {
+                                let m = MountChange {
+                                    service: service.name.clone(),
+                                    setting: setting.into(),
+                                    from,
+                                    to,
+                                };
+                                if !mounts.contains(&m) {
+                                    mounts.push(m);
+                                }
+                            }
+                        };
+                        note("target", r.target.clone(), swap.target.clone());
+                        note("uid", r.uid.clone(), swap.uid.clone());
+                        note("gid", r.gid.clone(), swap.gid.clone());
+                        note(
+                            "mode",
+                            format!("{:04o}", r.mode),
+                            swap.mode.map(|m| format!("{m:04o}")),
+                        );
                         if !entry.1.contains(&swap) {
                             entry.1.push(swap);
                         }
@@ -385,6 +422,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 removes: removes.clone(),
                 unverified,
                 reason: reason.into(),
+                mounts,
             });
         } else if !removes.is_empty() {
             for r in &removable {
@@ -397,6 +435,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     removes: vec![r.name.clone()],
                     unverified: false,
                     reason: "superseded version, unused".into(),
+                    mounts: Vec::new(),
                 });
             }
         }
@@ -428,6 +467,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     removes: Vec::new(),
                     unverified: false,
                     reason: format!("labels differ: {}", differing.join(", ")),
+                    mounts: Vec::new(),
                 });
             }
         }
@@ -446,6 +486,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 } else {
                     "up to date".into()
                 },
+                mounts: Vec::new(),
             });
         }
     }
@@ -477,6 +518,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     removes: vec![v.name.clone()],
                     unverified: false,
                     reason: "gone from the repository".into(),
+                    mounts: Vec::new(),
                 });
             } else {
                 changes.push(Change {
@@ -488,6 +530,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     removes: Vec::new(),
                     unverified: false,
                     reason: "gone from the repository, but services still use it".into(),
+                    mounts: Vec::new(),
                 });
             }
         }

@@ -13,6 +13,8 @@ use crate::plan::Plan;
 
 const KIND: &str = "swarmseal-plan";
 const FORMAT_VERSION: u32 = 1;
+/// Largest plan file read (a plan of tens of thousands of secrets is a few MB).
+const MAX_PLAN_FILE: u64 = 256 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanFile {
@@ -31,10 +33,29 @@ pub struct PlanFile {
     pub plan: Plan,
 }
 
-/// Digest of an observation: any change to the secrets or services that matter (IDs,
-/// versions, labels, references) changes it.
+/// Digest of what a plan depends on: the observed secrets (the environment's versions and
+/// the unmanaged secrets it could adopt) and the services that reference one of them (IDs,
+/// versions, labels, references). A change anywhere else on the Swarm (another stack's
+/// service updated meanwhile) does not make a saved plan stale; a service starting to use
+/// one of these secrets does.
 pub fn swarm_digest(observed: &Observed) -> String {
-    let bytes = serde_json::to_vec(observed).unwrap_or_default();
+    let ids: std::collections::BTreeSet<&str> =
+        observed.secrets.iter().map(|s| s.id.as_str()).collect();
+    let relevant = Observed {
+        cluster_id: observed.cluster_id.clone(),
+        secrets: observed.secrets.clone(),
+        services: observed
+            .services
+            .iter()
+            .filter(|svc| {
+                svc.secrets
+                    .iter()
+                    .any(|r| ids.contains(r.secret_id.as_str()))
+            })
+            .cloned()
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&relevant).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -61,10 +82,19 @@ impl PlanFile {
     }
 
     pub fn load(path: &Path) -> Result<PlanFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::io("read plan file", path, e)
-                .hint("pass the file written by `swarmseal plan --out FILE`")
-        })?;
+        let hint = "pass the file written by `swarmseal plan --out FILE`";
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::io("read plan file", path, e).hint(hint))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_PLAN_FILE + 1), &mut text)
+            .map_err(|e| Error::io("read plan file", path, e).hint(hint))?;
+        if text.len() as u64 > MAX_PLAN_FILE {
+            return Err(Error::new(format!(
+                "{} is larger than {MAX_PLAN_FILE} bytes; it is not a swarmseal plan file",
+                path.display()
+            ))
+            .hint(hint));
+        }
         let file: PlanFile = serde_json::from_str(&text).map_err(|e| {
             Error::new(format!(
                 "{} is not a swarmseal plan file: {e}",

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::output::paint;
-use crate::plan::{Action, Change, Plan};
+use crate::output::{clean, paint};
+use crate::plan::{Action, Change, MountChange, Plan};
 
 /// Where the plan was made against, for headers.
 pub struct Context<'a> {
@@ -105,6 +105,9 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         if !c.removes.is_empty() && c.action != Action::Remove {
             out.push_str(&format!("{pad}removes: {}\n", c.removes.join(", ")));
         }
+        for m in &c.mounts {
+            out.push_str(&format!("{pad}{}\n", mount_note(m)));
+        }
     }
     out.push_str(&format!("\nPlan: {}.\n", summary_line(plan)));
     if plan.is_unverified() {
@@ -114,6 +117,17 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         out.push_str("Blocked removals are never forced: remove the secret from those services (or put it back in the repository) first.\n");
     }
     out
+}
+
+/// `web: target db_pw -> db_password` (the manifest's settings win over the service's).
+fn mount_note(m: &MountChange) -> String {
+    format!(
+        "{}: {} {} -> {}",
+        clean(&m.service),
+        m.setting,
+        clean(&m.from),
+        clean(&m.to)
+    )
 }
 
 /// One change as JSON.
@@ -127,6 +141,7 @@ fn change_json(c: &Change) -> Value {
         "removes": c.removes,
         "unverified": c.unverified,
         "reason": c.reason,
+        "mounts": c.mounts,
     })
 }
 
@@ -164,7 +179,7 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
     out.push_str(
         "| | action | secret | Swarm name | services | notes |\n|---|---|---|---|---|---|\n",
     );
-    let esc = |s: &str| s.replace('|', "\\|");
+    let esc = |s: &str| clean(s).replace('|', "\\|");
     for c in plan
         .changes
         .iter()
@@ -184,6 +199,9 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        }
+        for m in &c.mounts {
+            notes.push(format!("`{}`", mount_note(m)));
         }
         if !c.removes.is_empty() && c.action != Action::Remove {
             notes.push(format!(

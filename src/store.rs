@@ -11,12 +11,15 @@
 //! .gitattributes                       *.age diff=swarmseal
 //! ```
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::confined;
 use crate::error::{Error, Result};
+use crate::index::Index;
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use crate::names;
 
@@ -29,6 +32,10 @@ pub const META_DIR: &str = ".swarmseal";
 pub struct Repo {
     pub root: PathBuf,
     pub manifest: Manifest,
+    /// True while this process holds the repository lock ([`Repo::lock`]).
+    locked: Cell<bool>,
+    /// Digests of every age file, for the copy check of [`crate::secrets`].
+    pub(crate) digests: std::cell::OnceCell<crate::secrets::Digests>,
 }
 
 /// One secret file found in an environment folder.
@@ -51,8 +58,10 @@ pub enum Problem {
     BadName { rel: PathBuf, why: String },
     /// Two files mapping to one logical name.
     Collision { name: String, rels: Vec<PathBuf> },
-    /// A symbolic link that leads out of the repository, or to a folder.
-    Symlink { rel: PathBuf, why: String },
+    /// A symbolic link (swarmseal follows none).
+    Symlink { rel: PathBuf },
+    /// A FIFO, socket or device.
+    NotRegular { rel: PathBuf, kind: String },
     /// A file or folder that cannot be read.
     Unreadable { rel: PathBuf, why: String },
     /// An age file under `secrets/` outside every environment's folder: never applied.
@@ -81,8 +90,9 @@ impl Problem {
                 rels.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(" and ")
             ))
             .hint("rename or remove all but one of them (a sub-folder separator becomes '.')"),
-            Problem::Symlink { rel, why } => Error::new(format!("{} is a symbolic link {why}", rel.display()))
-                .hint("replace the link with the file itself; swarmseal never follows links out of the repository"),
+            Problem::Symlink { rel } => confined::symlink_error(rel),
+            Problem::NotRegular { rel, kind } => Error::new(format!("{} is {kind}, not a regular file", rel.display()))
+                .hint("remove it: a swarmseal repository holds regular files only"),
             Problem::Unreadable { rel, why } => Error::new(format!("cannot read {}: {why}", rel.display()))
                 .hint("check the file's permissions"),
             Problem::Stray { rel } => Error::new(format!(
@@ -98,7 +108,8 @@ impl Problem {
         match self {
             Problem::Plaintext { rel }
             | Problem::BadName { rel, .. }
-            | Problem::Symlink { rel, .. }
+            | Problem::Symlink { rel }
+            | Problem::NotRegular { rel, .. }
             | Problem::Unreadable { rel, .. }
             | Problem::Stray { rel } => rel,
             Problem::Collision { rels, .. } => &rels[0],
@@ -141,9 +152,12 @@ impl Repo {
     /// Opens the repository at `dir` (from `-C`), or the nearest parent of the current
     /// folder holding `swarmseal.yaml`.
     pub fn discover(dir: Option<&Path>) -> Result<Repo> {
+        // `symlink_metadata`: a linked manifest is found here and refused by `open`, with
+        // a message saying why, rather than skipped.
+        let has_manifest = |d: &Path| fs::symlink_metadata(d.join(MANIFEST_FILE)).is_ok();
         let root = match dir {
             Some(dir) => {
-                if !dir.join(MANIFEST_FILE).is_file() {
+                if !has_manifest(dir) {
                     return Err(Error::new(format!(
                         "{} is not a swarmseal repository: it has no {MANIFEST_FILE}",
                         dir.display()
@@ -159,7 +173,7 @@ impl Repo {
                 let cwd = std::env::current_dir()
                     .map_err(|e| Error::new(format!("cannot read the current folder: {e}")))?;
                 cwd.ancestors()
-                    .find(|d| d.join(MANIFEST_FILE).is_file())
+                    .find(|d| has_manifest(d))
                     .map(Path::to_path_buf)
                     .ok_or_else(|| {
                         Error::new(format!(
@@ -176,8 +190,33 @@ impl Repo {
     /// Opens the repository rooted at `root`.
     pub fn open(root: &Path) -> Result<Repo> {
         let root = fs::canonicalize(root).map_err(|e| Error::io("open repository", root, e))?;
-        let manifest = Manifest::load(&root.join(MANIFEST_FILE))?;
-        Ok(Repo { root, manifest })
+        let rel = Path::new(MANIFEST_FILE);
+        let bytes =
+            confined::read_optional(&root, rel, confined::MAX_MANIFEST)?.ok_or_else(|| {
+                Error::io(
+                "read",
+                &root.join(rel),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+            .hint("run `swarmseal init` to create a repository, or pass -C DIR to use another one")
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::new(format!("{} is not UTF-8 text", root.join(rel).display()))
+                .hint("write the manifest as UTF-8 YAML")
+        })?;
+        let manifest = Manifest::parse(&text, &root.join(rel))?;
+        Ok(Repo::with_manifest(root, manifest))
+    }
+
+    /// A repository from a root (canonical) and a manifest already parsed (by `init`,
+    /// before the manifest is written).
+    pub fn with_manifest(root: PathBuf, manifest: Manifest) -> Repo {
+        Repo {
+            root,
+            manifest,
+            locked: Cell::new(false),
+            digests: std::cell::OnceCell::new(),
+        }
     }
 
     pub fn manifest_path(&self) -> PathBuf {
@@ -214,36 +253,92 @@ impl Repo {
             .unwrap_or_else(|_| path.to_path_buf())
     }
 
-    /// Fails unless `path` (which may not exist yet) stays inside the repository once
-    /// every existing symbolic link on the way is resolved.
-    pub fn ensure_inside(&self, path: &Path) -> Result<()> {
-        let mut existing = path;
-        while !existing.exists() && fs::symlink_metadata(existing).is_err() {
-            match existing.parent() {
-                Some(p) => existing = p,
-                None => break,
+    /// `path` relative to the root; an error for a path elsewhere.
+    fn inside(&self, path: &Path) -> Result<PathBuf> {
+        let rel = path.strip_prefix(&self.root).map_err(|_| {
+            Error::new(format!("{} is not inside the repository", path.display()))
+                .hint("report this as a bug in swarmseal")
+        })?;
+        Ok(rel.to_path_buf())
+    }
+
+    /// Takes the repository lock (see [`RepoLock`]). Commands that write take it
+    /// exclusively, from before they read what they change until they have written it;
+    /// commands that read take it shared while they read. Waits for other commands.
+    pub fn lock(&self, mode: LockMode) -> Result<RepoLock<'_>> {
+        let meta = Path::new(META_DIR);
+        let exists = confined::ensure_dirs(&self.root, meta, mode == LockMode::Exclusive)?;
+        if !exists {
+            // Nothing written yet: there is nothing to protect from a writer.
+            return Ok(RepoLock {
+                repo: self,
+                _dir: None,
+            });
+        }
+        let path = self.root.join(meta);
+        let dir = fs::File::open(&path).map_err(|e| Error::io("open", meta, e))?;
+        let try_lock = |dir: &fs::File| match mode {
+            LockMode::Shared => dir.try_lock_shared(),
+            LockMode::Exclusive => dir.try_lock(),
+        };
+        let start = std::time::Instant::now();
+        let mut told = false;
+        loop {
+            match try_lock(&dir) {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("lock", meta, e)
+                        .hint("the repository must be on a file system that supports flock"))
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= REPO_LOCK_TIMEOUT {
+                return Err(Error::new(format!(
+                    "another swarmseal command has held the lock on {} for more than {} s",
+                    self.root.display(),
+                    REPO_LOCK_TIMEOUT.as_secs()
+                ))
+                .hint(
+                    "wait for it to finish (a `swarmseal edit` waits for its editor), then retry",
+                ));
+            }
+            if !told && waited >= std::time::Duration::from_secs(2) {
+                crate::output::warn(&format!(
+                    "waiting for another swarmseal command to finish with {}",
+                    self.root.display()
+                ));
+                told = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        self.locked.set(true);
+        // No writer is half-way now: temporary files left in .swarmseal/ are leftovers.
+        for sub in [META_DIR.to_string(), format!("{META_DIR}/fingerprint")] {
+            if let Ok(entries) = fs::read_dir(self.root.join(&sub)) {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if confined::is_temp_name(&name.to_string_lossy())
+                        && entry.file_type().is_ok_and(|t| t.is_file())
+                    {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
             }
         }
-        let resolved = fs::canonicalize(existing).map_err(|e| Error::io("resolve", existing, e))?;
-        if !resolved.starts_with(&self.root) {
-            return Err(Error::new(format!(
-                "{} leads out of the repository (to {})",
-                self.rel(path).display(),
-                resolved.display()
-            ))
-            .hint("replace the symbolic link with a real folder or file inside the repository"));
-        }
-        Ok(())
+        Ok(RepoLock {
+            repo: self,
+            _dir: Some(dir),
+        })
     }
 
     /// Walks `secrets/<env>/` and maps every file to a logical name.
     pub fn scan(&self, env: &str) -> Result<Scan> {
         let dir = self.env_dir(env);
         let mut scan = Scan::default();
-        if fs::symlink_metadata(&dir).is_err() {
+        if !confined::ensure_dirs(&self.root, &self.inside(&dir)?, false)? {
             return Ok(scan);
         }
-        self.ensure_inside(&dir)?;
         let mut by_name: BTreeMap<String, Vec<SecretFile>> = BTreeMap::new();
         for entry in self.files_below(&dir, |_| true) {
             let entry = match entry {
@@ -258,7 +353,7 @@ impl Repo {
             let below = path.strip_prefix(&dir).unwrap_or(path).to_path_buf();
             let file_name = entry.file_name().to_string_lossy();
             if !file_name.ends_with(".age") {
-                if is_placeholder(&file_name, path) {
+                if is_placeholder(&file_name, &entry) {
                     continue;
                 }
                 scan.problems.push(Problem::Plaintext { rel });
@@ -286,9 +381,11 @@ impl Repo {
         Ok(scan)
     }
 
-    /// The files below `dir` (folders for which `keep` is false are skipped), without
-    /// following links: a link that leads out of the repository, to a folder, or nowhere
-    /// comes back as a [`Problem`], like an entry that cannot be read.
+    /// The regular files below `dir` (folders for which `keep` is false are skipped),
+    /// following no link: a link (to a file or a folder, inside the repository or not), a
+    /// FIFO, a socket or a device comes back as a [`Problem`], like an entry that cannot
+    /// be read. swarmseal's own temporary files are skipped (and removed while the
+    /// repository lock is held: no writer is half-way then).
     fn files_below<'a>(
         &'a self,
         dir: &'a Path,
@@ -296,6 +393,7 @@ impl Repo {
     ) -> impl Iterator<Item = std::result::Result<walkdir::DirEntry, Problem>> + 'a {
         walkdir::WalkDir::new(dir)
             .follow_links(false)
+            .follow_root_links(false)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(keep)
@@ -307,31 +405,47 @@ impl Repo {
                             .path()
                             .map(|p| self.rel(p))
                             .unwrap_or_else(|| self.rel(dir));
-                        return Some(Err(Problem::Unreadable {
-                            rel,
-                            why: e.to_string(),
-                        }));
+                        let why = e
+                            .io_error()
+                            .map(|io| io.kind().to_string())
+                            .unwrap_or_else(|| "it cannot be read".into());
+                        return Some(Err(Problem::Unreadable { rel, why }));
                     }
                 };
-                if entry.file_type().is_dir() {
+                let ft = entry.file_type();
+                if ft.is_dir() {
                     return None;
                 }
-                if entry.file_type().is_symlink() {
-                    let rel = self.rel(entry.path());
-                    let why = match fs::canonicalize(entry.path()) {
-                        Ok(target) if !target.starts_with(&self.root) => {
-                            format!("that leads out of the repository (to {})", target.display())
-                        }
-                        Ok(target) if target.is_dir() => {
-                            "to a folder; swarmseal does not follow linked folders".into()
-                        }
-                        Ok(_) => return Some(Ok(entry)),
-                        Err(_) => "whose target does not exist".into(),
-                    };
-                    return Some(Err(Problem::Symlink { rel, why }));
+                let rel = self.rel(entry.path());
+                if ft.is_symlink() {
+                    return Some(Err(Problem::Symlink { rel }));
+                }
+                if !ft.is_file() {
+                    return Some(Err(Problem::NotRegular {
+                        rel,
+                        kind: confined::kind_of(&ft).to_string(),
+                    }));
+                }
+                if confined::is_temp_name(&entry.file_name().to_string_lossy())
+                    && self.is_own_temp(&rel)
+                {
+                    if self.locked.get() {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                    return None;
                 }
                 Some(Ok(entry))
             })
+    }
+
+    /// True for a temporary file that swarmseal could have left: empty (killed before it
+    /// wrote) or starting like an age file (all swarmseal writes there are ciphertext). A
+    /// file of that name with other content is not skipped: it may be a plaintext leak.
+    fn is_own_temp(&self, rel: &Path) -> bool {
+        match confined::read_prefix(&self.root, rel, 64) {
+            Ok(head) => head.is_empty() || crate::crypto::looks_like_age(&head),
+            Err(_) => false,
+        }
     }
 
     /// Files under `secrets/` outside the environments' folders: plaintext files there are
@@ -339,10 +453,9 @@ impl Repo {
     pub fn scan_outside_envs(&self) -> Result<Vec<Problem>> {
         let dir = self.root.join(SECRETS_DIR);
         let mut problems = Vec::new();
-        if fs::symlink_metadata(&dir).is_err() {
+        if !confined::ensure_dirs(&self.root, Path::new(SECRETS_DIR), false)? {
             return Ok(problems);
         }
-        self.ensure_inside(&dir)?;
         let envs: Vec<&String> = self.manifest.environments.keys().collect();
         let not_an_env = |e: &walkdir::DirEntry| {
             !(e.depth() == 1
@@ -359,11 +472,11 @@ impl Repo {
             };
             let rel = self.rel(entry.path());
             let name = entry.file_name().to_string_lossy();
-            if is_placeholder(&name, entry.path()) {
+            if is_placeholder(&name, &entry) {
                 continue;
             }
             let is_age = name.ends_with(".age")
-                && fs::read(entry.path())
+                && confined::read_prefix(&self.root, &rel, 64)
                     .map(|b| crate::crypto::looks_like_age(&b))
                     .unwrap_or(false);
             problems.push(if is_age {
@@ -375,24 +488,54 @@ impl Repo {
         Ok(problems)
     }
 
-    /// Reads a file of the repository, refusing links that lead out of it.
+    /// Reads an age file of the repository (a secret or a fingerprint key) under the rule
+    /// of [`confined`]: no link, a regular file, at most [`confined::MAX_AGE_FILE`] bytes.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
-        self.ensure_inside(path)?;
-        fs::read(path).map_err(|e| Error::io("read", &self.rel(path), e))
+        confined::read(&self.root, &self.inside(path)?, confined::MAX_AGE_FILE)
     }
 
-    /// Writes a file of the repository atomically (see [`write_atomic`]), refusing paths
-    /// that lead out of it.
-    pub fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        self.ensure_inside(path)?;
-        write_atomic(path, bytes, 0o644).map_err(|e| e.context(self.rel(path).display()))
+    /// Like [`Repo::read`]; `Ok(None)` when the file does not exist.
+    pub fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        confined::read_optional(&self.root, &self.inside(path)?, confined::MAX_AGE_FILE)
     }
 
-    /// Removes a secret file and the sub-folders it leaves empty (up to the environment
-    /// folder).
-    pub fn remove(&self, env: &str, path: &Path) -> Result<()> {
-        self.ensure_inside(path)?;
-        fs::remove_file(path).map_err(|e| Error::io("remove", &self.rel(path), e))?;
+    /// Reads the index, bounded by the size of the tree (see [`confined::index_limit`]).
+    pub fn load_index(&self) -> Result<Index> {
+        let rel = self.inside(&self.index_path())?;
+        let small = confined::index_limit(0);
+        let limit = match fs::symlink_metadata(self.root.join(&rel)) {
+            Ok(meta) if meta.is_file() && meta.len() > small => {
+                confined::index_limit(self.count_files())
+            }
+            _ => small,
+        };
+        match confined::read_optional(&self.root, &rel, limit)? {
+            None => Ok(Index::new()),
+            Some(bytes) => Index::parse(&bytes, &rel),
+        }
+    }
+
+    /// How many entries `secrets/` holds (for the index's size bound).
+    fn count_files(&self) -> usize {
+        walkdir::WalkDir::new(self.root.join(SECRETS_DIR))
+            .follow_links(false)
+            .follow_root_links(false)
+            .into_iter()
+            .filter(|e| e.as_ref().is_ok_and(|e| !e.file_type().is_dir()))
+            .count()
+            + self.manifest.environments.len()
+    }
+
+    /// A new transaction on this repository (see [`Transaction`]).
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction {
+            repo: self,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Removes the folders below `secrets/<env>/` that `path`'s removal left empty.
+    fn prune_empty_dirs(&self, env: &str, path: &Path) {
         let stop = self.env_dir(env);
         let mut dir = path.parent();
         while let Some(d) = dir {
@@ -401,19 +544,158 @@ impl Repo {
             }
             dir = d.parent();
         }
+    }
+}
+
+/// How long [`Repo::lock`] waits for another command.
+const REPO_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Shared (readers) or exclusive (writers); see [`Repo::lock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// The repository lock: `flock` on the `.swarmseal` folder, released on drop (and by the
+/// kernel when the process dies, so a killed command never leaves it behind). It makes
+/// concurrent commands lose nothing (20 parallel `set`s all land in the index), and tells
+/// a command that temporary files it meets are leftovers of a killed one.
+pub struct RepoLock<'r> {
+    repo: &'r Repo,
+    _dir: Option<fs::File>,
+}
+
+impl Drop for RepoLock<'_> {
+    fn drop(&mut self) {
+        self.repo.locked.set(false);
+    }
+}
+
+/// Largest old file a [`Transaction`] keeps in memory to put it back.
+const ROLLBACK_LIMIT: u64 = 64 << 20;
+
+/// Repository writes that happen together or not at all. Every new file is written to a
+/// temporary file beside its destination first, so that a failure (a full disk, a
+/// read-only folder) stops the command before anything changed; then the files are renamed
+/// into place in the order they were added (add the index last), and if a rename fails the
+/// ones already done are undone. A command that fails leaves the repository as it was.
+pub struct Transaction<'r> {
+    repo: &'r Repo,
+    steps: Vec<TxStep>,
+}
+
+enum TxStep {
+    Write {
+        staged: confined::Staged,
+        old: Option<Vec<u8>>,
+    },
+    Remove {
+        rel: PathBuf,
+        env: Option<String>,
+        old: Vec<u8>,
+    },
+}
+
+impl Transaction<'_> {
+    /// Stages `bytes` for `path` (a file of the repository).
+    pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let rel = self.repo.inside(path)?;
+        let unchanged = |e: Error| {
+            e.or_hint(
+                "nothing in the repository was changed; fix the cause and run the command again",
+            )
+        };
+        let old =
+            confined::read_optional(&self.repo.root, &rel, ROLLBACK_LIMIT).map_err(unchanged)?;
+        let staged = confined::stage(&self.repo.root, &rel, bytes, 0o644).map_err(unchanged)?;
+        self.steps.push(TxStep::Write { staged, old });
+        Ok(())
+    }
+
+    /// Stages the removal of a secret file of `env` (empty sub-folders go with it).
+    pub fn remove_secret(&mut self, env: &str, path: &Path) -> Result<()> {
+        let rel = self.repo.inside(path)?;
+        let old = confined::read(&self.repo.root, &rel, ROLLBACK_LIMIT)?;
+        self.steps.push(TxStep::Remove {
+            rel,
+            env: Some(env.to_string()),
+            old,
+        });
+        Ok(())
+    }
+
+    /// True when nothing was staged.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Puts every staged change in place, or none of them.
+    pub fn commit(self) -> Result<()> {
+        let root = self.repo.root.clone();
+        let mut done: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+        let mut removed: Vec<(PathBuf, Option<String>)> = Vec::new();
+        let mut steps = self.steps.into_iter();
+        let mut failure = None;
+        for step in steps.by_ref() {
+            let result = match step {
+                TxStep::Write { staged, old } => {
+                    let rel = staged.rel().to_path_buf();
+                    staged.persist().map(|()| done.push((rel, old)))
+                }
+                TxStep::Remove { rel, env, old } => confined::remove(&root, &rel).map(|()| {
+                    done.push((rel.clone(), Some(old)));
+                    removed.push((rel, env));
+                }),
+            };
+            if let Err(e) = result {
+                failure = Some(e);
+                break;
+            }
+        }
+        // Staged files not reached are dropped here, which deletes them.
+        drop(steps);
+        if let Some(err) = failure {
+            let mut lost = Vec::new();
+            for (rel, old) in done.into_iter().rev() {
+                let undone = match old {
+                    Some(bytes) => confined::write(&root, &rel, &bytes, 0o644),
+                    None => confined::remove(&root, &rel),
+                };
+                if undone.is_err() {
+                    lost.push(rel.display().to_string());
+                }
+            }
+            if lost.is_empty() {
+                return Err(err.or_hint("nothing in the repository was changed; fix the cause and run the command again"));
+            }
+            return Err(Error::new(format!(
+                "{}; and putting back what was already written failed for {}",
+                err.message(),
+                lost.join(", ")
+            ))
+            .hint("restore those files from git (`git checkout -- FILE`), fix the cause and run the command again"));
+        }
+        for (rel, env) in removed {
+            if let Some(env) = env {
+                self.repo.prune_empty_dirs(&env, &root.join(&rel));
+            }
+        }
         Ok(())
     }
 }
 
 /// Empty `.gitkeep`/`.keep` files keep empty folders in git; they are not leaks.
-fn is_placeholder(file_name: &str, path: &Path) -> bool {
+fn is_placeholder(file_name: &str, entry: &walkdir::DirEntry) -> bool {
     matches!(file_name, ".gitkeep" | ".keep")
-        && fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false)
+        && entry.file_type().is_file()
+        && entry.metadata().map(|m| m.len() == 0).unwrap_or(false)
 }
 
-/// Writes `bytes` to `path` so that readers see the old file or the new one, never a
-/// part: a temporary file in the same folder, fsync, rename, fsync of the folder.
-/// Missing parent folders are created.
+/// Writes `bytes` to a file outside any repository (a plan file, an identity) so that
+/// readers see the old file or the new one, never a part: a temporary file in the same
+/// folder, fsync, rename, fsync of the folder. Missing parent folders are created.
+/// Files of a repository go through [`confined`] and [`Transaction`] instead.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let parent = path

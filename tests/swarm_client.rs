@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use common::engine::{engine, Engine, LABEL_PROJECT};
 use swarmseal::model::labels;
+use swarmseal::swarm::holder::Holder;
 use swarmseal::swarm::{
     lock_name, resolve_endpoint, resolve_endpoint_with, RemoveOutcome, Swap, Swarm,
 };
@@ -254,7 +255,7 @@ async fn observe_keeps_this_scope_and_reads_service_references() {
         .await
         .unwrap();
     let lock = swarm
-        .lock(&project, ENV, "observer", Duration::ZERO)
+        .lock(&project, ENV, &Holder::named("observer"), Duration::ZERO)
         .await
         .unwrap();
 
@@ -941,19 +942,24 @@ async fn lock_waits_names_the_holder_and_can_be_broken() {
 
     assert_eq!(swarm.lock_info(&project, ENV).await.unwrap(), None);
     let lock = swarm
-        .lock(&project, ENV, "alice@ci-42", Duration::from_secs(5))
+        .lock(
+            &project,
+            ENV,
+            &Holder::named("alice@ci-42"),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     assert_eq!(lock.name, lock_name(&project, ENV));
     // Another environment has its own lock.
     let other = swarm
-        .lock(&project, "other", "carol", Duration::ZERO)
+        .lock(&project, "other", &Holder::named("carol"), Duration::ZERO)
         .await
         .unwrap();
 
     let start = Instant::now();
     let err = swarm
-        .lock(&project, ENV, "bob", Duration::from_secs(2))
+        .lock(&project, ENV, &Holder::named("bob"), Duration::from_secs(2))
         .await
         .unwrap_err();
     let waited = start.elapsed();
@@ -984,13 +990,13 @@ async fn lock_waits_names_the_holder_and_can_be_broken() {
 
     swarm.release(lock).await.unwrap();
     let lock = swarm
-        .lock(&project, ENV, "bob", Duration::from_secs(2))
+        .lock(&project, ENV, &Holder::named("bob"), Duration::from_secs(2))
         .await
         .unwrap();
-    let broken = swarm.unlock(&project, ENV).await.unwrap().unwrap();
+    let broken = swarm.unlock(&project, ENV, false).await.unwrap().unwrap();
     assert_eq!(broken.holder, "bob");
     assert_eq!(swarm.lock_info(&project, ENV).await.unwrap(), None);
-    assert_eq!(swarm.unlock(&project, ENV).await.unwrap(), None);
+    assert_eq!(swarm.unlock(&project, ENV, false).await.unwrap(), None);
     // Releasing a broken lock is fine.
     swarm.release(lock).await.unwrap();
     swarm.release(other).await.unwrap();

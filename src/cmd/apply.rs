@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::apply::{self, Options, Outcome};
 use crate::cli::{ApplyArgs, Global};
 use crate::desired::{self, Decrypt, RepoState};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::Observed;
 use crate::output::{self, Format};
 use crate::plan::{self, Plan};
@@ -19,7 +19,8 @@ use crate::planfile::PlanFile;
 use crate::render;
 use crate::store::Repo;
 
-use super::remote::{self, Remote};
+use super::remote::Remote;
+use crate::swarm::holder;
 
 pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
     let repo = super::open_repo(g)?;
@@ -71,9 +72,10 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
             let names = state.desired.secrets.keys().cloned().collect();
             let observed = remote.observe(&repo, &env, &names)?;
             let plan = plan::plan(&state.desired, &observed);
-            show(g, &plan, &remote, &observed);
+            show(g, &plan, &remote, &observed).map_err(|e| output_failed(e, false))?;
             if plan.steps.is_empty() {
-                return finish(g, &plan, &context(&remote, &observed), &Outcome::default());
+                return finish(g, &plan, &context(&remote, &observed), &Outcome::default())
+                    .map_err(|e| output_failed(e, true));
             }
             if g.format != Format::Human || g.quiet {
                 // Nobody confirms a plan they have not seen.
@@ -82,7 +84,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
                     endpoint: &endpoint,
                     cluster_id: &observed.cluster_id,
                 };
-                eprint!(
+                crate::err!(
                     "{}",
                     render::human(&plan, &ctx, output::colour(false), g.verbose)
                 );
@@ -92,20 +94,29 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
         }
         _ => None,
     };
-    // From here on, Ctrl-C and SIGTERM no longer kill the process outright: they stop the
-    // apply between API calls, and the lock is released on the way out.
+    // From here on, the terminating signals (Ctrl-C, SIGTERM from a cancelled CI job,
+    // SIGHUP from a closed terminal, Ctrl-\) no longer kill the process outright: they
+    // stop the apply between API calls, and the lock is released on the way out.
     let mut signals = {
         let _runtime = remote.rt.enter();
         Interrupts::new()
     };
     let project = repo.manifest.project.clone();
-    let holder = remote::holder();
+    let holder = holder::this_process();
     let lock = remote.rt.block_on(async {
         tokio::select! {
             lock = remote.swarm.lock(&project, &env, &holder, args.lock_timeout) => lock,
-            signal = signals.recv() => Err(Error::new(format!(
-                "interrupted by {signal} while waiting for the apply lock; nothing was changed"
-            ))),
+            signal = signals.recv() => {
+                // The lock's creation may have gone through just as the signal came.
+                if let Ok(Some(info)) = remote.swarm.lock_info(&project, &env).await {
+                    if info.process.is_some() && info.process == holder.process {
+                        let _ = remote.swarm.unlock(&project, &env, true).await;
+                    }
+                }
+                Err(Error::new(format!(
+                    "interrupted by {signal} while waiting for the apply lock; nothing was changed"
+                )))
+            }
         }
     })?;
     let result = locked(
@@ -125,6 +136,27 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
     Ok(code)
 }
 
+/// An output error in apply: unlike a report, an apply whose output is gone is not a
+/// success, so a closed pipe is an error like a full disk, saying what was done.
+fn output_failed(err: Error, applied: bool) -> Error {
+    let what = if err.kind() == ErrorKind::BrokenPipe {
+        "standard output was closed".to_string()
+    } else {
+        err.message().to_string()
+    };
+    if applied {
+        Error::new(format!(
+            "{what}: the apply finished, but its report could not be written"
+        ))
+        .hint("run `swarmseal status` to see the result")
+    } else {
+        Error::new(format!(
+            "{what} before the plan could be shown; nothing was applied"
+        ))
+        .hint("send the output somewhere it can be written, and apply again")
+    }
+}
+
 fn context<'a>(remote: &'a Remote, observed: &'a Observed) -> render::Context<'a> {
     render::Context {
         endpoint: remote.swarm.endpoint().url.as_str(),
@@ -132,18 +164,19 @@ fn context<'a>(remote: &'a Remote, observed: &'a Observed) -> render::Context<'a
     }
 }
 
-fn show(g: &Global, plan: &Plan, remote: &Remote, observed: &Observed) {
+fn show(g: &Global, plan: &Plan, remote: &Remote, observed: &Observed) -> Result<()> {
     if g.format == Format::Human && !g.quiet {
         let endpoint = remote.describe();
         let ctx = render::Context {
             endpoint: &endpoint,
             cluster_id: &observed.cluster_id,
         };
-        print!(
+        crate::out!(
             "{}",
             render::human(plan, &ctx, output::colour(true), g.verbose)
-        );
+        )?;
     }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -177,7 +210,7 @@ fn locked(
                 ))
                 .hint("make a new plan with `swarmseal plan --out FILE` and review it"));
             }
-            show(g, &now, remote, &observed);
+            show(g, &now, remote, &observed).map_err(|e| output_failed(e, false))?;
             now
         }
         (None, Some(reviewed)) => {
@@ -192,13 +225,13 @@ fn locked(
         }
         (None, None) => {
             let plan = plan::plan(&state.desired, &observed);
-            show(g, &plan, remote, &observed);
+            show(g, &plan, remote, &observed).map_err(|e| output_failed(e, false))?;
             plan
         }
     };
     let ctx = context(remote, &observed);
     if plan.steps.is_empty() {
-        return finish(g, &plan, &ctx, &Outcome::default());
+        return finish(g, &plan, &ctx, &Outcome::default()).map_err(|e| output_failed(e, true));
     }
     let opts = Options {
         wait: args.wait,
@@ -207,7 +240,7 @@ fn locked(
     };
     let progress = |line: &str| {
         if !g.quiet && g.format == Format::Human {
-            eprintln!("  {line}");
+            crate::errln!("  {line}");
         }
     };
     // Ctrl-C or SIGTERM (a cancelled CI job) stops the apply between API calls and still
@@ -221,14 +254,17 @@ fn locked(
             .hint("run apply again to finish; every step is idempotent")),
         }
     })?;
-    finish(g, &plan, &ctx, &outcome)
+    finish(g, &plan, &ctx, &outcome).map_err(|e| output_failed(e, true))
 }
 
-/// SIGINT and SIGTERM, caught from the moment this is made (inside the runtime), so that
-/// one arriving at any point while the lock is held is seen.
+/// The terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT), caught from the moment
+/// this is made (inside the runtime), so that one arriving at any point while the lock is
+/// held is seen.
 struct Interrupts {
     int: Option<tokio::signal::unix::Signal>,
     term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+    quit: Option<tokio::signal::unix::Signal>,
 }
 
 impl Interrupts {
@@ -237,6 +273,8 @@ impl Interrupts {
         Interrupts {
             int: signal(SignalKind::interrupt()).ok(),
             term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+            quit: signal(SignalKind::quit()).ok(),
         }
     }
 
@@ -253,6 +291,8 @@ impl Interrupts {
         tokio::select! {
             _ = next(&mut self.int) => "Ctrl-C",
             _ = next(&mut self.term) => "SIGTERM",
+            _ = next(&mut self.hup) => "SIGHUP",
+            _ = next(&mut self.quit) => "SIGQUIT",
         }
     }
 }
@@ -271,7 +311,7 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
         .chain(outcome.blocked.iter().cloned())
         .collect();
     if g.format == Format::Json {
-        println!(
+        crate::outln!(
             "{}",
             json!({
                 "plan": render::json(plan, ctx),
@@ -282,15 +322,19 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
                     "removed": outcome.removed,
                     "kept": outcome.kept,
                     "blocked": blocked,
+                    "warnings": outcome.warnings,
                     "errors": outcome.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
                 }
             })
-        );
+        )?;
     } else if g.format == Format::Markdown {
-        print!("{}", render::markdown(plan, ctx));
+        crate::out!("{}", render::markdown(plan, ctx))?;
+    }
+    for w in &outcome.warnings {
+        output::warn(w);
     }
     for e in &outcome.errors {
-        eprintln!("{}", output::render_error(e));
+        output::print_error(e);
     }
     if !outcome.kept.is_empty() {
         output::warn(&format!(
@@ -299,7 +343,7 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
         ));
     }
     if !g.quiet {
-        eprintln!(
+        crate::errln!(
             "Applied: {} created, {} relabelled, {} service(s) updated, {} removed.",
             outcome.created.len(),
             outcome.relabelled.len(),
@@ -311,7 +355,7 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
         return Ok(1);
     }
     if !blocked.is_empty() {
-        eprintln!(
+        crate::errln!(
             "{}",
             output::render_error(
                 &Error::new(format!("blocked, not removed because services still use them: {}", blocked.join("; ")))
@@ -328,7 +372,7 @@ fn confirm(env: &str, endpoint: &str) -> Result<()> {
         return Err(Error::new("refusing to apply without confirmation: standard input is not a terminal")
             .hint("review the plan and pass --yes (or apply a saved plan: `swarmseal plan --out FILE`, then `swarmseal apply FILE`)"));
     }
-    eprint!("Apply these changes to {env} at {endpoint}? Only 'yes' is accepted: ");
+    crate::err!("Apply these changes to {env} at {endpoint}? Only 'yes' is accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

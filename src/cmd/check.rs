@@ -5,11 +5,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::cli::{CheckArgs, Global};
-use crate::crypto::{self, DecryptFailure, Identities};
+use crate::crypto::{self, Identities, ScopeKind};
 use crate::error::Result;
 use crate::index::{Index, Record};
 use crate::output::{self, Format};
-use crate::store::Repo;
+use crate::store::{LockMode, Repo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -59,7 +59,8 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<i32> {
     let repo = super::open_repo(g)?;
     let envs = super::selected_envs(g, &repo)?;
     let ids = super::identities(g)?;
-    let index = Index::load(&repo.index_path())?;
+    let _lock = repo.lock(LockMode::Shared)?;
+    let index = repo.load_index()?;
     let mut f = Findings(Vec::new());
     let mut checked = 0usize;
     if ids.is_none() {
@@ -81,6 +82,13 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<i32> {
             _ => f.error(file, message, hint),
         }
     }
+    if !super::init::gitattributes_protect_keys(&repo) {
+        f.warning(
+            ".gitattributes",
+            "`git diff` may decrypt the fingerprint keys (.swarmseal/fingerprint/*.age) through `swarmseal textconv`",
+            "add the line `.swarmseal/**/*.age -diff` to .gitattributes (`swarmseal init` writes it in new repositories)",
+        );
+    }
     for env in &envs {
         checked += check_env(&repo, env, ids.as_ref(), &index, args.max_age, &mut f)?;
     }
@@ -98,7 +106,7 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<i32> {
             );
         }
     }
-    report(g, &f, checked, &envs);
+    report(g, &f, checked, &envs)?;
     Ok(if f.0.iter().any(|x| x.level == Level::Error) {
         1
     } else {
@@ -143,15 +151,23 @@ fn check_env(
     // The fingerprint key.
     let key_path = repo.fingerprint_key_path(env);
     let key_rel = repo.rel(&key_path).display().to_string();
-    match std::fs::read(&key_path) {
-        Err(_) => f.error(
+    match repo.read_optional(&key_path) {
+        Ok(None) => f.error(
             &key_rel,
             format!("the fingerprint key of {env} is missing"),
             "restore it from git, or run `swarmseal rekey` to create a new one",
         ),
-        Ok(bytes) => {
+        Err(e) => f.error(&key_rel, e.message(), e.hint_text().unwrap_or_default()),
+        Ok(Some(bytes)) => {
             let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
-            check_file(&key_rel, &bytes, record, &current, decrypting, true, f);
+            let file = FileCheck {
+                repo,
+                env,
+                kind: ScopeKind::FingerprintKey,
+                path: &key_path,
+                rel: &key_rel,
+            };
+            file.check(&bytes, record, &current, decrypting, f);
         }
     }
 
@@ -178,7 +194,14 @@ fn check_env(
             }
         };
         let record = index.record(env, name);
-        check_file(&rel, &bytes, record, &current, decrypting, false, f);
+        let check = FileCheck {
+            repo,
+            env,
+            kind: ScopeKind::Secret,
+            path: &file.path,
+            rel: &rel,
+        };
+        check.check(&bytes, record, &current, decrypting, f);
 
         let rotate_after = repo.manifest.settings(name).and_then(|s| s.rotate_after);
         let limit = match (rotate_after, max_age) {
@@ -186,7 +209,23 @@ fn check_env(
             (a, b) => a.or(b),
         };
         if let Some(limit) = limit {
-            match record.and_then(Record::changed_at) {
+            let stamp = record.and_then(|r| r.changed.as_deref());
+            let changed = record.and_then(Record::changed_at);
+            // A little clock skew between machines is no reason to fail.
+            let future = changed.is_some_and(|c| {
+                c.duration_since(SystemTime::now())
+                    .is_ok_and(|ahead| ahead > Duration::from_secs(86400))
+            });
+            match changed {
+                // A date that is not one, or one in the future, would switch the limit off.
+                _ if stamp.is_some() && (changed.is_none() || future) => f.error(
+                    &rel,
+                    format!(
+                        "{name} has a rotation limit, but the index records its last change {}, so the limit cannot be checked",
+                        if future { "in the future" } else { "with something that is not a date" }
+                    ),
+                    format!("restore .swarmseal/index.yaml from git, or set a new value with `swarmseal -e {env} set {name}` to start the clock again"),
+                ),
                 Some(changed) => {
                     let age = SystemTime::now().duration_since(changed).unwrap_or_default();
                     if age > limit {
@@ -212,63 +251,94 @@ fn check_env(
     Ok(scan.secrets.len())
 }
 
-fn check_file(
-    rel: &str,
-    bytes: &[u8],
-    record: Option<&Record>,
-    current: &[(String, String)],
-    ids: Option<&Identities>,
-    is_key: bool,
-    f: &mut Findings,
-) {
-    if !crypto::looks_like_age(bytes) {
-        f.error(rel, "not an age file: a plaintext file under the repository is a leak", "remove it (and purge it from git history if it was pushed), then store the value with `swarmseal set`");
-        return;
-    }
-    match super::recipient_state(record, bytes, current) {
-        super::RecipientState::Current => {}
-        super::RecipientState::Unknown => f.warning(
-            rel,
-            if record.is_none() {
-                "swarmseal has no record of this file, so it cannot tell whom it is encrypted to"
-            } else {
-                "the file changed since swarmseal wrote it (age CLI? merge?), so swarmseal cannot tell whom it is encrypted to"
-            },
-            "run `swarmseal rekey` to re-encrypt it to the current recipients and record it",
-        ),
-        super::RecipientState::Stale { missing, extra } => {
-            let mut parts = Vec::new();
-            if !missing.is_empty() {
-                parts.push(format!("not readable by {}", missing.join(", ")));
-            }
-            if extra > 0 {
-                parts.push(format!("still readable by {extra} key(s) that are no longer recipients"));
-            }
-            f.error(rel, format!("not encrypted to the current recipients: {}", parts.join("; ")), "run `swarmseal rekey`");
+/// One age file of the repository, for [`FileCheck::check`].
+struct FileCheck<'a> {
+    repo: &'a Repo,
+    env: &'a str,
+    kind: ScopeKind,
+    path: &'a std::path::Path,
+    rel: &'a str,
+}
+
+impl FileCheck<'_> {
+    fn check(
+        &self,
+        bytes: &[u8],
+        record: Option<&Record>,
+        current: &[(String, String)],
+        ids: Option<&Identities>,
+        f: &mut Findings,
+    ) {
+        let rel = self.rel;
+        if !crypto::looks_like_age(bytes) {
+            f.error(rel, "not an age file: a plaintext file under the repository is a leak", "remove it (and purge it from git history if it was pushed), then store the value with `swarmseal set`");
+            return;
         }
-    }
-    if let Some(ids) = ids {
-        match crypto::decrypt(bytes, ids) {
-            Ok(value) => {
-                if is_key && value.len() != crypto::FINGERPRINT_KEY_LEN {
-                    f.error(rel, "does not hold a fingerprint key", "restore it from git");
+        match super::recipient_state(record, bytes, current) {
+            super::RecipientState::Current => {}
+            super::RecipientState::Unknown => f.warning(
+                rel,
+                if record.is_none() {
+                    "swarmseal has no record of this file, so it cannot tell whom it is encrypted to"
+                } else {
+                    "the file changed since swarmseal wrote it (age CLI? merge?), so swarmseal cannot tell whom it is encrypted to"
+                },
+                "run `swarmseal rekey` to re-encrypt it to the current recipients and record it",
+            ),
+            super::RecipientState::Stale { missing, extra } => {
+                let mut parts = Vec::new();
+                if !missing.is_empty() {
+                    parts.push(format!("not readable by {}", missing.join(", ")));
+                }
+                if extra > 0 {
+                    parts.push(format!("still readable by {extra} key(s) that are no longer recipients"));
+                }
+                f.error(rel, format!("not encrypted to the current recipients: {}", parts.join("; ")), "run `swarmseal rekey`");
+            }
+        }
+        let Some(ids) = ids else { return };
+        match self
+            .repo
+            .open_sealed(self.env, self.kind, self.path, bytes, ids, None)
+        {
+            Ok(opened) => {
+                let value = &opened.value;
+                if self.kind == ScopeKind::FingerprintKey
+                    && value.len() != crypto::FINGERPRINT_KEY_LEN
+                {
+                    f.error(
+                        rel,
+                        "does not hold a fingerprint key",
+                        "restore it from git",
+                    );
                 } else if value.is_empty() {
-                    f.error(rel, "the value is empty; Docker secrets hold 1 to 511999 bytes", "set a value with `swarmseal set`");
+                    f.error(
+                        rel,
+                        "the value is empty; Docker secrets hold 1 to 511999 bytes",
+                        "set a value with `swarmseal set`",
+                    );
+                } else if value.len() > crypto::MAX_VALUE_LEN {
+                    f.error(
+                        rel,
+                        "the value is larger than Docker's limit of 511999 bytes",
+                        "set a smaller value",
+                    );
                 }
             }
-            Err(DecryptFailure::NoMatchingIdentity) => f.error(
+            // The file's own name leads the finding; the error's message names it too.
+            Err(e) => f.error(
                 rel,
-                format!("cannot be decrypted with your identity ({}), which is a recipient of this environment", ids.describe()),
-                "the file was encrypted to other keys: have a recipient who can read it run `swarmseal rekey`",
+                e.message()
+                    .strip_prefix(rel)
+                    .map(|m| m.trim_start_matches(':').trim_start())
+                    .unwrap_or(e.message()),
+                e.hint_text().unwrap_or_default(),
             ),
-            Err(DecryptFailure::NotAge) => {}
-            Err(DecryptFailure::Corrupt(why)) => f.error(rel, format!("damaged or truncated: {why}"), "restore it from git, or set the value again"),
-            Err(DecryptFailure::TooLarge) => f.error(rel, "the value is larger than Docker's limit of 511999 bytes", "set a smaller value"),
         }
     }
 }
 
-fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
+fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) -> Result<()> {
     let errors = f.0.iter().filter(|x| x.level == Level::Error).count();
     let warnings = f.0.len() - errors;
     let level = |l: Level| {
@@ -285,24 +355,24 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
                 .iter()
                 .map(|x| json!({"level": level(x.level), "file": x.file, "message": x.message, "hint": x.hint}))
                 .collect();
-            println!(
+            crate::outln!(
                 "{}",
                 json!({"ok": errors == 0, "environments": envs, "secrets_checked": checked, "errors": errors, "warnings": warnings, "findings": list})
-            );
+            )?;
         }
         Format::Markdown => {
-            println!(
+            crate::outln!(
                 "### swarmseal check: {}",
                 if errors == 0 { "passed" } else { "failed" }
-            );
+            )?;
             for x in &f.0 {
-                println!(
+                crate::outln!(
                     "- **{}** `{}`: {} ({})",
                     level(x.level),
                     x.file,
                     x.message,
                     x.hint
-                );
+                )?;
             }
         }
         Format::Human => {
@@ -315,18 +385,19 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
                     Level::Error => output::paint(on, "1;31", "error:"),
                     Level::Warning => output::paint(on, "1;33", "warning:"),
                 };
-                let place = if x.file.is_empty() {
+                // Messages that start with the file's name need no prefix.
+                let place = if x.file.is_empty() || x.message.starts_with(&x.file) {
                     String::new()
                 } else {
                     format!("{}: ", x.file)
                 };
-                eprintln!("{tag} {place}{}", x.message);
+                crate::errln!("{tag} {place}{}", x.message);
                 if !x.hint.is_empty() {
-                    eprintln!("  {} {}", output::paint(on, "1;36", "hint:"), x.hint);
+                    crate::errln!("  {} {}", output::paint(on, "1;36", "hint:"), x.hint);
                 }
             }
             if !g.quiet || errors > 0 {
-                eprintln!(
+                crate::errln!(
                     "check {}: {checked} secret(s) in {}; {errors} error(s), {warnings} warning(s)",
                     if errors == 0 { "passed" } else { "failed" },
                     envs.join(", ")
@@ -334,4 +405,5 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) {
             }
         }
     }
+    Ok(())
 }

@@ -7,14 +7,19 @@ use crate::error::{Error, Result};
 
 pub fn run(args: CompletionsArgs) -> Result<i32> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "swarmseal", &mut std::io::stdout());
+    // Into memory first: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "swarmseal", &mut script);
+    crate::output::write_stdout(&script)?;
     Ok(0)
 }
 
 pub fn man() -> Result<i32> {
     let cmd = Cli::command();
+    let mut page = Vec::new();
     clap_mangen::Man::new(cmd)
-        .render(&mut std::io::stdout())
-        .map_err(|e| Error::new(format!("cannot write the man page: {e}")))?;
+        .render(&mut page)
+        .map_err(|e| Error::new(format!("cannot render the man page: {e}")))?;
+    crate::output::write_stdout(&page)?;
     Ok(0)
 }

@@ -21,7 +21,7 @@ pub fn run(g: &Global, args: NameArg) -> Result<i32> {
     let env = super::select_env(g, &repo)?;
     let file = super::find_secret(&repo, &env, &args.name)?;
     let ids = super::require_identities(g, &format!("decrypt {}", file.rel.display()))?;
-    let old = super::decrypt_file(&repo, &file.path, &ids)?;
+    let old = repo.decrypt_secret(&env, &file.path, &ids)?;
 
     let scratch = Scratch::new(&file.name)?;
     scratch.write(&old)?;
@@ -59,7 +59,7 @@ pub fn run(g: &Global, args: NameArg) -> Result<i32> {
             value::masked_summary(&old, &new)
         ),
     );
-    super::set::store_value(g, &repo, &env, &file.name, &file.path, true, &new)
+    super::set::store_value(g, &repo, &env, &file.name, &new)
 }
 
 fn editor() -> String {
@@ -121,28 +121,85 @@ fn run_editor(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A private folder holding the one plaintext file; wiped and removed on drop.
+/// A private folder holding the one plaintext file; wiped and removed on drop. While it
+/// lives, this process holds a lock on the folder: a folder nobody holds a lock on is the
+/// leftover of an edit that was killed (`kill -9`), and [`sweep_stale`] wipes it.
 struct Scratch {
     dir: PathBuf,
     file: PathBuf,
+    _lock: fs::File,
+}
+
+/// Prefix of the scratch folders of `edit`.
+const SCRATCH_PREFIX: &str = "swarmseal-edit-";
+
+/// The folders where scratch folders are made: tmpfs first.
+fn scratch_bases() -> Vec<PathBuf> {
+    vec![PathBuf::from("/dev/shm"), std::env::temp_dir()]
+}
+
+/// Wipes the scratch folders of this user that no running `edit` holds: an edit killed
+/// with `kill -9` (or a power cut, for a disk-backed temp folder) leaves its plaintext
+/// behind, and the next swarmseal command removes it. Called at every start; quick when
+/// there is nothing to do.
+pub fn sweep_stale() {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    for base in scratch_bases() {
+        let Ok(entries) = fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(SCRATCH_PREFIX)
+            {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_dir() || meta.uid() != me {
+                continue;
+            }
+            let Ok(dir) = fs::File::open(&path) else {
+                continue;
+            };
+            if dir.try_lock().is_ok() {
+                wipe_dir(&path);
+            }
+        }
+    }
 }
 
 impl Scratch {
     fn new(name: &str) -> Result<Scratch> {
         let private_dir = |base: &Path| {
             tempfile::Builder::new()
-                .prefix("swarmseal-edit-")
+                .prefix(SCRATCH_PREFIX)
                 .tempdir_in(base)
         };
-        let tmp = std::env::temp_dir();
-        let dir = private_dir(Path::new("/dev/shm"))
-            .or_else(|_| private_dir(&tmp))
-            .map_err(|e| Error::io("create a private folder in", &tmp, e))?
+        let bases = scratch_bases();
+        let dir = private_dir(&bases[0])
+            .or_else(|_| private_dir(&bases[1]))
+            .map_err(|e| Error::io("create a private folder in", &bases[1], e))?
             .keep();
+        let lock = fs::File::open(&dir)
+            .and_then(|f| f.try_lock().map(|()| f).map_err(std::io::Error::from))
+            .map_err(|e| {
+                let _ = fs::remove_dir(&dir);
+                Error::io("lock", &dir, e)
+            })?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io("protect", &dir, e))?;
         let file = dir.join(name);
-        Ok(Scratch { dir, file })
+        Ok(Scratch {
+            dir,
+            file,
+            _lock: lock,
+        })
     }
 
     fn write(&self, value: &[u8]) -> Result<()> {
@@ -169,14 +226,19 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // Editors may leave swap or backup files beside the value: wipe every file.
-        if let Ok(entries) = fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                wipe(&entry.path());
-            }
-        }
-        let _ = fs::remove_dir_all(&self.dir);
+        wipe_dir(&self.dir);
     }
+}
+
+/// Overwrites every file of a scratch folder (editors may leave swap or backup files
+/// beside the value), then removes it.
+fn wipe_dir(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            wipe(&entry.path());
+        }
+    }
+    let _ = fs::remove_dir_all(dir);
 }
 
 fn wipe(path: &Path) {

@@ -70,7 +70,7 @@ pub fn run(g: &Global, args: ExecArgs) -> Result<i32> {
         .envs(vars.iter().map(|(k, v)| (k, v)));
     if g.verbose {
         for (k, v) in &vars {
-            eprintln!("{k}={v}");
+            crate::errln!("{k}={v}");
         }
     }
     let status = child.status().map_err(|e| {

@@ -3,14 +3,16 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Global, InitArgs};
+use crate::confined;
 use crate::crypto::{self, Identities};
 use crate::error::{Error, Result};
-use crate::index::Index;
 use crate::manifest::{self, MANIFEST_FILE};
 use crate::names;
-use crate::store::{self, Repo, SECRETS_DIR};
+use crate::store::{LockMode, Repo, Transaction};
 
-const GITATTRIBUTES_LINE: &str = "*.age diff=swarmseal";
+/// `git diff` shows secrets decrypted (`swarmseal textconv`), but never a fingerprint key:
+/// the second line overrides the first for those files.
+const GITATTRIBUTES_LINES: [&str; 2] = ["*.age diff=swarmseal", ".swarmseal/**/*.age -diff"];
 
 pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
     let root = match &g.repo {
@@ -19,7 +21,7 @@ pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
             .map_err(|e| Error::new(format!("cannot read the current folder: {e}")))?,
     };
     let manifest_path = root.join(MANIFEST_FILE);
-    if manifest_path.exists() {
+    if std::fs::symlink_metadata(&manifest_path).is_ok() {
         return Err(Error::new(format!("{} already exists", manifest_path.display()))
             .hint("this folder is already a swarmseal repository; edit swarmseal.yaml, or init elsewhere with -C DIR"));
     }
@@ -68,19 +70,22 @@ pub fn run(g: &Global, args: InitArgs) -> Result<i32> {
         return Err(Error::new(format!("--recipient {dup} is given twice"))
             .hint("give each recipient one name and one key"));
     }
-    // Write the manifest, then everything that depends on it.
+    // Everything at once, the manifest last: a failed init leaves no half repository.
     let text = manifest::render_new(&project, &envs, &recipients);
-    manifest::Manifest::parse(&text, &manifest_path)?;
-    store::write_atomic(&manifest_path, text.as_bytes(), 0o644)?;
-    let repo = Repo::open(&root)?;
-    let mut index = Index::load(&repo.index_path())?;
+    let parsed = manifest::Manifest::parse(&text, &manifest_path)?;
+    let root = std::fs::canonicalize(&root).map_err(|e| Error::io("open", &root, e))?;
+    let repo = Repo::with_manifest(root, parsed);
+    let _lock = repo.lock(LockMode::Exclusive)?;
+    let mut index = repo.load_index()?;
+    let mut tx = repo.transaction();
     for env in &envs {
-        let dir = repo.root.join(SECRETS_DIR).join(env);
-        store::write_atomic(&dir.join(".gitkeep"), b"", 0o644)?;
-        super::create_fingerprint_key(&repo, &mut index, env)?;
+        tx.write(&repo.env_dir(env).join(".gitkeep"), b"")?;
+        super::create_fingerprint_key(&repo, &mut tx, &mut index, env)?;
     }
-    super::save_index(&repo, &index)?;
-    write_gitattributes(&repo.root)?;
+    super::stage_index(&repo, &mut tx, &index)?;
+    stage_gitattributes(&repo, &mut tx)?;
+    tx.write(&repo.manifest_path(), text.as_bytes())?;
+    tx.commit()?;
 
     super::say(
         g,
@@ -200,21 +205,40 @@ fn recipient_name() -> String {
     }
 }
 
-fn write_gitattributes(root: &Path) -> Result<()> {
-    let path = root.join(".gitattributes");
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::io("read", &path, e)),
-    };
-    if existing.lines().any(|l| l.trim() == GITATTRIBUTES_LINE) {
-        return Ok(());
+fn stage_gitattributes(repo: &Repo, tx: &mut Transaction<'_>) -> Result<()> {
+    let rel = Path::new(".gitattributes");
+    let existing = confined::read_optional(&repo.root, rel, confined::MAX_MANIFEST)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut text = existing.clone();
+    for line in GITATTRIBUTES_LINES {
+        if !existing.lines().any(|l| l.trim() == line) {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
     }
-    let mut text = existing;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
+    if text != existing {
+        tx.write(&repo.root.join(rel), text.as_bytes())?;
     }
-    text.push_str(GITATTRIBUTES_LINE);
-    text.push('\n');
-    store::write_atomic(&path, text.as_bytes(), 0o644)
+    Ok(())
+}
+
+/// True when `.gitattributes` keeps `git diff` from decrypting fingerprint keys (for
+/// `check`'s warning on repositories made before that line).
+pub fn gitattributes_protect_keys(repo: &Repo) -> bool {
+    confined::read_optional(
+        &repo.root,
+        Path::new(".gitattributes"),
+        confined::MAX_MANIFEST,
+    )
+    .ok()
+    .flatten()
+    .is_some_and(|b| {
+        String::from_utf8_lossy(&b)
+            .lines()
+            .any(|l| l.trim() == GITATTRIBUTES_LINES[1])
+    })
 }

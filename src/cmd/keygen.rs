@@ -1,6 +1,5 @@
 //! `swarmseal keygen`: a new age identity.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::cli::{Global, KeygenArgs};
@@ -16,9 +15,7 @@ pub fn run(g: &Global, args: KeygenArgs) -> Result<i32> {
         }
         None => {
             let (text, public) = crypto::generate_identity();
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::new(format!("cannot write to standard output: {e}")))?;
+            crate::output::write_stdout(text.as_bytes())?;
             super::say(g, format!("Public key: {public}"));
         }
     }

@@ -4,8 +4,8 @@ use serde_json::json;
 
 use crate::cli::{Global, LsArgs};
 use crate::error::Result;
-use crate::index::Index;
 use crate::output::{self, Format};
+use crate::store::LockMode;
 
 pub fn run(g: &Global, args: LsArgs) -> Result<i32> {
     if args.remote {
@@ -13,8 +13,9 @@ pub fn run(g: &Global, args: LsArgs) -> Result<i32> {
     }
     let repo = super::open_repo(g)?;
     let env = super::select_env(g, &repo)?;
+    let _lock = repo.lock(LockMode::Shared)?;
     let scan = repo.scan(&env)?;
-    let index = Index::load(&repo.index_path())?;
+    let index = repo.load_index()?;
     let current = repo.manifest.env_recipients(&env)?;
     let mut rows = Vec::new();
     for (name, file) in &scan.secrets {
@@ -46,19 +47,19 @@ pub fn run(g: &Global, args: LsArgs) -> Result<i32> {
                     format!("no secrets in {env} yet; add one with `swarmseal -e {env} set NAME`"),
                 );
             } else {
-                print!("{}", output::table(&header, &rows));
+                crate::out!("{}", output::table(&header, &rows))?;
             }
         }
-        Format::Markdown => print!("{}", output::markdown_table(&header, &rows)),
+        Format::Markdown => crate::out!("{}", output::markdown_table(&header, &rows))?,
         Format::Json => {
             let secrets: Vec<_> = rows
                 .iter()
                 .map(|r| json!({"name": r[0], "file": r[1], "changed": r[2], "recipients": r[3]}))
                 .collect();
-            println!(
+            crate::outln!(
                 "{}",
                 json!({"project": repo.manifest.project, "environment": env, "secrets": secrets})
-            );
+            )?;
         }
     }
     for problem in &scan.problems {

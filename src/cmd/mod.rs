@@ -24,11 +24,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
-use crate::crypto::{self, Identities, Plaintext};
+use crate::crypto::{self, Identities, Plaintext, Scope, ScopeKind};
 use crate::error::{Error, Result};
 use crate::index::{self, Index, Record};
 use crate::names;
-use crate::store::{Repo, SecretFile};
+use crate::store::{Repo, SecretFile, Transaction};
 
 /// Opens the repository named by `-C`, or the nearest one.
 pub fn open_repo(g: &Global) -> Result<Repo> {
@@ -99,8 +99,12 @@ pub fn key_ids(keys: &[String]) -> Vec<String> {
 
 /// Finds a secret by the name a user typed, in the files of the environment.
 pub fn find_secret(repo: &Repo, env: &str, input: &str) -> Result<SecretFile> {
-    let (name, _) = names::parse_user_name(input)?;
     let scan = repo.scan(env)?;
+    // The name as `ls` shows it first (`backup.age` is the file `backup.age.age`).
+    if let Some(file) = names::exact_logical_name(input).and_then(|n| scan.secrets.get(&n)) {
+        return Ok(file.clone());
+    }
+    let (name, _) = names::parse_user_name(input)?;
     refuse_collision(&scan, &name)?;
     if let Some(file) = scan.secrets.get(&name) {
         return Ok(file.clone());
@@ -155,23 +159,19 @@ fn refuse_collision(scan: &crate::store::Scan, name: &str) -> Result<()> {
     }
 }
 
-/// Decrypts a file of the repository.
-pub fn decrypt_file(repo: &Repo, path: &Path, ids: &Identities) -> Result<Plaintext> {
-    let bytes = repo.read(path)?;
-    crypto::decrypt(&bytes, ids).map_err(|f| crypto::decrypt_error(&repo.rel(path), f, ids))
-}
-
-/// The environment's fingerprint key, decrypted.
+/// The environment's fingerprint key, decrypted (and checked to be this environment's).
 pub fn fingerprint_key(repo: &Repo, env: &str, ids: &Identities) -> Result<Plaintext> {
     let path = repo.fingerprint_key_path(env);
-    if !path.exists() {
+    let Some(bytes) = repo.read_optional(&path)? else {
         return Err(Error::new(format!(
             "the fingerprint key of environment {env:?} is missing ({})",
             repo.rel(&path).display()
         ))
         .hint("restore it from git; if it was never created, run `swarmseal rekey` to create it"));
-    }
-    let key = decrypt_file(repo, &path, ids)?;
+    };
+    let key = repo
+        .open_sealed(env, ScopeKind::FingerprintKey, &path, &bytes, ids, None)?
+        .value;
     if key.len() != crypto::FINGERPRINT_KEY_LEN {
         return Err(Error::new(format!(
             "{} does not hold a fingerprint key",
@@ -182,10 +182,11 @@ pub fn fingerprint_key(repo: &Repo, env: &str, ids: &Identities) -> Result<Plain
     Ok(key)
 }
 
-/// Encrypts a value to the environment's recipients, writes it atomically and records it
-/// in the index (not yet saved). `changed` is when the value last changed.
+/// Encrypts a value to the environment's recipients (with its scope), stages it in `tx`
+/// and records it in the index (not yet staged). `changed` is when the value last changed.
 pub fn write_encrypted(
     repo: &Repo,
+    tx: &mut Transaction<'_>,
     index: &mut Index,
     env: &str,
     target: Target<'_>,
@@ -193,12 +194,12 @@ pub fn write_encrypted(
     changed: Option<String>,
 ) -> Result<()> {
     let keys = env_keys(repo, env)?;
-    let ciphertext = crypto::encrypt(value, &keys)?;
-    let path = match &target {
-        Target::Secret { path, .. } => path.to_path_buf(),
-        Target::FingerprintKey => repo.fingerprint_key_path(env),
+    let (path, scope) = match &target {
+        Target::Secret { path, .. } => (path.to_path_buf(), Scope::secret(env)),
+        Target::FingerprintKey => (repo.fingerprint_key_path(env), Scope::fingerprint_key(env)),
     };
-    repo.write(&path, &ciphertext)?;
+    let ciphertext = crypto::encrypt(value, &keys, &scope)?;
+    tx.write(&path, &ciphertext)?;
     let record = Record {
         file: crypto::file_digest(&ciphertext),
         recipients: key_ids(&keys),
@@ -220,16 +221,22 @@ pub enum Target<'a> {
     FingerprintKey,
 }
 
-/// Saves the index atomically.
-pub fn save_index(repo: &Repo, index: &Index) -> Result<()> {
-    repo.write(&repo.index_path(), index.render().as_bytes())
+/// Stages the index (add it last: it records what the other staged files are).
+pub fn stage_index(repo: &Repo, tx: &mut Transaction<'_>, index: &Index) -> Result<()> {
+    tx.write(&repo.index_path(), index.render().as_bytes())
 }
 
 /// Creates and records a new fingerprint key for an environment.
-pub fn create_fingerprint_key(repo: &Repo, index: &mut Index, env: &str) -> Result<()> {
+pub fn create_fingerprint_key(
+    repo: &Repo,
+    tx: &mut Transaction<'_>,
+    index: &mut Index,
+    env: &str,
+) -> Result<()> {
     let key = crypto::new_fingerprint_key();
     write_encrypted(
         repo,
+        tx,
         index,
         env,
         Target::FingerprintKey,
@@ -292,15 +299,18 @@ pub fn recipient_state(
 /// Prints a line of progress unless `-q`.
 pub fn say(g: &Global, message: impl AsRef<str>) {
     if !g.quiet {
-        eprintln!("{}", message.as_ref());
+        crate::errln!("{}", message.as_ref());
     }
 }
 
 /// The path of a new secret file for a logical name typed by the user, reusing the file
 /// that already holds that name (so `set tls.api.crt` updates `tls/api.crt.age`).
 pub fn secret_target(repo: &Repo, env: &str, input: &str) -> Result<(String, PathBuf, bool)> {
-    let (name, rel_file) = names::parse_user_name(input)?;
     let scan = repo.scan(env)?;
+    if let Some(file) = names::exact_logical_name(input).and_then(|n| scan.secrets.get(&n)) {
+        return Ok((file.name.clone(), file.path.clone(), true));
+    }
+    let (name, rel_file) = names::parse_user_name(input)?;
     refuse_collision(&scan, &name)?;
     if let Some(existing) = scan.secrets.get(&name) {
         return Ok((name, existing.path.clone(), true));

@@ -23,8 +23,8 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<i32> {
         .block_on(remote.swarm.lock_info(&repo.manifest.project, &env))
     {
         output::warn(&format!(
-            "an apply is in progress: the lock is held by {} since {}",
-            lock.holder, lock.created
+            "an apply is in progress: the lock is held by {}",
+            lock.describe()
         ));
     }
     let plan = plan::plan(&state.desired, &observed);
@@ -34,12 +34,12 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<i32> {
         cluster_id: &observed.cluster_id,
     };
     match g.format {
-        Format::Human => print!(
+        Format::Human => crate::out!(
             "{}",
             render::human(&plan, &ctx, output::colour(true), g.verbose)
-        ),
-        Format::Json => println!("{}", render::json(&plan, &ctx)),
-        Format::Markdown => print!("{}", render::markdown(&plan, &ctx)),
+        )?,
+        Format::Json => crate::outln!("{}", render::json(&plan, &ctx))?,
+        Format::Markdown => crate::out!("{}", render::markdown(&plan, &ctx))?,
     }
     if let Some(out) = &args.out {
         PlanFile::new(plan.clone(), &observed, &endpoint, &state.digest).save(out)?;

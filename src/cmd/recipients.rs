@@ -4,9 +4,12 @@ use serde_json::json;
 
 use crate::cli::{Global, RecipientsCommand};
 use crate::error::{Error, Result};
-use crate::manifest::{self, Manifest};
+use std::path::Path;
+
+use crate::confined;
+use crate::manifest::{self, Manifest, MANIFEST_FILE};
 use crate::output::{self, Format};
-use crate::store;
+use crate::store::{LockMode, Repo};
 
 pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
     let repo = super::open_repo(g)?;
@@ -21,20 +24,26 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             }
             let header = ["NAME", "KEY", "ENVIRONMENTS"];
             match g.format {
-                Format::Human => print!("{}", output::table(&header, &rows)),
-                Format::Markdown => print!("{}", output::markdown_table(&header, &rows)),
+                Format::Human => crate::out!("{}", output::table(&header, &rows))?,
+                Format::Markdown => crate::out!("{}", output::markdown_table(&header, &rows))?,
                 Format::Json => {
                     let list: Vec<_> =
                         rows.iter().map(|r| json!({"name": r[0], "key": r[1], "environments": r[2].split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>()})).collect();
-                    println!("{}", json!({"recipients": list}));
+                    crate::outln!("{}", json!({"recipients": list}))?;
                 }
             }
             Ok(0)
         }
         RecipientsCommand::Add { name, key, to } => {
-            let text = read_manifest(&path)?;
+            let _lock = repo.lock(LockMode::Exclusive)?;
+            let text = read_manifest(&repo)?;
             let new_text = manifest::add_recipient(&text, &path, &name, &key, &to)?;
-            store::write_atomic(&path, new_text.as_bytes(), 0o644)?;
+            confined::write(
+                &repo.root,
+                Path::new(MANIFEST_FILE),
+                new_text.as_bytes(),
+                0o644,
+            )?;
             let m = Manifest::parse(&new_text, &path)?;
             let envs = envs_of(&m, &name);
             super::say(
@@ -45,10 +54,16 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             Ok(0)
         }
         RecipientsCommand::Rm { name } => {
-            let text = read_manifest(&path)?;
-            let before = envs_of(&repo.manifest, &name);
+            let _lock = repo.lock(LockMode::Exclusive)?;
+            let text = read_manifest(&repo)?;
+            let before = envs_of(&Manifest::parse(&text, &path)?, &name);
             let new_text = manifest::remove_recipient(&text, &path, &name)?;
-            store::write_atomic(&path, new_text.as_bytes(), 0o644)?;
+            confined::write(
+                &repo.root,
+                Path::new(MANIFEST_FILE),
+                new_text.as_bytes(),
+                0o644,
+            )?;
             super::say(
                 g,
                 format!(
@@ -65,8 +80,13 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
     }
 }
 
-fn read_manifest(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))
+/// The manifest as it is now, under the lock (not as it was when the command started).
+fn read_manifest(repo: &Repo) -> Result<String> {
+    let bytes = confined::read(&repo.root, Path::new(MANIFEST_FILE), confined::MAX_MANIFEST)?;
+    String::from_utf8(bytes).map_err(|_| {
+        Error::new(format!("{MANIFEST_FILE} is not UTF-8 text"))
+            .hint("write the manifest as UTF-8 YAML")
+    })
 }
 
 fn envs_of(m: &Manifest, name: &str) -> Vec<String> {

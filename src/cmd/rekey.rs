@@ -5,15 +5,30 @@
 //! a wrong identity or a damaged file stops the command before anything changes.
 
 use crate::cli::{Global, RekeyArgs};
-use crate::crypto::Plaintext;
-use crate::error::Result;
-use crate::index::{self, Index};
+use crate::crypto::{Plaintext, ScopeKind};
+use crate::error::{Error, Result};
+use crate::index;
+use crate::store::LockMode;
 
 pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
     let repo = super::open_repo(g)?;
     let envs = super::selected_envs(g, &repo)?;
+    let also = args.moved_from.as_deref();
+    if let Some(old) = also {
+        if envs.len() != 1 {
+            return Err(Error::new(format!(
+                "--moved-from {old} needs the one environment it was renamed to"
+            ))
+            .hint(format!(
+                "pass it with -e, e.g. `swarmseal -e NEW rekey --moved-from {old}`"
+            )));
+        }
+    }
+    // Files of a renamed environment say the old name: read and rewrite them all.
+    let force = args.force || also.is_some();
     let ids = super::require_identities(g, "re-encrypt the secrets")?;
-    let mut index = Index::load(&repo.index_path())?;
+    let _lock = repo.lock(LockMode::Exclusive)?;
+    let mut index = repo.load_index()?;
 
     // Phase 1: find and decrypt everything that needs a new encryption.
     struct Job {
@@ -31,18 +46,34 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
         scan.ensure_clean()?;
         let current = repo.manifest.env_recipients(env)?;
         let key_path = repo.fingerprint_key_path(env);
-        if key_path.exists() {
-            let bytes = repo.read(&key_path)?;
+        if let Some(bytes) = repo.read_optional(&key_path)? {
             let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
-            if args.force
+            if force
                 || super::recipient_state(record, &bytes, &current)
                     != super::RecipientState::Current
             {
+                let value = repo
+                    .open_sealed(
+                        env,
+                        ScopeKind::FingerprintKey,
+                        &key_path,
+                        &bytes,
+                        &ids,
+                        also,
+                    )?
+                    .value;
+                if value.len() != crate::crypto::FINGERPRINT_KEY_LEN {
+                    return Err(Error::new(format!(
+                        "{} does not hold a fingerprint key",
+                        repo.rel(&key_path).display()
+                    ))
+                    .hint("restore it from git"));
+                }
                 jobs.push(Job {
                     env: env.clone(),
                     name: None,
                     changed: record.and_then(|r| r.changed.clone()),
-                    value: super::fingerprint_key(&repo, env, &ids)?,
+                    value,
                     path: key_path,
                 });
             } else {
@@ -54,7 +85,7 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
         for (name, file) in &scan.secrets {
             let bytes = repo.read(&file.path)?;
             let record = index.record(env, name);
-            if !args.force
+            if !force
                 && super::recipient_state(record, &bytes, &current)
                     == super::RecipientState::Current
             {
@@ -65,13 +96,16 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
                 env: env.clone(),
                 name: Some(name.clone()),
                 changed: record.and_then(|r| r.changed.clone()),
-                value: super::decrypt_file(&repo, &file.path, &ids)?,
+                value: repo
+                    .open_sealed(env, ScopeKind::Secret, &file.path, &bytes, &ids, also)?
+                    .value,
                 path: file.path.clone(),
             });
         }
     }
 
-    // Phase 2: write.
+    // Phase 2: write, all or nothing.
+    let mut tx = repo.transaction();
     for job in &jobs {
         let target = match &job.name {
             Some(name) => super::Target::Secret {
@@ -81,23 +115,22 @@ pub fn run(g: &Global, args: RekeyArgs) -> Result<i32> {
             None => super::Target::FingerprintKey,
         };
         let changed = job.changed.clone().or_else(|| Some(index::now_stamp()));
-        if let Err(e) =
-            super::write_encrypted(&repo, &mut index, &job.env, target, &job.value, changed)
-        {
-            // Keep the record of what was written before the failure true.
-            let _ = super::save_index(&repo, &index);
-            return Err(e);
-        }
+        super::write_encrypted(
+            &repo, &mut tx, &mut index, &job.env, target, &job.value, changed,
+        )?;
         if g.verbose {
             super::say(g, format!("re-encrypted {}", repo.rel(&job.path).display()));
         }
     }
     for env in &missing_keys {
-        super::create_fingerprint_key(&repo, &mut index, env)?;
-        super::say(g, format!("created the missing fingerprint key of {env}"));
+        super::create_fingerprint_key(&repo, &mut tx, &mut index, env)?;
     }
     if !jobs.is_empty() || !missing_keys.is_empty() {
-        super::save_index(&repo, &index)?;
+        super::stage_index(&repo, &mut tx, &index)?;
+        tx.commit()?;
+    }
+    for env in &missing_keys {
+        super::say(g, format!("created the missing fingerprint key of {env}"));
     }
     super::say(
         g,

@@ -50,17 +50,3 @@ impl Remote {
         self.swarm.endpoint().describe()
     }
 }
-
-/// `user@host pid N`, for the lock's holder label.
-pub fn holder() -> String {
-    let user = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".into());
-    format!("{user}@{host} pid {}", std::process::id())
-}

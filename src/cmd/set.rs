@@ -5,33 +5,37 @@ use std::io::{BufReader, IsTerminal};
 use zeroize::Zeroizing;
 
 use crate::cli::{Global, SetArgs};
-use crate::crypto::{self, Plaintext, MAX_VALUE_LEN};
+use crate::crypto::{self, Plaintext, ScopeKind, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
-use crate::index::{self, Index};
+use crate::index;
+use crate::store::LockMode;
 use crate::value;
 
 pub fn run(g: &Global, args: SetArgs) -> Result<i32> {
     let repo = super::open_repo(g)?;
     let env = super::select_env(g, &repo)?;
-    let (name, path, exists) = super::secret_target(&repo, &env, &args.name)?;
-    repo.ensure_inside(&path)?;
+    // Refuse a bad name or a clash before asking for the value.
+    let (name, _, _) = super::secret_target(&repo, &env, &args.name)?;
     let value = read_value(&name, &args)?;
     value::check_size(&name, &value)?;
-    store_value(g, &repo, &env, &name, &path, exists, &value)
+    store_value(g, &repo, &env, &args.name, &value)
 }
 
-/// Encrypts `value` into `path`, keeping the file as it is when the value is unchanged
-/// and the file is already encrypted to the current recipients. Used by `set` and `edit`.
+/// Encrypts `value` into the file of the secret named `input` (as the user typed it),
+/// keeping the file as it is when the value is unchanged and the file is already
+/// encrypted to the current recipients. Used by `set` and `edit`. Holds the repository
+/// lock from reading the index until the file and the index are written together.
 pub fn store_value(
     g: &Global,
     repo: &crate::store::Repo,
     env: &str,
-    name: &str,
-    path: &std::path::Path,
-    exists: bool,
+    input: &str,
     value: &[u8],
 ) -> Result<i32> {
-    let mut index = Index::load(&repo.index_path())?;
+    let _lock = repo.lock(LockMode::Exclusive)?;
+    let (name, path, exists) = super::secret_target(repo, env, input)?;
+    let (name, path) = (name.as_str(), path.as_path());
+    let mut index = repo.load_index()?;
     let old_record = index.record(env, name).cloned();
     // Whether the value changed decides `changed` (for rotate_after). Without an identity
     // that can read the old file, a write counts as a change.
@@ -39,8 +43,11 @@ pub fn store_value(
     if exists {
         if let Some(ids) = super::identities(g)? {
             if let Ok(bytes) = repo.read(path) {
-                if let Ok(old) = crypto::decrypt(&bytes, &ids) {
-                    unchanged = old.as_slice() == value;
+                // A file that belongs elsewhere (another environment's copy) is simply
+                // overwritten: its value is never read.
+                if let Ok(old) = repo.open_sealed(env, ScopeKind::Secret, path, &bytes, &ids, None)
+                {
+                    unchanged = old.value.as_slice() == value;
                     if unchanged {
                         let current = repo.manifest.env_recipients(env)?;
                         if super::recipient_state(old_record.as_ref(), &bytes, &current)
@@ -64,15 +71,18 @@ pub fn store_value(
     } else {
         Some(index::now_stamp())
     };
+    let mut tx = repo.transaction();
     super::write_encrypted(
         repo,
+        &mut tx,
         &mut index,
         env,
         super::Target::Secret { name, path },
         value,
         changed,
     )?;
-    super::save_index(repo, &index)?;
+    super::stage_index(repo, &mut tx, &index)?;
+    tx.commit()?;
     super::say(
         g,
         format!(

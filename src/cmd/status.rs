@@ -103,23 +103,23 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
     };
     match g.format {
         Format::Human => {
-            println!(
+            crate::outln!(
                 "project {}, environment {}, Swarm {} via {}",
                 repo.manifest.project,
                 env,
                 observed.cluster_id,
                 remote.describe()
-            );
+            )?;
             if let Some(l) = &lock {
-                println!("apply lock held by {} since {}", l.holder, l.created);
+                crate::outln!("apply lock held by {}", l.describe())?;
             }
             if rows.is_empty() {
-                println!("no secrets");
+                crate::outln!("no secrets")?;
             } else {
-                print!("{}", output::table(header, &rows));
+                crate::out!("{}", output::table(header, &rows))?;
             }
         }
-        Format::Markdown => print!("{}", output::markdown_table(header, &rows)),
+        Format::Markdown => crate::out!("{}", output::markdown_table(header, &rows))?,
         Format::Json => {
             let keys: Vec<String> = header
                 .iter()
@@ -147,16 +147,20 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
                     )
                 })
                 .collect();
-            println!(
+            crate::outln!(
                 "{}",
                 json!({
                     "project": repo.manifest.project,
                     "environment": env,
                     "cluster_id": observed.cluster_id,
-                    "lock": lock.map(|l| json!({"holder": l.holder, "created": l.created})),
+                    "lock": lock.map(|l| json!({"holder": l.holder, "created": l.created, "running_here": match l.liveness() {
+                        crate::swarm::holder::Liveness::Alive => json!(true),
+                        crate::swarm::holder::Liveness::Dead => json!(false),
+                        crate::swarm::holder::Liveness::Unknown => json!(null),
+                    }})),
                     "secrets": list,
                 })
-            );
+            )?;
         }
     }
     Ok(0)

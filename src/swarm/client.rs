@@ -18,7 +18,7 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use zeroize::Zeroizing;
 
 use super::endpoint::{Endpoint, Scheme};
-use super::{RemoveOutcome, Swap};
+use super::{Health, RemoveOutcome, Swap};
 use crate::error::{Error, Result};
 use crate::model::{labels, Observed, SecretRef, ServiceRefs, SwarmSecret};
 
@@ -63,7 +63,8 @@ pub(crate) fn reason(err: &DockerError) -> String {
             status_code,
             message,
         } => {
-            let message = message.trim();
+            // Docker's text may carry what others wrote (a label, a task's error).
+            let message = crate::output::clean(message.trim());
             if message.is_empty() {
                 format!("the engine answered HTTP {status_code}")
             } else {
@@ -431,9 +432,9 @@ impl Swarm {
         match self.docker.delete_secret(id).await {
             Ok(()) => Ok(RemoveOutcome::Removed),
             Err(e) if status_of(&e) == Some(404) => Ok(RemoveOutcome::Gone),
-            Err(e) if message_of(&e).contains("in use by") => {
-                Ok(RemoveOutcome::InUse(message_of(&e).trim().to_owned()))
-            }
+            Err(e) if message_of(&e).contains("in use by") => Ok(RemoveOutcome::InUse(
+                crate::output::clean(message_of(&e).trim()).into_owned(),
+            )),
             Err(e) => Err(self.api_error(&format!("removing secret {name}"), &e)),
         }
     }
@@ -545,6 +546,10 @@ impl Swarm {
                     }
                     "no update in progress, tasks up to date".to_owned()
                 }
+                Step::Updating => {
+                    quiet = 0;
+                    "updating".to_owned()
+                }
                 Step::Waiting(state) => {
                     quiet = 0;
                     state
@@ -567,6 +572,21 @@ impl Swarm {
         }
     }
 
+    /// One look at a service that apply does not update: is an update of it in progress
+    /// (to be waited for), or is it unhealthy (to be named in a warning)?
+    pub async fn health(&self, service_id: &str) -> Result<Health> {
+        let mut name = service_id.to_owned();
+        match self.converge_step(service_id, &mut name).await {
+            Ok(Step::Done | Step::Quiet) => Ok(Health::Healthy),
+            Ok(Step::Updating) => Ok(Health::Updating),
+            Ok(Step::Waiting(state)) => Ok(Health::Unhealthy(state)),
+            Err(e) if self.inspect_service(service_id).await.is_ok() => {
+                Ok(Health::Unhealthy(e.message().to_owned()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn converge_step(&self, service_id: &str, name: &mut String) -> Result<Step> {
         let service = match self.inspect_service(service_id).await {
             Ok(s) => s,
@@ -582,7 +602,8 @@ impl Swarm {
         *name = service_name(&service, service_id);
         let name = name.as_str();
         if let Some(status) = &service.update_status {
-            let mut message = status.message.clone().unwrap_or_default();
+            let mut message =
+                crate::output::clean(status.message.as_deref().unwrap_or_default()).into_owned();
             let failing_state = matches!(
                 status.state,
                 Some(
@@ -631,9 +652,7 @@ impl Swarm {
                 Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) => {
                     return failed("failed and was rolled back")
                 }
-                Some(ServiceUpdateStatusStateEnum::UPDATING) => {
-                    return Ok(Step::Waiting("updating".into()))
-                }
+                Some(ServiceUpdateStatusStateEnum::UPDATING) => return Ok(Step::Updating),
                 _ => {}
             }
         }
@@ -723,13 +742,15 @@ impl Swarm {
                 Some((when, err))
             })
             .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, err)| err.trim().to_owned())
+            .map(|(_, err)| crate::output::clean(err.trim()).into_owned())
     }
 }
 
 enum Step {
     /// Docker reports the update completed.
     Done,
+    /// Docker reports an update in progress.
+    Updating,
     /// No update status, and the tasks are up to date.
     Quiet,
     Waiting(String),

@@ -319,9 +319,24 @@ fn parse_url(url: &str, source: &str, certs: &CertSource) -> Result<Endpoint> {
             if authority.is_empty() || authority.contains('/') {
                 return Err(bad("must be ssh://[USER@]HOST, without a path".into()));
             }
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let (user, host) = match authority.rsplit_once('@') {
+                Some((u, h)) => (Some(u), h),
+                None => (None, authority),
+            };
             if host.is_empty() {
                 return Err(bad("names no host".into()));
+            }
+            // The user and host reach ssh's command line: one starting with '-' would be
+            // read as an option (`ssh://-oProxyCommand=...` runs a command).
+            for (what, part) in [("user", user.unwrap_or("x")), ("host", host)] {
+                if part.is_empty()
+                    || part.starts_with('-')
+                    || part.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(bad(format!(
+                        "has an invalid ssh {what}: it must not be empty, start with '-' or contain spaces"
+                    )));
+                }
             }
             let bracketed = host.starts_with('[');
             let port = if bracketed {
@@ -670,6 +685,15 @@ mod tests {
         let e = resolve(Some("unix:///run/docker.sock"), None, &[]).unwrap();
         assert_eq!(e.scheme(), Scheme::Unix);
 
+        for evil in [
+            "ssh://-oProxyCommand=touch%20x",
+            "ssh://-oProxyCommand=touch x@host",
+            "ssh://deploy@-oProxyCommand=x",
+            "ssh://@host",
+        ] {
+            let err = resolve(Some(evil), None, &[]).unwrap_err();
+            assert!(err.message().contains("invalid ssh"), "{evil}: {err}");
+        }
         let err = resolve(Some("ssh://deploy@manager:2222"), None, &[]).unwrap_err();
         assert!(err.hint_text().unwrap().contains("Port 2222"), "{err}");
         let err = resolve(Some("npipe:////./pipe/docker_engine"), None, &[]).unwrap_err();

@@ -1,8 +1,9 @@
 //! The apply lock: a marker secret whose creation is atomic on the Swarm (SPEC §3 "Locking").
 //!
 //! `swarmseal-lock-<first 16 hex of sha256("<project>/<env>")>`, labelled
-//! `io.swarmseal.lock=<project>/<env>`, `io.swarmseal.lock.holder=<holder>`,
-//! `io.swarmseal.lock.created=<RFC 3339>`; its data is a fixed, non-secret text.
+//! `io.swarmseal.lock=<project>/<env>`, `io.swarmseal.lock.holder=<user@host pid N>`,
+//! `io.swarmseal.lock.created=<RFC 3339>`, `io.swarmseal.lock.process=<token>` (see
+//! [`super::holder`]); its data is a fixed, non-secret text.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use super::client::Swarm;
+use super::holder::{Holder, Liveness};
 use super::{Lock, LockInfo, RemoveOutcome};
 use crate::error::{Error, Result};
 use crate::model::{labels, SwarmSecret};
@@ -32,7 +34,7 @@ impl Swarm {
         &self,
         project: &str,
         env: &str,
-        holder: &str,
+        holder: &Holder,
         timeout: Duration,
     ) -> Result<Lock> {
         let name = lock_name(project, env);
@@ -40,11 +42,14 @@ impl Swarm {
         let start = Instant::now();
         loop {
             let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-            let lock_labels = BTreeMap::from([
+            let mut lock_labels = BTreeMap::from([
                 (labels::LOCK.to_owned(), scope.clone()),
-                (labels::LOCK_HOLDER.to_owned(), holder.to_owned()),
+                (labels::LOCK_HOLDER.to_owned(), holder.label.clone()),
                 (labels::LOCK_CREATED.to_owned(), created),
             ]);
+            if let Some(process) = &holder.process {
+                lock_labels.insert(labels::LOCK_PROCESS.to_owned(), process.clone());
+            }
             let spec = bollard::models::SecretSpec {
                 name: Some(name.clone()),
                 labels: Some(lock_labels.into_iter().collect()),
@@ -82,18 +87,24 @@ impl Swarm {
                 continue;
             };
             if waited >= timeout {
+                let hint = match info.liveness() {
+                    Liveness::Dead => format!(
+                        "break the lock with `swarmseal unlock` (it removes the marker secret {}), then apply again",
+                        info.name
+                    ),
+                    _ => format!(
+                        "another apply is running: wait for it to finish (or give --lock-timeout a \
+                         longer duration); if that apply is dead, break the lock with `swarmseal \
+                         unlock` (it removes the marker secret {})",
+                        info.name
+                    ),
+                };
                 return Err(Error::new(format!(
-                    "the apply lock for {scope} on {} is held by {} since {}",
+                    "the apply lock for {scope} on {} is held by {}",
                     self.endpoint().describe(),
-                    info.holder,
-                    info.created
+                    info.describe()
                 ))
-                .hint(format!(
-                    "another apply is running: wait for it to finish (or give --lock-timeout a \
-                     longer duration); if that apply is dead, break the lock with `swarmseal \
-                     unlock` (it removes the marker secret {})",
-                    info.name
-                )));
+                .hint(hint));
             }
             tokio::time::sleep(RETRY.min(timeout - waited)).await;
         }
@@ -123,11 +134,21 @@ impl Swarm {
     }
 
     /// Breaks the apply lock of project/env; returns who held it (None: it was not held).
-    pub async fn unlock(&self, project: &str, env: &str) -> Result<Option<LockInfo>> {
+    /// A holder that is visibly running on this host is refused unless `force`.
+    pub async fn unlock(&self, project: &str, env: &str, force: bool) -> Result<Option<LockInfo>> {
         let name = lock_name(project, env);
         let Some(secret) = self.inspect_secret_named(&name).await? else {
             return Ok(None);
         };
+        let info = info_of(&secret);
+        if !force && info.liveness() == Liveness::Alive {
+            return Err(Error::new(format!(
+                "the apply lock of {project}/{env} on {} is held by {}: that apply is still running",
+                self.endpoint().describe(),
+                info.describe()
+            ))
+            .hint("wait for it to finish, or stop it (it releases the lock on Ctrl-C or SIGTERM); `swarmseal unlock --force` breaks the lock anyway, and then two applies may run at once"));
+        }
         match self.remove_secret(&secret.id, &name).await? {
             RemoveOutcome::Removed => Ok(Some(info_of(&secret))),
             RemoveOutcome::Gone => Ok(None),
@@ -149,6 +170,7 @@ fn info_of(secret: &SwarmSecret) -> LockInfo {
         name: secret.name.clone(),
         holder: label(labels::LOCK_HOLDER).unwrap_or_else(|| "(unknown holder)".to_owned()),
         created: label(labels::LOCK_CREATED).unwrap_or_else(|| secret.created_at.clone()),
+        process: label(labels::LOCK_PROCESS),
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod client;
 mod endpoint;
+pub mod holder;
 mod lock;
 
 pub use client::Swarm;
@@ -47,6 +48,16 @@ pub struct Swap {
     pub mode: Option<u32>,
 }
 
+/// How a service apply does not update looks, at one glance ([`Swarm::health`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// An update (or rollback) is in progress.
+    Updating,
+    /// Not all of its tasks run, or its last update failed: in words.
+    Unhealthy(String),
+}
+
 /// A held apply lock (the marker secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
@@ -59,7 +70,33 @@ pub struct Lock {
 pub struct LockInfo {
     /// The marker secret's name.
     pub name: String,
+    /// `user@host pid N`, as the holder wrote it (print it through `output::clean`).
     pub holder: String,
     /// RFC 3339.
     pub created: String,
+    /// The holder's process token (see [`holder::Holder`]), if it wrote one.
+    pub process: Option<String>,
+}
+
+impl LockInfo {
+    /// Whether the holder still runs, as far as this host can tell.
+    pub fn liveness(&self) -> holder::Liveness {
+        holder::liveness(self.process.as_deref())
+    }
+
+    /// `user@host pid N since T`, cleaned for a terminal, with what is known of the holder.
+    pub fn describe(&self) -> String {
+        let who = format!(
+            "{} since {}",
+            crate::output::clean(&self.holder),
+            crate::output::clean(&self.created)
+        );
+        match self.liveness() {
+            holder::Liveness::Alive => format!("{who} (a process that is running on this host)"),
+            holder::Liveness::Dead => format!(
+                "{who} (that process is no longer running on this host: the apply died without releasing the lock)"
+            ),
+            holder::Liveness::Unknown => who,
+        }
+    }
 }
