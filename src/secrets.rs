@@ -101,15 +101,14 @@ impl Repo {
             None => {
                 if let Some(original) = self.copy_of(path, bytes, kind)? {
                     return Err(Error::new(format!(
-                        "{} is a byte-for-byte copy of {}; using it as {} of {env} could hand that file's value to {env}'s recipients",
+                        "{} and {} are byte-for-byte the same file, one a copy of the other; using it as {} of {env} could hand the other's value to {env}'s recipients",
                         rel.display(),
                         original.display(),
                         kind.describe()
                     ))
-                    .hint(format!(
-                        "remove it (`git rm {}`) and find out how it got there; to use the same value in {env}, store it there with `swarmseal -e {env} set`",
-                        rel.display()
-                    )));
+                    .hint(
+                        "remove the copy (`git rm FILE`) and find out how it got there; to use one value in several places, store it in each with `swarmseal -e ENV set` (files written by swarmseal carry their environment, and copies of them are told apart)"
+                    ));
                 }
             }
         }

@@ -262,6 +262,11 @@ impl Guard {
         self.stacks.lock().unwrap().push(name.to_owned());
     }
 
+    /// Cleans up service `name` too (one the test creates itself).
+    pub fn track_service(&self, name: &str) {
+        self.services.lock().unwrap().push(name.to_owned());
+    }
+
     /// Cleans up the (unmanaged) secret `name` too.
     pub fn secret(&self, name: &str) {
         self.secrets.lock().unwrap().push(name.to_owned());
