@@ -265,7 +265,17 @@ impl Repo {
     /// Takes the repository lock (see [`RepoLock`]). Commands that write take it
     /// exclusively, from before they read what they change until they have written it;
     /// commands that read take it shared while they read. Waits for other commands.
+    ///
+    /// Taking it again while this process holds it returns a guard that does nothing (the
+    /// outer one keeps the lock); commands take one mode only.
     pub fn lock(&self, mode: LockMode) -> Result<RepoLock<'_>> {
+        if self.locked.get() {
+            return Ok(RepoLock {
+                repo: self,
+                _dir: None,
+                outer: false,
+            });
+        }
         let meta = Path::new(META_DIR);
         let exists = confined::ensure_dirs(&self.root, meta, mode == LockMode::Exclusive)?;
         if !exists {
@@ -273,6 +283,7 @@ impl Repo {
             return Ok(RepoLock {
                 repo: self,
                 _dir: None,
+                outer: false,
             });
         }
         let path = self.root.join(meta);
@@ -329,6 +340,7 @@ impl Repo {
         Ok(RepoLock {
             repo: self,
             _dir: Some(dir),
+            outer: true,
         })
     }
 
@@ -564,11 +576,15 @@ pub enum LockMode {
 pub struct RepoLock<'r> {
     repo: &'r Repo,
     _dir: Option<fs::File>,
+    /// False for a guard taken while the lock was already held.
+    outer: bool,
 }
 
 impl Drop for RepoLock<'_> {
     fn drop(&mut self) {
-        self.repo.locked.set(false);
+        if self.outer {
+            self.repo.locked.set(false);
+        }
     }
 }
 

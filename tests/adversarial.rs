@@ -111,6 +111,71 @@ fn full_device() -> Stdio {
         .into()
 }
 
+/// A report whose standard output is a closed pipe ends quietly with exit 0 (as the
+/// ripgrep family does); one whose output is a full disk says so and exits 1. Never a panic.
+#[track_caller]
+fn assert_output_errors_end_cleanly(command: impl Fn() -> Command) {
+    let out = run_with_stdout(command(), closed_pipe());
+    assert_no_panic(&out);
+    assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("error"), "{}", describe(&out));
+    let out = run_with_stdout(command(), full_device());
+    assert_no_panic(&out);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("standard output"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// `check` finds errors (exit 1; `check` reports, so no hint is required) naming `names`.
+#[track_caller]
+fn assert_check_fails(repo: &TestRepo, names: &[&str]) {
+    let out = repo.check(&[]);
+    assert_no_panic(&out);
+    assert_exit(&out, 1);
+    for name in names {
+        assert!(
+            stderr(&out).contains(name),
+            "check does not name {name:?}\n{}",
+            describe(&out)
+        );
+    }
+}
+
+/// `rekey --force` (an admin's routine) is refused naming `names`, and changes nothing.
+#[track_caller]
+fn assert_rekey_refused(repo: &TestRepo, names: &[&str]) {
+    let before = repo.snapshot();
+    assert_refused(&repo.run(&["rekey", "--force"], None), names);
+    assert_same_snapshot(&before, &repo.snapshot(), "a refused rekey");
+}
+
+/// `swarmseal -e ENV -H <nowhere> ARGS`: commands that must fail on the repository before
+/// they would reach a Swarm.
+fn offline(repo: &TestRepo, env: &str, args: &[&str]) -> Output {
+    let mut all = vec!["-e", env, "-H", "unix:///nonexistent/swarmseal.sock"];
+    all.extend_from_slice(args);
+    repo.run(&all, None)
+}
+
+/// swarmseal's Swarm client on the test engine, with a runtime to drive it: for what a
+/// test must do on the Swarm as another party would (take a lock as another holder).
+fn library_swarm(
+    engine: &common::engine::Engine,
+) -> (tokio::runtime::Runtime, swarmseal::swarm::Swarm) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = swarmseal::swarm::resolve_endpoint(Some(&engine.host), None).unwrap();
+    let swarm = rt
+        .block_on(swarmseal::swarm::Swarm::connect(endpoint))
+        .unwrap();
+    (rt, swarm)
+}
+
 /// A command that takes longer than `limit` is a hang.
 #[track_caller]
 fn assert_quick(start: Instant, limit: Duration, what: &str) {
@@ -233,20 +298,9 @@ fn cross_environment_link_is_refused_everywhere() {
     .unwrap();
     let link = "secrets/staging/innocent.age";
 
-    let out = repo.check(&[]);
-    assert_exit(&out, 1);
-    assert!(stderr(&out).contains(link), "{}", describe(&out));
-    assert!(stderr(&out).contains("symbolic link"), "{}", describe(&out));
-
+    assert_check_fails(&repo, &[link, "symbolic link"]);
     // An admin's routine rekey stops and changes nothing.
-    let before = repo.snapshot();
-    let out = repo.run(&["rekey", "--force"], None);
-    assert_refused(&out, &[link]);
-    assert_same_snapshot(
-        &before,
-        &repo.snapshot(),
-        "rekey over a cross-environment link",
-    );
+    assert_rekey_refused(&repo, &[link]);
 
     // Neither the admin nor the staging developer gets the value through staging.
     for identity in [&repo.identity, &dev_id] {
@@ -266,9 +320,7 @@ fn cross_environment_link_is_refused_everywhere() {
     }
     // plan (and apply) refuse before they reach any Swarm.
     for cmd in [&["plan"][..], &["apply", "--yes"]] {
-        let mut args = vec!["-e", "staging", "-H", "unix:///nonexistent/swarmseal.sock"];
-        args.extend_from_slice(cmd);
-        let out = repo.run(&args, None);
+        let out = offline(&repo, "staging", cmd);
         assert_refused(&out, &[link]);
         assert!(!stderr(&out).contains("nonexistent"), "{}", describe(&out));
     }
@@ -285,10 +337,7 @@ fn fingerprint_key_link_is_refused() {
     let before = repo.snapshot();
     assert_refused(&repo.run(&["rekey", "--force"], None), &[rel]);
     assert_same_snapshot(&before, &repo.snapshot(), "rekey over a linked key");
-    let out = repo.run(
-        &["-e", "staging", "-H", "unix:///nonexistent/s.sock", "plan"],
-        None,
-    );
+    let out = offline(&repo, "staging", &["plan"]);
     assert_refused(&out, &[rel]);
 }
 
@@ -297,13 +346,7 @@ fn linked_folders_are_refused() {
     let repo = repo_with_prod_secret();
     // A sub-folder of staging that is production's folder.
     symlink("../production", repo.path("secrets/staging/sub")).unwrap();
-    let out = repo.check(&[]);
-    assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains("secrets/staging/sub"),
-        "{}",
-        describe(&out)
-    );
+    assert_check_fails(&repo, &["secrets/staging/sub"]);
     let out = repo.run(&["-e", "staging", "get", "sub.db_password"], None);
     assert_exit(&out, 1);
     assert!(!contains_bytes(&out.stdout, b"PRODUCTION-ONLY-VALUE"));
@@ -331,15 +374,8 @@ fn copy_of_another_environments_file_is_refused() {
     )
     .unwrap();
     let rel = "secrets/staging/innocent.age";
-    let out = repo.check(&[]);
-    assert_exit(&out, 1);
-    assert!(stderr(&out).contains(rel), "{}", describe(&out));
-    assert!(stderr(&out).contains("production"), "{}", describe(&out));
-
-    let before = repo.snapshot();
-    let out = repo.run(&["rekey", "--force"], None);
-    assert_refused(&out, &[rel, "production"]);
-    assert_same_snapshot(&before, &repo.snapshot(), "rekey of a copied file");
+    assert_check_fails(&repo, &[rel, "production"]);
+    assert_rekey_refused(&repo, &[rel, "production"]);
     for args in [&["get", "innocent"][..], &["edit", "innocent"]] {
         let mut all = vec!["-e", "staging"];
         all.extend_from_slice(args);
@@ -347,17 +383,7 @@ fn copy_of_another_environments_file_is_refused() {
         assert_refused(&out, &[rel]);
         assert!(!contains_bytes(&out.stdout, b"PRODUCTION-ONLY-VALUE"));
     }
-    let out = repo.run(
-        &[
-            "-e",
-            "staging",
-            "-H",
-            "unix:///nonexistent/s.sock",
-            "apply",
-            "--yes",
-        ],
-        None,
-    );
+    let out = offline(&repo, "staging", &["apply", "--yes"]);
     assert_refused(&out, &[rel]);
     // The staging developer still cannot read it.
     let out = repo.run(
@@ -455,10 +481,7 @@ fn devices_are_refused_without_reading_them() {
     let out = repo.check(&[]);
     assert_exit(&out, 1);
     assert!(stderr(&out).contains(".swarmseal/fingerprint/staging.age"));
-    let out = repo.run(
-        &["-e", "staging", "-H", "unix:///nonexistent/s.sock", "plan"],
-        None,
-    );
+    let out = offline(&repo, "staging", &["plan"]);
     assert_refused(&out, &[".swarmseal/fingerprint/staging.age"]);
     assert_quick(
         start,
@@ -472,23 +495,13 @@ fn fifo_is_refused_without_waiting() {
     let repo = repo_with_prod_secret();
     mkfifo(&repo.secret_file("staging", "x"));
     let start = Instant::now();
-    let out = repo.check(&[]);
-    assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains("secrets/staging/x.age"),
-        "{}",
-        describe(&out)
-    );
-    assert!(stderr(&out).contains("FIFO"), "{}", describe(&out));
+    assert_check_fails(&repo, &["secrets/staging/x.age", "FIFO"]);
     assert_refused(
         &repo.run(&["-e", "staging", "get", "x"], None),
         &["secrets/staging/x.age"],
     );
     assert_refused(
-        &repo.run(
-            &["-e", "staging", "-H", "unix:///nonexistent/s.sock", "plan"],
-            None,
-        ),
+        &offline(&repo, "staging", &["plan"]),
         &["secrets/staging/x.age"],
     );
     // The index and the manifest as FIFOs.
@@ -518,14 +531,7 @@ fn oversized_files_are_refused_unread() {
     assert_refused(&repo.check(&[]), &[".swarmseal/index.yaml", "larger than"]);
     fs::remove_file(repo.path(".swarmseal/index.yaml")).unwrap();
     big(&repo.secret_file("staging", "huge"));
-    let out = repo.check(&[]);
-    assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains("secrets/staging/huge.age"),
-        "{}",
-        describe(&out)
-    );
-    assert!(stderr(&out).contains("larger than"), "{}", describe(&out));
+    assert_check_fails(&repo, &["secrets/staging/huge.age", "larger than"]);
     fs::remove_file(repo.secret_file("staging", "huge")).unwrap();
     big(&repo.path("swarmseal.yaml"));
     assert_refused(&repo.check(&[]), &["swarmseal.yaml", "larger than"]);
@@ -553,28 +559,11 @@ fn closed_or_full_stdout_never_panics() {
         &["textconv", "secrets/staging/db_password.age"],
     ];
     for args in commands {
-        // EPIPE: the reader is gone; like the ripgrep family, exit 0 quietly.
-        let mut cmd = repo.command();
-        cmd.args(*args);
-        let out = run_with_stdout(cmd, closed_pipe());
-        assert_no_panic(&out);
-        assert_exit(&out, 0);
-        assert!(
-            stderr(&out).is_empty() || !stderr(&out).contains("error"),
-            "{args:?}\n{}",
-            describe(&out)
-        );
-        // ENOSPC: an error naming standard output, exit 1.
-        let mut cmd = repo.command();
-        cmd.args(*args);
-        let out = run_with_stdout(cmd, full_device());
-        assert_no_panic(&out);
-        assert_exit(&out, 1);
-        assert!(
-            stderr(&out).contains("standard output"),
-            "{args:?}\n{}",
-            describe(&out)
-        );
+        assert_output_errors_end_cleanly(|| {
+            let mut cmd = repo.command();
+            cmd.args(*args);
+            cmd
+        });
     }
 }
 
@@ -775,13 +764,7 @@ fn targets_cannot_escape_run_secrets() {
         let edited = format!("{manifest}secrets:\n  db_password:\n    target: \"{target}\"\n");
         fs::write(repo.path("swarmseal.yaml"), &edited).unwrap();
         assert_refused(&repo.check(&[]), &["swarmseal.yaml", "invalid target"]);
-        assert_refused(
-            &repo.run(
-                &["-e", "staging", "-H", "unix:///nonexistent/s.sock", "plan"],
-                None,
-            ),
-            &["invalid target"],
-        );
+        assert_refused(&offline(&repo, "staging", &["plan"]), &["invalid target"]);
         fs::write(repo.path("swarmseal.yaml"), manifest).unwrap();
     }
 }
@@ -985,34 +968,20 @@ fn world_readable_identity_is_warned_about() {
     repo.set("staging", "db_password", b"value");
     let loose = repo.work.join("loose.txt");
     fs::copy(&repo.identity, &loose).unwrap();
-    fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
-    let out = repo.run(
-        &[
-            "-e",
-            "staging",
-            "-i",
-            loose.to_str().unwrap(),
-            "get",
-            "db_password",
-        ],
-        None,
-    );
-    assert_ok(&out);
+    let get_with = |mode: u32| {
+        fs::set_permissions(&loose, fs::Permissions::from_mode(mode)).unwrap();
+        let identity = loose.to_str().unwrap();
+        let out = repo.run(
+            &["-e", "staging", "-i", identity, "get", "db_password"],
+            None,
+        );
+        assert_ok(&out);
+        out
+    };
+    let out = get_with(0o644);
     assert!(stderr(&out).contains("chmod 600"), "{}", describe(&out));
     assert!(stderr(&out).contains("loose.txt"), "{}", describe(&out));
-    fs::set_permissions(&loose, fs::Permissions::from_mode(0o600)).unwrap();
-    let out = repo.run(
-        &[
-            "-e",
-            "staging",
-            "-i",
-            loose.to_str().unwrap(),
-            "get",
-            "db_password",
-        ],
-        None,
-    );
-    assert_ok(&out);
+    let out = get_with(0o600);
     assert!(!stderr(&out).contains("chmod"), "{}", describe(&out));
 }
 
@@ -1133,17 +1102,7 @@ fn status_into_a_closed_pipe_exits_quietly() {
         &["plan"],
         &["--format", "json", "plan"],
     ] {
-        let out = run_with_stdout(repo.command(args), closed_pipe());
-        assert_no_panic(&out);
-        assert_exit(&out, 0);
-        let out = run_with_stdout(repo.command(args), full_device());
-        assert_no_panic(&out);
-        assert_exit(&out, 1);
-        assert!(
-            stderr(&out).contains("standard output"),
-            "{}",
-            describe(&out)
-        );
+        assert_output_errors_end_cleanly(|| repo.command(args));
     }
 }
 
@@ -1242,14 +1201,7 @@ fn unlock_refuses_a_live_holder_without_force() {
     let guard = Guard::new(&engine);
     let repo = SyncRepo::new(&engine, &guard, "advunlock");
     repo.set("db_password", b"value");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let endpoint = swarmseal::swarm::resolve_endpoint(Some(&engine.host), None).unwrap();
-    let swarm = rt
-        .block_on(swarmseal::swarm::Swarm::connect(endpoint))
-        .unwrap();
+    let (rt, swarm) = library_swarm(&engine);
     // This test process holds the lock: alive, on this host.
     let me = swarmseal::swarm::holder::this_process();
     let lock = rt
@@ -1291,14 +1243,7 @@ fn swarm_text_is_escaped_on_the_terminal() {
     let repo = SyncRepo::new(&engine, &guard, "advansi");
     repo.set("db_password", b"value");
     repo.apply();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let endpoint = swarmseal::swarm::resolve_endpoint(Some(&engine.host), None).unwrap();
-    let swarm = rt
-        .block_on(swarmseal::swarm::Swarm::connect(endpoint))
-        .unwrap();
+    let (rt, swarm) = library_swarm(&engine);
     let evil = swarmseal::swarm::holder::Holder::named(
         "\u{1b}[2J\u{1b}[31mFAKE\u{1b}]0;title\u{7}\r\nerror: forged line",
     );
@@ -1307,21 +1252,17 @@ fn swarm_text_is_escaped_on_the_terminal() {
     for args in [&["status"][..], &["plan"], &["unlock"]] {
         let out = repo.run(args);
         let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
-        assert!(
-            !all.contains(&0x1b),
-            "{args:?} printed an escape\n{}",
-            describe(&out)
-        );
-        assert!(
-            !all.contains(&0x07),
-            "{args:?} printed a bell\n{}",
-            describe(&out)
-        );
-        assert!(
-            !all.contains(&b'\r'),
-            "{args:?} printed a carriage return\n{}",
-            describe(&out)
-        );
+        for (byte, what) in [
+            (0x1b, "an escape"),
+            (0x07, "a bell"),
+            (b'\r', "a carriage return"),
+        ] {
+            assert!(
+                !all.contains(&byte),
+                "{args:?} printed {what}\n{}",
+                describe(&out)
+            );
+        }
         assert!(
             !String::from_utf8_lossy(&all).contains("\nerror: forged line"),
             "{args:?} let a label forge a line\n{}",

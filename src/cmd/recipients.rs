@@ -38,12 +38,7 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             let _lock = repo.lock(LockMode::Exclusive)?;
             let text = read_manifest(&repo)?;
             let new_text = manifest::add_recipient(&text, &path, &name, &key, &to)?;
-            confined::write(
-                &repo.root,
-                Path::new(MANIFEST_FILE),
-                new_text.as_bytes(),
-                0o644,
-            )?;
+            write_manifest(&repo, &new_text)?;
             let m = Manifest::parse(&new_text, &path)?;
             let envs = envs_of(&m, &name);
             super::say(
@@ -58,12 +53,7 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             let text = read_manifest(&repo)?;
             let before = envs_of(&Manifest::parse(&text, &path)?, &name);
             let new_text = manifest::remove_recipient(&text, &path, &name)?;
-            confined::write(
-                &repo.root,
-                Path::new(MANIFEST_FILE),
-                new_text.as_bytes(),
-                0o644,
-            )?;
+            write_manifest(&repo, &new_text)?;
             super::say(
                 g,
                 format!(
@@ -78,6 +68,11 @@ pub fn run(g: &Global, command: RecipientsCommand) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Replaces the manifest (atomically, never through a link).
+fn write_manifest(repo: &Repo, text: &str) -> Result<()> {
+    confined::write(&repo.root, Path::new(MANIFEST_FILE), text.as_bytes(), 0o644)
 }
 
 /// The manifest as it is now, under the lock (not as it was when the command started).
