@@ -58,7 +58,9 @@ fn main() {
                 uid: "0".into(),
                 gid: "0".into(),
                 mode: 0o400,
+                missing: false,
             }],
+            ..ServiceRefs::default()
         }],
         secrets: vec![old],
     };

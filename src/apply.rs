@@ -1,55 +1,101 @@
 //! The executor: carries out a plan's steps on the Swarm, in order: creates and label
-//! updates, then one update per service, then removals. Every step is idempotent, so an
-//! interrupted apply converges when run again.
+//! updates, then one update per service (all sent first, then waited for), then
+//! removals. Every step is idempotent, so an interrupted apply converges when run again.
+//!
+//! What happened is recorded in an [`Outcome`] as it happens (behind a mutex the caller
+//! owns), so that an apply stopped half-way (Ctrl-C) still reports exactly what it did:
+//! which updates were sent, which converged.
+//!
+//! Removals follow the removal rule of [`crate::plan`], and are checked once more against
+//! the services as they are just before: a version that a service's current or previous
+//! spec references then (someone updated or rolled back a service meanwhile), or that a
+//! removal waits for and whose service did not converge (or was not waited for:
+//! `--detach`), is kept, and a later apply removes it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
 use crate::crypto::Plaintext;
 use crate::error::{Error, Result};
-use crate::model::Observed;
+use crate::model::{Observed, ServiceRefs};
 use crate::plan::{Plan, Step};
-use crate::swarm::{Health, RemoveOutcome, Swap, Swarm};
+use crate::swarm::{Health, RemoveOutcome, Swap, Swarm, WaitProgress};
 
 /// How to carry out a plan.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Wait for service updates to converge before removing superseded versions.
+    /// Wait for service updates to converge (the default; `--detach` turns it off).
     pub wait: bool,
     pub wait_timeout: Duration,
     /// API calls in flight at once.
     pub parallel: usize,
 }
 
-/// What happened.
+/// What happened, as it happened.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub created: Vec<String>,
     pub relabelled: Vec<String>,
+    /// Services whose update was sent (accepted by Docker).
     pub updated_services: Vec<String>,
+    /// Services whose update was waited for and converged.
+    pub converged: Vec<String>,
     pub removed: Vec<String>,
     /// Removals refused by Docker because a service still uses the secret.
     pub blocked: Vec<String>,
-    /// Versions kept because the services moving away from them did not converge.
-    pub kept: Vec<String>,
+    /// Versions kept for now, and why (a service did not converge, was not waited for, or
+    /// references them).
+    pub kept: Vec<(String, String)>,
     /// Things worth saying that are not failures of this apply (an unhealthy service it
     /// did not touch).
     pub warnings: Vec<String>,
     pub errors: Vec<Error>,
 }
 
-/// Carries out `plan` (made from `observed`) with the repository's `values`.
+/// What the executor tells while it works, for live progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Created(String),
+    Relabelled(String),
+    /// Docker accepted the service update; its tasks are being replaced.
+    UpdateSent(String),
+    /// A service being waited for, at one poll.
+    Waiting {
+        service: String,
+        progress: WaitProgress,
+    },
+    Converged {
+        service: String,
+        elapsed: Duration,
+    },
+    /// The service did not converge (the error is in the outcome).
+    NotConverged(String),
+    Removed(String),
+    Kept {
+        swarm_name: String,
+        why: String,
+    },
+}
+
+/// Carries out `plan` (made from `observed`) with the repository's `values`, recording
+/// into `out` as it goes.
 pub async fn execute(
     swarm: &Swarm,
     plan: &Plan,
     observed: &Observed,
     values: &BTreeMap<String, Plaintext>,
     opts: &Options,
-    progress: &(dyn Fn(&str) + Sync),
-) -> Result<Outcome> {
-    let mut out = Outcome::default();
+    progress: &(dyn Fn(Event) + Sync),
+    out: &Mutex<Outcome>,
+) -> Result<()> {
+    let record = |f: &dyn Fn(&mut Outcome)| {
+        if let Ok(mut o) = out.lock() {
+            f(&mut o);
+        }
+    };
     let parallel = opts.parallel.max(1);
 
     // Secret IDs by Swarm name: what exists, plus what this apply creates.
@@ -73,7 +119,7 @@ pub async fn execute(
             _ => None,
         })
         .collect();
-    let results: Vec<(String, Result<String>)> = stream::iter(creates)
+    let mut created = stream::iter(creates)
         .map(|(secret, swarm_name, labels)| async move {
             let result = match values.get(secret) {
                 Some(value) => swarm.create_secret(swarm_name, labels, value).await,
@@ -84,20 +130,19 @@ pub async fn execute(
             };
             (swarm_name.clone(), result)
         })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
-    for (name, result) in results {
+        .buffer_unordered(parallel);
+    while let Some((name, result)) = created.next().await {
         match result {
             Ok(id) => {
-                progress(&format!("created {name}"));
-                ids.insert(name.clone(), id);
-                out.created.push(name);
+                record(&|o| o.created.push(name.clone()));
+                progress(Event::Created(name.clone()));
+                ids.insert(name, id);
             }
             // Without the new version nothing else can safely happen.
             Err(e) => return Err(e.context(format!("creating {name}"))),
         }
     }
+    drop(created);
     for step in &plan.steps {
         if let Step::Relabel {
             secret_id,
@@ -110,12 +155,12 @@ pub async fn execute(
                 continue;
             };
             swarm.update_secret_labels(secret, labels).await?;
-            progress(&format!("updated the labels of {swarm_name}"));
-            out.relabelled.push(swarm_name.clone());
+            record(&|o| o.relabelled.push(swarm_name.clone()));
+            progress(Event::Relabelled(swarm_name.clone()));
         }
     }
 
-    // 2. One update per service.
+    // 2. One update per service, all sent first.
     let mut repoints = Vec::new();
     for step in &plan.steps {
         if let Step::Repoint {
@@ -145,29 +190,74 @@ pub async fn execute(
                     })
                 })
                 .collect::<Result<_>>()?;
-            let old_names: Vec<String> = step_old_names(step);
-            repoints.push((service_id.clone(), service_name.clone(), swaps, old_names));
+            repoints.push((service_id.clone(), service_name.clone(), swaps));
         }
     }
-    let results: Vec<_> = stream::iter(repoints.iter())
-        .map(|(id, name, swaps, olds)| async move {
-            let mut result = swarm.repoint_service(id, swaps).await.map(|_| ());
-            if result.is_ok() && opts.wait {
-                result = swarm.wait_converged(id, opts.wait_timeout).await;
-            }
-            (name.clone(), olds.clone(), result)
+    // Services whose update did not go through or did not converge: the removals that
+    // wait for them are kept.
+    let mut unsettled: BTreeSet<String> = BTreeSet::new();
+    let mut sent: Vec<(String, String)> = Vec::new();
+    let mut updates = stream::iter(repoints.iter())
+        .map(|(id, name, swaps)| async move {
+            (
+                id.clone(),
+                name.clone(),
+                swarm.repoint_service(id, swaps).await,
+            )
         })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
-    // With --wait, the other services that use this environment's secrets are looked at
-    // once. One whose update is in progress (an interrupted apply may have left it
-    // mid-update) is waited for: its old version must not go before it has converged. One
-    // that is unhealthy for its own reasons (a crash loop) is named in a warning; it is no
-    // failure of this apply, which did not touch it.
-    let repointed: BTreeSet<&str> = repoints.iter().map(|(id, ..)| id.as_str()).collect();
-    let others: Vec<(&str, &str)> = if opts.wait {
-        observed
+        .buffer_unordered(parallel);
+    while let Some((id, name, result)) = updates.next().await {
+        match result {
+            Ok(_) => {
+                record(&|o| o.updated_services.push(name.clone()));
+                progress(Event::UpdateSent(name.clone()));
+                sent.push((id, name));
+            }
+            Err(e) => {
+                unsettled.insert(id);
+                record(&|o| o.errors.push(e.clone().context(format!("service {name}"))));
+            }
+        }
+    }
+    drop(updates);
+
+    // 3. Waiting for the updates to converge (unless --detach).
+    if opts.wait {
+        let mut waits = stream::iter(sent.iter())
+            .map(|(id, name)| async move {
+                let on_poll = |p: &WaitProgress| {
+                    progress(Event::Waiting {
+                        service: name.clone(),
+                        progress: p.clone(),
+                    })
+                };
+                let start = std::time::Instant::now();
+                let result = swarm.wait_converged(id, opts.wait_timeout, &on_poll).await;
+                (id.clone(), name.clone(), result, start.elapsed())
+            })
+            .buffer_unordered(parallel);
+        while let Some((id, name, result, elapsed)) = waits.next().await {
+            match result {
+                Ok(()) => {
+                    record(&|o| o.converged.push(name.clone()));
+                    progress(Event::Converged {
+                        service: name,
+                        elapsed,
+                    });
+                }
+                Err(e) => {
+                    unsettled.insert(id);
+                    record(&|o| o.errors.push(e.clone().context(format!("service {name}"))));
+                    progress(Event::NotConverged(name));
+                }
+            }
+        }
+        drop(waits);
+        // The other services of this environment, at one glance: one whose update is in
+        // progress (an interrupted apply may have left it mid-update) is waited for; one
+        // that is unhealthy for its own reasons (a crash loop) is named in a warning.
+        let repointed: BTreeSet<&str> = repoints.iter().map(|(id, ..)| id.as_str()).collect();
+        let others: Vec<(&str, &str)> = observed
             .services
             .iter()
             .filter(|svc| !repointed.contains(svc.id.as_str()))
@@ -179,118 +269,131 @@ pub async fn execute(
                 })
             })
             .map(|svc| (svc.id.as_str(), svc.name.as_str()))
-            .collect()
+            .collect();
+        let mut looks = stream::iter(others)
+            .map(|(id, name)| async move {
+                let result = match swarm.health(id).await {
+                    Ok(Health::Healthy) => Ok(None),
+                    Ok(Health::Updating) => {
+                        let on_poll = |p: &WaitProgress| {
+                            progress(Event::Waiting {
+                                service: name.to_string(),
+                                progress: p.clone(),
+                            })
+                        };
+                        swarm
+                            .wait_converged(id, opts.wait_timeout, &on_poll)
+                            .await
+                            .map(|()| None)
+                    }
+                    Ok(Health::Unhealthy(why)) => Ok(Some(why)),
+                    Err(e) => Err(e),
+                };
+                (id.to_string(), name.to_string(), result)
+            })
+            .buffer_unordered(parallel);
+        while let Some((id, name, result)) = looks.next().await {
+            match result {
+                Ok(None) => {}
+                Ok(Some(why)) => record(&|o| {
+                    o.warnings.push(format!(
+                        "service {name} uses secrets of {} but is not healthy ({why}); swarmseal did not change it",
+                        plan.environment
+                    ))
+                }),
+                Err(e) => {
+                    unsettled.insert(id);
+                    record(&|o| o.errors.push(e.clone().context(format!("service {name}"))));
+                }
+            }
+        }
     } else {
-        Vec::new()
-    };
-    let others: Vec<(String, Result<Option<String>>)> = stream::iter(others)
-        .map(|(id, name)| async move {
-            let result = match swarm.health(id).await {
-                Ok(Health::Healthy) => Ok(None),
-                Ok(Health::Updating) => swarm
-                    .wait_converged(id, opts.wait_timeout)
-                    .await
-                    .map(|()| None),
-                Ok(Health::Unhealthy(why)) => Ok(Some(why)),
-                Err(e) => Err(e),
-            };
-            (name.to_string(), result)
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
-    let mut keep_all = false;
-    for (name, result) in others {
-        match result {
-            Ok(None) => {}
-            Ok(Some(why)) => out.warnings.push(format!(
-                "service {name} uses secrets of {} but is not healthy ({why}); swarmseal did not change it",
-                plan.environment
-            )),
-            Err(e) => {
-                keep_all = true;
-                out.errors.push(e.context(format!("service {name}")));
-            }
-        }
+        // Not waited for: nothing that waits for a service's update is removed now.
+        unsettled.extend(sent.iter().map(|(id, _)| id.clone()));
     }
 
-    // Versions that a service failed to move away from are kept, for rollback.
-    let mut keep: BTreeSet<String> = BTreeSet::new();
-    for (name, olds, result) in results {
-        match result {
-            Ok(()) => {
-                progress(&format!("updated service {name}"));
-                out.updated_services.push(name);
-            }
-            Err(e) => {
-                keep.extend(olds);
-                out.errors.push(e.context(format!("service {name}")));
-            }
-        }
-    }
-
-    // 3. Removals.
-    let removals: Vec<_> = plan
+    // 4. Removals, checked against the services as they are now.
+    let removals: Vec<(&String, &String, &Vec<String>)> = plan
         .steps
         .iter()
         .filter_map(|s| match s {
             Step::Remove {
                 secret_id,
                 swarm_name,
+                after,
                 ..
-            } => Some((secret_id, swarm_name)),
+            } => Some((secret_id, swarm_name, after)),
             _ => None,
         })
-        .filter(|(_, name)| {
-            if keep_all || keep.contains(*name) {
-                out.kept.push((*name).clone());
-                false
-            } else {
-                true
-            }
-        })
         .collect();
-    // Only this project's and environment's managed secrets are ever removed, whatever a
-    // (saved, possibly edited) plan says.
-    let (removals, foreign): (Vec<_>, Vec<_>) = removals.into_iter().partition(|(id, _)| {
-        observed
+    if removals.is_empty() {
+        return Ok(());
+    }
+    let now: Vec<ServiceRefs> = swarm.services().await?;
+    let mut go = Vec::new();
+    for (id, name, after) in removals {
+        // Only this project's and environment's managed secrets are ever removed, whatever
+        // a (saved, possibly edited) plan says.
+        let ours = observed
             .secrets
             .iter()
-            .any(|s| &s.id == *id && s.is_managed_by(&plan.project, &plan.environment))
-    });
-    for (_, name) in foreign {
-        out.errors.push(
-            Error::new(format!(
-                "refused to remove {name}: it is not a managed secret of {}/{}",
-                plan.project, plan.environment
+            .any(|s| &s.id == id && s.is_managed_by(&plan.project, &plan.environment));
+        if !ours {
+            record(&|o| {
+                o.errors.push(
+                    Error::new(format!(
+                        "refused to remove {name}: it is not a managed secret of {}/{}",
+                        plan.project, plan.environment
+                    ))
+                    .hint("swarmseal only removes secrets that carry its project's labels"),
+                )
+            });
+            continue;
+        }
+        let waiting: Vec<&str> = now
+            .iter()
+            .filter(|svc| after.contains(&svc.id) && unsettled.contains(&svc.id))
+            .map(|svc| svc.name.as_str())
+            .collect();
+        let holders: Vec<&str> = now
+            .iter()
+            .filter(|svc| svc.holds(id))
+            .map(|svc| svc.name.as_str())
+            .collect();
+        let why = if !waiting.is_empty() {
+            Some(format!(
+                "waits for {} to converge{}",
+                waiting.join(", "),
+                if opts.wait { "" } else { " (--detach)" }
             ))
-            .hint("swarmseal only removes secrets that carry its project's labels"),
-        );
-    }
-    let results: Vec<_> = stream::iter(removals)
-        .map(|(id, name)| async move { (name.clone(), swarm.remove_secret(id, name).await) })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
-    for (name, result) in results {
-        match result {
-            Ok(RemoveOutcome::Removed) | Ok(RemoveOutcome::Gone) => {
-                progress(&format!("removed {name}"));
-                out.removed.push(name);
+        } else if !holders.is_empty() {
+            Some(format!("{} can still run with it", holders.join(", ")))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => {
+                record(&|o| o.kept.push((name.clone(), why.clone())));
+                progress(Event::Kept {
+                    swarm_name: name.clone(),
+                    why,
+                });
             }
-            Ok(RemoveOutcome::InUse(why)) => out.blocked.push(format!("{name}: {why}")),
-            Err(e) => out.errors.push(e),
+            None => go.push((id, name)),
         }
     }
-    out.created.sort();
-    out.removed.sort();
-    out.updated_services.sort();
-    Ok(out)
-}
-
-fn step_old_names(step: &Step) -> Vec<String> {
-    match step {
-        Step::Repoint { swaps, .. } => swaps.iter().map(|s| s.old_name.clone()).collect(),
-        _ => Vec::new(),
+    let mut removed = stream::iter(go)
+        .map(|(id, name)| async move { (name.clone(), swarm.remove_secret(id, name).await) })
+        .buffer_unordered(parallel);
+    while let Some((name, result)) = removed.next().await {
+        match result {
+            Ok(RemoveOutcome::Removed) | Ok(RemoveOutcome::Gone) => {
+                record(&|o| o.removed.push(name.clone()));
+                progress(Event::Removed(name));
+            }
+            Ok(RemoveOutcome::InUse(why)) => record(&|o| o.blocked.push(format!("{name}: {why}"))),
+            Err(e) => record(&|o| o.errors.push(e.clone())),
+        }
     }
+    Ok(())
 }

@@ -191,10 +191,15 @@ pub struct ApplyArgs {
     /// Apply without asking for confirmation
     #[arg(short, long)]
     pub yes: bool,
-    /// Wait until the re-pointed services have converged before removing old versions
-    #[arg(long)]
+    /// Wait until the re-pointed services have converged (the default, as `docker service
+    /// update` does)
+    #[arg(long, conflicts_with = "detach")]
     pub wait: bool,
-    /// How long --wait waits for each service
+    /// Do not wait for the re-pointed services: old versions they move away from are kept
+    /// for a later apply
+    #[arg(short, long)]
+    pub detach: bool,
+    /// How long to wait for each service's update
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,
     /// How long to wait for another apply's lock on this project and environment

@@ -21,6 +21,7 @@ pub mod names;
 pub mod output;
 pub mod plan;
 pub mod planfile;
+pub mod progress;
 pub mod render;
 pub mod secrets;
 pub mod store;

@@ -82,7 +82,7 @@ impl SwarmSecret {
 }
 
 /// How a service mounts a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretRef {
     pub secret_id: String,
     pub secret_name: String,
@@ -90,21 +90,85 @@ pub struct SecretRef {
     pub uid: String,
     pub gid: String,
     pub mode: u32,
+    /// True when no secret with this ID exists on the Swarm any more (removed while the
+    /// spec still named it: the service's tasks cannot start).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
+}
+
+/// Where a service's latest update stands (Docker's `UpdateStatus.State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    Updating,
+    Paused,
+    Completed,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+}
+
+impl UpdateState {
+    /// True while the service may still be running tasks of another spec than its current
+    /// one: an update or rollback in progress, or paused half-way.
+    pub fn in_flight(self) -> bool {
+        matches!(
+            self,
+            UpdateState::Updating
+                | UpdateState::Paused
+                | UpdateState::RollbackStarted
+                | UpdateState::RollbackPaused
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Updating => "updating",
+            UpdateState::Paused => "paused",
+            UpdateState::Completed => "completed",
+            UpdateState::RollbackStarted => "rolling back",
+            UpdateState::RollbackPaused => "rollback paused",
+            UpdateState::RollbackCompleted => "rolled back",
+        }
+    }
 }
 
 /// A service and the secrets it references.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRefs {
     pub id: String,
     pub name: String,
     /// Swarm object version, for optimistic concurrency.
     pub version: u64,
+    /// The references of its current spec.
     pub secrets: Vec<SecretRef>,
+    /// The references of its previous spec: what `docker service rollback` (or an update
+    /// that fails with `--update-failure-action rollback`) brings back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<SecretRef>,
+    /// Its latest update's state, if Docker reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateState>,
+}
+
+impl ServiceRefs {
+    /// True when its current or previous spec references the secret.
+    pub fn holds(&self, secret_id: &str) -> bool {
+        self.secrets
+            .iter()
+            .chain(&self.previous)
+            .any(|r| r.secret_id == secret_id)
+    }
+
+    /// True when an update or rollback of it is in progress or paused.
+    pub fn in_flight(&self) -> bool {
+        self.update.is_some_and(UpdateState::in_flight)
+    }
 }
 
 /// The Swarm's side of a plan: the secrets that matter to this project and environment
 /// (its managed versions, and unmanaged secrets named like one of its secrets) and every
-/// service's secret references.
+/// service's secret references (current and previous spec).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
     /// The Swarm's cluster ID.
@@ -114,11 +178,20 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// The services referencing a secret, by secret ID.
+    /// The services referencing a secret in their current spec, by secret ID.
     pub fn users_of(&self, secret_id: &str) -> Vec<&ServiceRefs> {
         self.services
             .iter()
             .filter(|s| s.secrets.iter().any(|r| r.secret_id == secret_id))
+            .collect()
+    }
+
+    /// The services referencing a secret in their current or previous spec: the services
+    /// that could run with it again (after a rollback).
+    pub fn holders_of(&self, secret_id: &str) -> Vec<&ServiceRefs> {
+        self.services
+            .iter()
+            .filter(|s| s.holds(secret_id))
             .collect()
     }
 }

@@ -2,15 +2,26 @@
 //! observed state (Swarm) to an ordered plan. No I/O.
 //!
 //! A plan has two faces: `changes`, one entry per thing a person cares about (this
-//! secret is created, rotated, adopted...), and `steps`, the ordered operations the
-//! executor carries out: creates and label updates first, then one update per service
-//! (whatever number of its secrets rotate), then removals.
+//! secret is created, rotated, adopted, repaired...), and `steps`, the ordered operations
+//! the executor carries out: creates and label updates first, then one update per service
+//! (whatever number of its secrets change), then removals.
+//!
+//! It is made in phases: first, for every secret of the repository, where its services
+//! must point ([`plan`] → `moves`); then, knowing every service this plan updates, which
+//! superseded versions can go (`removals`), by the removal rule: a version is removed only
+//! when no service references it in its current spec or in its previous spec (what a
+//! rollback brings back) once this plan's updates are done, and no service that references
+//! a version of the secret is updating or rolling back. A version only a previous spec
+//! references that this plan's update of the service replaces is removed once that update
+//! has converged (the step says `after`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{labels, managed_labels, Desired, DesiredSecret, Observed, SwarmSecret};
+use crate::model::{
+    labels, managed_labels, Desired, DesiredSecret, Observed, ServiceRefs, SwarmSecret,
+};
 use crate::names;
 
 /// What happens to a secret (SPEC §3).
@@ -20,6 +31,7 @@ pub enum Action {
     Create,
     Rotate,
     Adopt,
+    Repair,
     Relabel,
     Remove,
     Blocked,
@@ -27,10 +39,11 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 8] = [
         Action::Create,
         Action::Rotate,
         Action::Adopt,
+        Action::Repair,
         Action::Relabel,
         Action::Remove,
         Action::Blocked,
@@ -42,12 +55,40 @@ impl Action {
             Action::Create => "create",
             Action::Rotate => "rotate",
             Action::Adopt => "adopt",
+            Action::Repair => "repair",
             Action::Relabel => "relabel",
             Action::Remove => "remove",
             Action::Blocked => "blocked",
             Action::Unchanged => "unchanged",
         }
     }
+}
+
+/// Why a superseded version stays on the Swarm for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepWhy {
+    /// A service's previous spec references it (or will, once this plan moves the service
+    /// off it): `docker service rollback` would bring it back. Removed by a later apply
+    /// once the service has been updated again.
+    Rollback,
+    /// A service that references a version of the secret is updating, rolling back, or
+    /// paused half-way: it may still run tasks with this one.
+    InFlight,
+    /// `keep_versions` in the manifest.
+    KeepVersions,
+    /// Removed by this apply once the named services' updates have converged (their
+    /// previous specs reference it until then); kept if they do not converge.
+    AfterUpdate,
+}
+
+/// A superseded version that this plan does not remove (yet), and which services it
+/// waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keep {
+    pub swarm_name: String,
+    pub why: KeepWhy,
+    pub services: Vec<String>,
 }
 
 /// One entry of the plan as shown to people.
@@ -58,11 +99,13 @@ pub struct Change {
     pub secret: String,
     /// The Swarm name the change is about: the new version for create/rotate/adopt
     /// (`None` when unverified: the fingerprint is unknown without an identity), the
-    /// version itself for relabel/remove/blocked/unchanged.
+    /// version services end up on for repair, the version itself for
+    /// relabel/remove/blocked/unchanged.
     pub swarm_name: Option<String>,
-    /// Services re-pointed (rotate, adopt) or in the way (blocked).
+    /// Services re-pointed (rotate, adopt, repair) or in the way (blocked).
     pub services: Vec<String>,
-    /// Older versions (or the adopted unmanaged secret) the change moves services away from.
+    /// Older versions (or the adopted unmanaged secret, or a version that no longer
+    /// exists) the change moves services away from.
     pub replaces: Vec<String>,
     /// Superseded versions removed as part of this change.
     pub removes: Vec<String>,
@@ -74,6 +117,26 @@ pub struct Change {
     /// because the manifest sets them otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<MountChange>,
+    /// Superseded versions kept for now, and what they wait for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Keep>,
+}
+
+impl Change {
+    fn new(action: Action, secret: &str, swarm_name: Option<String>, reason: &str) -> Change {
+        Change {
+            action,
+            secret: secret.to_string(),
+            swarm_name,
+            services: Vec::new(),
+            replaces: Vec::new(),
+            removes: Vec::new(),
+            unverified: false,
+            reason: reason.to_string(),
+            mounts: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
 }
 
 /// A mount setting a re-pointed service changes (the manifest's `target`, `uid`, `gid` or
@@ -124,11 +187,14 @@ pub enum Step {
         service_name: String,
         swaps: Vec<PlannedSwap>,
     },
-    /// Remove a version no service uses.
+    /// Remove a version no service uses. With `after`, only once the updates of those
+    /// services (by ID) have converged, and only if no service references it then.
     Remove {
         secret: String,
         secret_id: String,
         swarm_name: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        after: Vec<String>,
     },
 }
 
@@ -148,6 +214,8 @@ pub struct Summary {
     pub create: usize,
     pub rotate: usize,
     pub adopt: usize,
+    #[serde(default)]
+    pub repair: usize,
     pub relabel: usize,
     pub remove: usize,
     pub blocked: usize,
@@ -160,6 +228,7 @@ impl Summary {
             Action::Create => self.create,
             Action::Rotate => self.rotate,
             Action::Adopt => self.adopt,
+            Action::Repair => self.repair,
             Action::Relabel => self.relabel,
             Action::Remove => self.remove,
             Action::Blocked => self.blocked,
@@ -172,6 +241,7 @@ impl Summary {
             Action::Create => &mut self.create,
             Action::Rotate => &mut self.rotate,
             Action::Adopt => &mut self.adopt,
+            Action::Repair => &mut self.repair,
             Action::Relabel => &mut self.relabel,
             Action::Remove => &mut self.remove,
             Action::Blocked => &mut self.blocked,
@@ -208,6 +278,13 @@ impl Plan {
     pub fn blocked(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(|c| c.action == Action::Blocked)
     }
+
+    /// Every superseded version kept, with its secret.
+    pub fn kept(&self) -> impl Iterator<Item = (&str, &Keep)> {
+        self.changes
+            .iter()
+            .flat_map(|c| c.kept.iter().map(move |k| (c.secret.as_str(), k)))
+    }
 }
 
 /// Orders versions oldest first (by creation time, then name, then ID).
@@ -215,326 +292,113 @@ fn by_age(a: &&SwarmSecret, b: &&SwarmSecret) -> std::cmp::Ordering {
     (&a.created_at, &a.name, &a.id).cmp(&(&b.created_at, &b.name, &b.id))
 }
 
+/// What the phases share: the observation, indexed.
+struct Scope<'a> {
+    desired: &'a Desired,
+    observed: &'a Observed,
+    /// Managed versions of this project and environment by logical name, oldest first.
+    versions: BTreeMap<&'a str, Vec<&'a SwarmSecret>>,
+    /// Unmanaged secrets by name.
+    unmanaged: BTreeMap<&'a str, &'a SwarmSecret>,
+}
+
+impl<'a> Scope<'a> {
+    fn new(desired: &'a Desired, observed: &'a Observed) -> Scope<'a> {
+        let (project, env) = (desired.project.as_str(), desired.environment.as_str());
+        let mut versions: BTreeMap<&str, Vec<&SwarmSecret>> = BTreeMap::new();
+        let mut unmanaged: BTreeMap<&str, &SwarmSecret> = BTreeMap::new();
+        for s in &observed.secrets {
+            if s.is_managed_by(project, env) {
+                versions
+                    .entry(s.label(labels::NAME).unwrap_or(""))
+                    .or_default()
+                    .push(s);
+            } else if !s.has_swarmseal_labels() {
+                unmanaged.entry(s.name.as_str()).or_insert(s);
+            }
+        }
+        for list in versions.values_mut() {
+            list.sort_by(by_age);
+        }
+        Scope {
+            desired,
+            observed,
+            versions,
+            unmanaged,
+        }
+    }
+
+    fn is_ours(&self, id: &str) -> bool {
+        self.observed.secrets.iter().any(|s| {
+            s.id == id && s.is_managed_by(&self.desired.project, &self.desired.environment)
+        })
+    }
+
+    /// True when a service uses this environment's secrets: a reference, current or
+    /// previous, to one of its managed versions. Only such a service is repaired when it
+    /// points at a version that no longer exists (nothing else tells whose it is).
+    fn is_our_service(&self, svc: &ServiceRefs) -> bool {
+        svc.secrets
+            .iter()
+            .chain(&svc.previous)
+            .any(|r| !r.missing && self.is_ours(&r.secret_id))
+    }
+}
+
+/// Sorted, deduplicated service names.
+fn names_of<'s>(services: impl IntoIterator<Item = &'s ServiceRefs>) -> Vec<String> {
+    services
+        .into_iter()
+        .map(|s| s.name.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// True when `name` looks like a version of `logical` (`<logical>-<10 hex>`).
+fn is_version_name(name: &str, logical: &str) -> bool {
+    name.strip_prefix(logical)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            hex.len() == names::VERSION_SUFFIX_LEN - 1 && hex.chars().all(|c| c.is_ascii_hexdigit())
+        })
+}
+
+/// What the first phase decided for one secret of the repository.
+struct SecretPlan<'a> {
+    d: &'a DesiredSecret,
+    current: Option<&'a SwarmSecret>,
+    olds: Vec<&'a SwarmSecret>,
+    target_name: Option<String>,
+    fingerprint: Option<String>,
+    change: Option<Change>,
+}
+
+/// Services re-pointed by this plan: service id -> (name, swaps).
+type Repoints<'a> = BTreeMap<&'a str, (&'a str, Vec<PlannedSwap>)>;
+
 /// Computes the plan. Pure: same inputs, same plan.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    let project = desired.project.as_str();
-    let env = desired.environment.as_str();
-
-    // Managed versions of this scope, by logical name; unmanaged secrets by name.
-    let mut versions: BTreeMap<&str, Vec<&SwarmSecret>> = BTreeMap::new();
-    let mut unmanaged: BTreeMap<&str, &SwarmSecret> = BTreeMap::new();
-    for s in &observed.secrets {
-        if s.is_managed_by(project, env) {
-            versions
-                .entry(s.label(labels::NAME).unwrap_or(""))
-                .or_default()
-                .push(s);
-        } else if !s.has_swarmseal_labels() {
-            unmanaged.entry(s.name.as_str()).or_insert(s);
-        }
-    }
-    for list in versions.values_mut() {
-        list.sort_by(by_age);
-    }
-    let users = |id: &str| -> Vec<String> {
-        let mut names: Vec<String> = observed
-            .users_of(id)
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    };
-
-    let mut changes = Vec::new();
+    let scope = Scope::new(desired, observed);
     let mut steps = Vec::new();
-    // service id -> (name, swaps)
-    let mut repoints: BTreeMap<&str, (&str, Vec<PlannedSwap>)> = BTreeMap::new();
+    let mut repoints: Repoints = BTreeMap::new();
 
-    for d in desired.secrets.values() {
-        let list = versions.get(d.name.as_str()).cloned().unwrap_or_default();
-        let current = pick_current(d, &list, observed);
-        let olds: Vec<&SwarmSecret> = list
-            .iter()
-            .copied()
-            .filter(|v| current.is_none_or(|c| c.id != v.id))
-            .collect();
-        let adoptable = unmanaged
-            .get(d.name.as_str())
-            .copied()
-            .filter(|u| !observed.users_of(&u.id).is_empty());
+    // Phase 1: for each secret, its current version and where its services must point.
+    let mut secrets: Vec<SecretPlan> = desired
+        .secrets
+        .values()
+        .map(|d| moves(&scope, d, &mut repoints, &mut steps))
+        .collect();
 
-        // Where services end up: the current version, or the one this plan creates.
-        let fingerprint = d
-            .fingerprint
-            .clone()
-            .or_else(|| current.and_then(|c| c.label(labels::FINGERPRINT).map(String::from)));
-        let target_name = match (current, &d.fingerprint) {
-            (Some(c), _) => Some(c.name.clone()),
-            (None, Some(fp)) => Some(names::swarm_name(&d.name, fp)),
-            (None, None) => None,
-        };
-        let unverified = current.is_none() && d.fingerprint.is_none();
-
-        // Services to move: users of older versions, and of the unmanaged original.
-        let mut moved_from: Vec<&SwarmSecret> = olds
-            .iter()
-            .copied()
-            .filter(|v| !observed.users_of(&v.id).is_empty())
-            .collect();
-        if let Some(u) = adoptable {
-            moved_from.push(u);
-        }
-        let mut moved_services: BTreeSet<String> = BTreeSet::new();
-        let mut mounts: Vec<MountChange> = Vec::new();
-        if let Some(new_name) = &target_name {
-            for old in &moved_from {
-                for service in observed.users_of(&old.id) {
-                    moved_services.insert(service.name.clone());
-                    let entry = repoints
-                        .entry(service.id.as_str())
-                        .or_insert_with(|| (service.name.as_str(), Vec::new()));
-                    for r in service.secrets.iter().filter(|r| r.secret_id == old.id) {
-                        let swap = PlannedSwap {
-                            old_id: old.id.clone(),
-                            old_name: old.name.clone(),
-                            new_name: new_name.clone(),
-                            target: d.target.clone().filter(|t| *t != r.target),
-                            uid: d.uid.clone().filter(|u| *u != r.uid),
-                            gid: d.gid.clone().filter(|g| *g != r.gid),
-                            mode: d.mode.filter(|m| *m != r.mode),
-                        };
-                        let mut note = |setting: &str, from: String, to: Option<String>| {
-                            if let Some(to) = to {
-                                let m = MountChange {
-                                    service: service.name.clone(),
-                                    setting: setting.into(),
-                                    from,
-                                    to,
-                                };
-                                if !mounts.contains(&m) {
-                                    mounts.push(m);
-                                }
-                            }
-                        };
-                        note("target", r.target.clone(), swap.target.clone());
-                        note("uid", r.uid.clone(), swap.uid.clone());
-                        note("gid", r.gid.clone(), swap.gid.clone());
-                        note(
-                            "mode",
-                            format!("{:04o}", r.mode),
-                            swap.mode.map(|m| format!("{m:04o}")),
-                        );
-                        if !entry.1.contains(&swap) {
-                            entry.1.push(swap);
-                        }
-                    }
-                }
-            }
-        } else {
-            for old in &moved_from {
-                moved_services.extend(users(&old.id));
-            }
-        }
-
-        // Superseded versions: all olds end up unused; keep the newest `keep_versions`.
-        let keep = desired.keep_versions as usize;
-        // Duplicates of the current value (left by a race) are never worth keeping.
-        let removable: Vec<&SwarmSecret> = if target_name.is_some() {
-            let is_duplicate = |v: &SwarmSecret| {
-                fingerprint.is_some() && v.label(labels::FINGERPRINT) == fingerprint.as_deref()
-            };
-            let superseded: Vec<&SwarmSecret> =
-                olds.iter().copied().filter(|v| !is_duplicate(v)).collect();
-            let n = superseded.len().saturating_sub(keep);
-            let mut r: Vec<&SwarmSecret> =
-                olds.iter().copied().filter(|v| is_duplicate(v)).collect();
-            r.extend_from_slice(&superseded[..n]);
-            r.sort_by(by_age);
-            r
-        } else {
-            Vec::new()
-        };
-
-        let created = current.is_none();
-        if created {
-            if let (Some(fp), Some(name)) = (&d.fingerprint, &target_name) {
-                steps.push(Step::Create {
-                    secret: d.name.clone(),
-                    swarm_name: name.clone(),
-                    fingerprint: fp.clone(),
-                    labels: managed_labels(desired, d, fp),
-                });
-            }
-        }
-        let replaces: Vec<String> = moved_from.iter().map(|s| s.name.clone()).collect();
-        let removes: Vec<String> = removable.iter().map(|s| s.name.clone()).collect();
-        for r in &removable {
-            steps.push(Step::Remove {
-                secret: d.name.clone(),
-                secret_id: r.id.clone(),
-                swarm_name: r.name.clone(),
-            });
-        }
-
-        let main_action = if created {
-            if !olds.is_empty() {
-                Some((
-                    Action::Rotate,
-                    if unverified {
-                        "the file changed (unverified: no identity)"
-                    } else {
-                        "the value changed"
-                    },
-                ))
-            } else if adoptable.is_some() {
-                Some((
-                    Action::Adopt,
-                    "an unmanaged secret of this name is used by services",
-                ))
-            } else {
-                Some((
-                    Action::Create,
-                    if unverified {
-                        "not on the Swarm (unverified: no identity)"
-                    } else {
-                        "not on the Swarm"
-                    },
-                ))
-            }
-        } else if !moved_from.is_empty() {
-            if adoptable.is_some() && olds.iter().all(|o| observed.users_of(&o.id).is_empty()) {
-                Some((Action::Adopt, "services still use the unmanaged secret"))
-            } else {
-                Some((Action::Rotate, "services still use an older version"))
-            }
-        } else {
-            None
-        };
-        if let Some((action, reason)) = main_action {
-            changes.push(Change {
-                action,
-                secret: d.name.clone(),
-                swarm_name: target_name.clone(),
-                services: moved_services.iter().cloned().collect(),
-                replaces,
-                removes: removes.clone(),
-                unverified,
-                reason: reason.into(),
-                mounts,
-            });
-        } else if !removes.is_empty() {
-            for r in &removable {
-                changes.push(Change {
-                    action: Action::Remove,
-                    secret: d.name.clone(),
-                    swarm_name: Some(r.name.clone()),
-                    services: Vec::new(),
-                    replaces: Vec::new(),
-                    removes: vec![r.name.clone()],
-                    unverified: false,
-                    reason: "superseded version, unused".into(),
-                    mounts: Vec::new(),
-                });
-            }
-        }
-
-        // Labels of the current version.
-        if let (Some(c), Some(fp)) = (current, &fingerprint) {
-            let want = managed_labels(desired, d, fp);
-            if want != c.labels {
-                let mut differing: Vec<String> = want
-                    .keys()
-                    .chain(c.labels.keys())
-                    .filter(|k| want.get(*k) != c.labels.get(*k))
-                    .cloned()
-                    .collect();
-                differing.sort();
-                differing.dedup();
-                steps.push(Step::Relabel {
-                    secret: d.name.clone(),
-                    secret_id: c.id.clone(),
-                    swarm_name: c.name.clone(),
-                    labels: want,
-                });
-                changes.push(Change {
-                    action: Action::Relabel,
-                    secret: d.name.clone(),
-                    swarm_name: Some(c.name.clone()),
-                    services: Vec::new(),
-                    replaces: Vec::new(),
-                    removes: Vec::new(),
-                    unverified: false,
-                    reason: format!("labels differ: {}", differing.join(", ")),
-                    mounts: Vec::new(),
-                });
-            }
-        }
-
-        if !changes.iter().any(|c| c.secret == d.name) {
-            changes.push(Change {
-                action: Action::Unchanged,
-                secret: d.name.clone(),
-                swarm_name: target_name.clone(),
-                services: current.map(|c| users(&c.id)).unwrap_or_default(),
-                replaces: Vec::new(),
-                removes: Vec::new(),
-                unverified: false,
-                reason: if keep > 0 && !olds.is_empty() {
-                    format!("{} older version(s) kept (keep_versions)", olds.len())
-                } else {
-                    "up to date".into()
-                },
-                mounts: Vec::new(),
-            });
-        }
+    // Phase 2: removals, knowing every service this plan updates.
+    let after = AfterUpdates::new(observed, &repoints);
+    let mut changes = Vec::new();
+    for sp in &mut secrets {
+        superseded(&scope, sp, &after, &mut steps);
+        relabel(&scope, sp, &mut steps, &mut changes);
+        changes.push(sp.change.take().unwrap_or_else(|| unchanged(&scope, sp)));
     }
-
-    // Managed versions of secrets that are gone from the repository.
-    for (name, list) in &versions {
-        if desired.secrets.contains_key(*name) {
-            continue;
-        }
-        for v in list {
-            let in_use = users(&v.id);
-            let logical = if name.is_empty() {
-                v.name.clone()
-            } else {
-                name.to_string()
-            };
-            if in_use.is_empty() {
-                steps.push(Step::Remove {
-                    secret: logical.clone(),
-                    secret_id: v.id.clone(),
-                    swarm_name: v.name.clone(),
-                });
-                changes.push(Change {
-                    action: Action::Remove,
-                    secret: logical,
-                    swarm_name: Some(v.name.clone()),
-                    services: Vec::new(),
-                    replaces: Vec::new(),
-                    removes: vec![v.name.clone()],
-                    unverified: false,
-                    reason: "gone from the repository".into(),
-                    mounts: Vec::new(),
-                });
-            } else {
-                changes.push(Change {
-                    action: Action::Blocked,
-                    secret: logical,
-                    swarm_name: Some(v.name.clone()),
-                    services: in_use,
-                    replaces: Vec::new(),
-                    removes: Vec::new(),
-                    unverified: false,
-                    reason: "gone from the repository, but services still use it".into(),
-                    mounts: Vec::new(),
-                });
-            }
-        }
-    }
+    gone(&scope, &after, &mut steps, &mut changes);
 
     for (service_id, (service_name, swaps)) in repoints {
         steps.push(Step::Repoint {
@@ -558,6 +422,532 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         changes,
         steps,
         summary,
+    }
+}
+
+/// Phase 1 for one secret: its current version (or the one to create), the services to
+/// re-point (users of older versions, of the unmanaged original, and services of this
+/// environment pointing at a version that no longer exists), and its main change.
+fn moves<'a>(
+    scope: &Scope<'a>,
+    d: &'a DesiredSecret,
+    repoints: &mut Repoints<'a>,
+    steps: &mut Vec<Step>,
+) -> SecretPlan<'a> {
+    let observed = scope.observed;
+    let list = scope
+        .versions
+        .get(d.name.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let current = pick_current(d, &list, observed);
+    let olds: Vec<&SwarmSecret> = list
+        .iter()
+        .copied()
+        .filter(|v| current.is_none_or(|c| c.id != v.id))
+        .collect();
+    let adoptable = scope
+        .unmanaged
+        .get(d.name.as_str())
+        .copied()
+        .filter(|u| !observed.users_of(&u.id).is_empty());
+    // Where services end up: the current version, or the one this plan creates.
+    let fingerprint = d
+        .fingerprint
+        .clone()
+        .or_else(|| current.and_then(|c| c.label(labels::FINGERPRINT).map(String::from)));
+    let target_name = match (current, &d.fingerprint) {
+        (Some(c), _) => Some(c.name.clone()),
+        (None, Some(fp)) => Some(names::swarm_name(&d.name, fp)),
+        (None, None) => None,
+    };
+    let unverified = current.is_none() && d.fingerprint.is_none();
+
+    // (service, old id, old name) for every reference to move.
+    let mut from: Vec<(&ServiceRefs, String, String)> = Vec::new();
+    for old in olds.iter().copied().chain(adoptable) {
+        for svc in observed.users_of(&old.id) {
+            from.push((svc, old.id.clone(), old.name.clone()));
+        }
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for svc in observed.services.iter().filter(|s| scope.is_our_service(s)) {
+        for r in svc
+            .secrets
+            .iter()
+            .filter(|r| r.missing && is_version_name(&r.secret_name, &d.name))
+        {
+            from.push((svc, r.secret_id.clone(), r.secret_name.clone()));
+            missing.push(r.secret_name.clone());
+        }
+    }
+    let moved_services = names_of(from.iter().map(|(s, ..)| *s));
+    let mut replaces: Vec<String> = from.iter().map(|(_, _, n)| n.clone()).collect();
+    replaces.sort();
+    replaces.dedup();
+    let mut mounts: Vec<MountChange> = Vec::new();
+    if let Some(new_name) = &target_name {
+        for (svc, old_id, old_name) in &from {
+            let entry = repoints
+                .entry(svc.id.as_str())
+                .or_insert_with(|| (svc.name.as_str(), Vec::new()));
+            for r in svc.secrets.iter().filter(|r| &r.secret_id == old_id) {
+                let swap = PlannedSwap {
+                    old_id: old_id.clone(),
+                    old_name: old_name.clone(),
+                    new_name: new_name.clone(),
+                    target: d.target.clone().filter(|t| *t != r.target),
+                    uid: d.uid.clone().filter(|u| *u != r.uid),
+                    gid: d.gid.clone().filter(|g| *g != r.gid),
+                    mode: d.mode.filter(|m| *m != r.mode),
+                };
+                note_mounts(&svc.name, r, &swap, &mut mounts);
+                if !entry.1.contains(&swap) {
+                    entry.1.push(swap);
+                }
+            }
+        }
+    }
+
+    let created = current.is_none();
+    if created {
+        if let (Some(fp), Some(name)) = (&d.fingerprint, &target_name) {
+            steps.push(Step::Create {
+                secret: d.name.clone(),
+                swarm_name: name.clone(),
+                fingerprint: fp.clone(),
+                labels: managed_labels(scope.desired, d, fp),
+            });
+        }
+    }
+    let action = if created {
+        if !olds.is_empty() {
+            Some((
+                Action::Rotate,
+                if unverified {
+                    "the file changed (unverified: no identity)"
+                } else {
+                    "the value changed"
+                },
+            ))
+        } else if adoptable.is_some() {
+            Some((
+                Action::Adopt,
+                "an unmanaged secret of this name is used by services",
+            ))
+        } else {
+            Some((
+                Action::Create,
+                if unverified {
+                    "not on the Swarm (unverified: no identity)"
+                } else {
+                    "not on the Swarm"
+                },
+            ))
+        }
+    } else if !from.is_empty() {
+        if !missing.is_empty() {
+            Some((
+                Action::Repair,
+                "services point at a version that no longer exists",
+            ))
+        } else if adoptable.is_some() && olds.iter().all(|o| observed.users_of(&o.id).is_empty()) {
+            Some((Action::Adopt, "services still use the unmanaged secret"))
+        } else {
+            Some((
+                Action::Repair,
+                "services use an older version than the current one (rolled back?)",
+            ))
+        }
+    } else {
+        None
+    };
+    let change = action.map(|(action, reason)| Change {
+        services: moved_services,
+        replaces,
+        unverified,
+        mounts,
+        ..Change::new(action, &d.name, target_name.clone(), reason)
+    });
+    SecretPlan {
+        d,
+        current,
+        olds,
+        target_name,
+        fingerprint,
+        change,
+    }
+}
+
+/// Records the mount settings a swap changes.
+fn note_mounts(
+    service: &str,
+    r: &crate::model::SecretRef,
+    swap: &PlannedSwap,
+    mounts: &mut Vec<MountChange>,
+) {
+    let mut note = |setting: &str, from: String, to: Option<String>| {
+        if let Some(to) = to {
+            let m = MountChange {
+                service: service.to_string(),
+                setting: setting.into(),
+                from,
+                to,
+            };
+            if !mounts.contains(&m) {
+                mounts.push(m);
+            }
+        }
+    };
+    note("target", r.target.clone(), swap.target.clone());
+    note("uid", r.uid.clone(), swap.uid.clone());
+    note("gid", r.gid.clone(), swap.gid.clone());
+    note(
+        "mode",
+        format!("{:04o}", r.mode),
+        swap.mode.map(|m| format!("{m:04o}")),
+    );
+}
+
+/// Which secrets the services reference once this plan's updates are done: for a
+/// re-pointed service, its current references minus those swapped away (its previous
+/// spec becomes its current one); for the others, as they are.
+struct AfterUpdates<'a> {
+    observed: &'a Observed,
+    /// Re-pointed service id -> the secret IDs it is moved off.
+    moved: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Where a version stands once this plan's updates are done.
+enum Standing {
+    /// A service's current spec will still reference it.
+    InUse(Vec<String>),
+    /// A service whose update or rollback is in progress (or paused) references a version
+    /// of the same secret.
+    InFlight(Vec<String>),
+    /// Only previous specs will reference it.
+    Rollback(Vec<String>),
+    /// Only previous specs reference it now, and this plan updates those services: free
+    /// once their updates have converged.
+    AfterUpdate(Vec<(String, String)>),
+    Free,
+}
+
+impl<'a> AfterUpdates<'a> {
+    fn new(observed: &'a Observed, repoints: &Repoints<'_>) -> AfterUpdates<'a> {
+        let moved = repoints
+            .iter()
+            .map(|(id, (_, swaps))| {
+                let off = swaps.iter().map(|s| s.old_id.clone()).collect();
+                (id.to_string(), off)
+            })
+            .collect();
+        AfterUpdates { observed, moved }
+    }
+
+    /// Where version `id` (one of `siblings`, the versions of one secret) stands.
+    fn standing(&self, id: &str, siblings: &[&SwarmSecret]) -> Standing {
+        let in_flight: Vec<&ServiceRefs> = self
+            .observed
+            .services
+            .iter()
+            .filter(|s| s.in_flight() && siblings.iter().any(|v| s.holds(&v.id)))
+            .collect();
+        if !in_flight.is_empty() {
+            return Standing::InFlight(names_of(in_flight));
+        }
+        let mut in_use = Vec::new();
+        let mut rollback = Vec::new();
+        let mut after_update = Vec::new();
+        for svc in &self.observed.services {
+            let current = svc.secrets.iter().any(|r| r.secret_id == id);
+            let previous = svc.previous.iter().any(|r| r.secret_id == id);
+            match self.moved.get(svc.id.as_str()) {
+                Some(off) => {
+                    // Updated by this plan: its current spec becomes its previous one.
+                    if current && !off.contains(id) {
+                        in_use.push(svc);
+                    } else if current {
+                        rollback.push(svc);
+                    } else if previous {
+                        after_update.push(svc);
+                    }
+                }
+                None => {
+                    if current {
+                        in_use.push(svc);
+                    } else if previous {
+                        rollback.push(svc);
+                    }
+                }
+            }
+        }
+        if !in_use.is_empty() {
+            Standing::InUse(names_of(in_use))
+        } else if !rollback.is_empty() {
+            Standing::Rollback(names_of(rollback))
+        } else if !after_update.is_empty() {
+            let mut list: Vec<(String, String)> = after_update
+                .iter()
+                .map(|s| (s.id.clone(), s.name.clone()))
+                .collect();
+            list.sort();
+            list.dedup();
+            Standing::AfterUpdate(list)
+        } else {
+            Standing::Free
+        }
+    }
+}
+
+/// Phase 2 for one secret: its superseded versions are removed, kept (rollback, in
+/// flight, `keep_versions`) or removed once this plan's updates have converged.
+fn superseded(
+    scope: &Scope<'_>,
+    sp: &mut SecretPlan<'_>,
+    after: &AfterUpdates<'_>,
+    steps: &mut Vec<Step>,
+) {
+    if sp.target_name.is_none() {
+        // Unverified: where services end up is unknown, so nothing goes.
+        return;
+    }
+    let siblings: Vec<&SwarmSecret> = sp.olds.iter().copied().chain(sp.current).collect();
+    // Duplicates of the current value (left by a race) are never worth keeping.
+    let is_duplicate = |v: &SwarmSecret| {
+        sp.fingerprint.is_some() && v.label(labels::FINGERPRINT) == sp.fingerprint.as_deref()
+    };
+    let mut removable: Vec<(&SwarmSecret, Vec<(String, String)>)> = Vec::new();
+    let mut kept: Vec<Keep> = Vec::new();
+    for v in sp.olds.iter().copied() {
+        match after.standing(&v.id, &siblings) {
+            Standing::InUse(_) => {} // a reference this plan does not move (cannot happen)
+            Standing::InFlight(services) => kept.push(Keep {
+                swarm_name: v.name.clone(),
+                why: KeepWhy::InFlight,
+                services,
+            }),
+            Standing::Rollback(services) => kept.push(Keep {
+                swarm_name: v.name.clone(),
+                why: KeepWhy::Rollback,
+                services,
+            }),
+            Standing::AfterUpdate(services) => removable.push((v, services)),
+            Standing::Free => removable.push((v, Vec::new())),
+        }
+    }
+    // keep_versions: the newest superseded versions that would otherwise go.
+    let keep = scope.desired.keep_versions as usize;
+    let candidates: Vec<&SwarmSecret> = removable
+        .iter()
+        .map(|(v, _)| *v)
+        .filter(|v| !is_duplicate(v))
+        .collect();
+    let keep_from = candidates.len().saturating_sub(keep);
+    let kept_by_count: BTreeSet<&str> = candidates[keep_from..]
+        .iter()
+        .map(|v| v.id.as_str())
+        .collect();
+    let mut removes = Vec::new();
+    for (v, waits) in removable {
+        if kept_by_count.contains(v.id.as_str()) {
+            kept.push(Keep {
+                swarm_name: v.name.clone(),
+                why: KeepWhy::KeepVersions,
+                services: Vec::new(),
+            });
+            continue;
+        }
+        if !waits.is_empty() {
+            kept.push(Keep {
+                swarm_name: v.name.clone(),
+                why: KeepWhy::AfterUpdate,
+                services: waits.iter().map(|(_, n)| n.clone()).collect(),
+            });
+        } else {
+            removes.push(v.name.clone());
+        }
+        steps.push(Step::Remove {
+            secret: sp.d.name.clone(),
+            secret_id: v.id.clone(),
+            swarm_name: v.name.clone(),
+            after: waits.into_iter().map(|(id, _)| id).collect(),
+        });
+    }
+    kept.sort_by(|a, b| (&a.swarm_name, a.why).cmp(&(&b.swarm_name, b.why)));
+    match &mut sp.change {
+        Some(change) => {
+            change.removes = removes;
+            change.kept = kept;
+        }
+        None if !removes.is_empty() || kept.iter().any(|k| k.why == KeepWhy::AfterUpdate) => {
+            // Nothing else changes for this secret: the removals are the change.
+            let mut c = Change::new(
+                Action::Remove,
+                &sp.d.name,
+                removes
+                    .first()
+                    .cloned()
+                    .or_else(|| kept.first().map(|k| k.swarm_name.clone())),
+                "superseded version, unused",
+            );
+            c.removes = removes;
+            c.kept = kept;
+            sp.change = Some(c);
+        }
+        None => {
+            // Kept versions alone are no change; the unchanged entry carries them.
+            sp.change = None;
+            if !kept.is_empty() {
+                let mut c = unchanged(scope, sp);
+                c.kept = kept;
+                sp.change = Some(c);
+            }
+        }
+    }
+}
+
+/// Phase 2, labels: the current version's labels as the manifest wants them.
+fn relabel(
+    scope: &Scope<'_>,
+    sp: &SecretPlan<'_>,
+    steps: &mut Vec<Step>,
+    changes: &mut Vec<Change>,
+) {
+    let (Some(c), Some(fp)) = (sp.current, &sp.fingerprint) else {
+        return;
+    };
+    let want = managed_labels(scope.desired, sp.d, fp);
+    if want == c.labels {
+        return;
+    }
+    let mut differing: Vec<String> = want
+        .keys()
+        .chain(c.labels.keys())
+        .filter(|k| want.get(*k) != c.labels.get(*k))
+        .cloned()
+        .collect();
+    differing.sort();
+    differing.dedup();
+    steps.push(Step::Relabel {
+        secret: sp.d.name.clone(),
+        secret_id: c.id.clone(),
+        swarm_name: c.name.clone(),
+        labels: want,
+    });
+    changes.push(Change::new(
+        Action::Relabel,
+        &sp.d.name,
+        Some(c.name.clone()),
+        &format!("labels differ: {}", differing.join(", ")),
+    ));
+}
+
+/// The entry of a secret with nothing to do.
+fn unchanged(scope: &Scope<'_>, sp: &SecretPlan<'_>) -> Change {
+    let keep = scope.desired.keep_versions as usize;
+    let reason = if keep > 0 && !sp.olds.is_empty() {
+        format!("{} older version(s) kept", sp.olds.len())
+    } else {
+        "up to date".into()
+    };
+    Change {
+        services: sp
+            .current
+            .map(|c| names_of(scope.observed.users_of(&c.id)))
+            .unwrap_or_default(),
+        unverified: false,
+        ..Change::new(
+            Action::Unchanged,
+            &sp.d.name,
+            sp.target_name.clone(),
+            &reason,
+        )
+    }
+}
+
+/// The entry of a version of a secret gone from the repository that stays for now.
+fn kept_while(v: &SwarmSecret, why: KeepWhy, services: Vec<String>, logical: &str) -> Change {
+    Change {
+        kept: vec![Keep {
+            swarm_name: v.name.clone(),
+            why,
+            services,
+        }],
+        ..Change::new(
+            Action::Unchanged,
+            logical,
+            Some(v.name.clone()),
+            "gone from the repository; kept while a service can still run with it",
+        )
+    }
+}
+
+/// Phase 2, managed versions of secrets gone from the repository: removed, blocked (a
+/// service uses one: never forced) or kept.
+fn gone(
+    scope: &Scope<'_>,
+    after: &AfterUpdates<'_>,
+    steps: &mut Vec<Step>,
+    changes: &mut Vec<Change>,
+) {
+    for (name, list) in &scope.versions {
+        if scope.desired.secrets.contains_key(*name) {
+            continue;
+        }
+        for v in list {
+            let logical = if name.is_empty() {
+                v.name.clone()
+            } else {
+                name.to_string()
+            };
+            let mut remove = |after: Vec<(String, String)>, kept: Vec<Keep>| {
+                steps.push(Step::Remove {
+                    secret: logical.clone(),
+                    secret_id: v.id.clone(),
+                    swarm_name: v.name.clone(),
+                    after: after.into_iter().map(|(id, _)| id).collect(),
+                });
+                let mut c = Change::new(
+                    Action::Remove,
+                    &logical,
+                    Some(v.name.clone()),
+                    "gone from the repository",
+                );
+                if kept.is_empty() {
+                    c.removes = vec![v.name.clone()];
+                }
+                c.kept = kept;
+                c
+            };
+            let change = match after.standing(&v.id, list) {
+                Standing::InUse(services) => Change {
+                    services,
+                    ..Change::new(
+                        Action::Blocked,
+                        &logical,
+                        Some(v.name.clone()),
+                        "gone from the repository, but services still use it",
+                    )
+                },
+                Standing::Free => remove(Vec::new(), Vec::new()),
+                Standing::AfterUpdate(waits) => {
+                    let keep = Keep {
+                        swarm_name: v.name.clone(),
+                        why: KeepWhy::AfterUpdate,
+                        services: waits.iter().map(|(_, n)| n.clone()).collect(),
+                    };
+                    remove(waits, vec![keep])
+                }
+                Standing::Rollback(services) => {
+                    kept_while(v, KeepWhy::Rollback, services, &logical)
+                }
+                Standing::InFlight(services) => {
+                    kept_while(v, KeepWhy::InFlight, services, &logical)
+                }
+            };
+            changes.push(change);
+        }
     }
 }
 
@@ -608,7 +998,7 @@ fn pick_current<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{SecretRef, ServiceRefs};
+    use crate::model::{SecretRef, ServiceRefs, UpdateState};
     use proptest::prelude::*;
 
     const P: &str = "shop";
@@ -665,29 +1055,51 @@ mod tests {
         }
     }
 
-    fn service(id: &str, refs: &[&SwarmSecret]) -> ServiceRefs {
+    fn refs(secrets: &[&SwarmSecret]) -> Vec<SecretRef> {
+        secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SecretRef {
+                secret_id: s.id.clone(),
+                secret_name: s.name.clone(),
+                target: format!("t{i}"),
+                uid: "0".into(),
+                gid: "0".into(),
+                mode: 0o444,
+                missing: false,
+            })
+            .collect()
+    }
+
+    fn service(id: &str, current: &[&SwarmSecret]) -> ServiceRefs {
         ServiceRefs {
             id: id.into(),
             name: format!("svc-{id}"),
             version: 10,
-            secrets: refs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| SecretRef {
-                    secret_id: s.id.clone(),
-                    secret_name: s.name.clone(),
-                    target: format!("t{i}"),
-                    uid: "0".into(),
-                    gid: "0".into(),
-                    mode: 0o444,
-                })
-                .collect(),
+            secrets: refs(current),
+            ..ServiceRefs::default()
         }
     }
 
-    /// Carries out a plan on an in-memory Swarm, enforcing Docker's rule that a secret
-    /// in use cannot be removed, and swarmseal's rule that only its own secrets are
-    /// touched.
+    fn observed(secrets: &[&SwarmSecret], services: Vec<ServiceRefs>) -> Observed {
+        Observed {
+            cluster_id: "c".into(),
+            secrets: secrets.iter().map(|s| (*s).clone()).collect(),
+            services,
+        }
+    }
+
+    /// True when some service references the secret in its current or previous spec.
+    fn referenced(o: &Observed, id: &str) -> bool {
+        o.services.iter().any(|s| s.holds(id))
+    }
+
+    /// Carries out a plan on an in-memory Swarm the way Docker and the executor do: an
+    /// update makes the service's current references its previous ones (and converges at
+    /// once), a secret a current spec uses cannot be removed (Docker's rule), and a removal
+    /// is carried out only if no current or previous spec references the secret (the
+    /// executor's last look) — a planned removal that fails that look is a planner bug and
+    /// an error here. Only swarmseal's own secrets may be touched.
     fn execute(observed: &Observed, plan: &Plan) -> Result<Observed, String> {
         let mut o = observed.clone();
         let mut n = 0;
@@ -735,6 +1147,8 @@ mod tests {
                         .find(|s| &s.id == service_id)
                         .ok_or("unknown service")?;
                     svc.version += 1;
+                    svc.previous = svc.secrets.clone();
+                    svc.update = Some(UpdateState::Completed);
                     for swap in swaps {
                         let new_id = ids
                             .get(&swap.new_name)
@@ -746,16 +1160,23 @@ mod tests {
                         {
                             r.secret_id = new_id.clone();
                             r.secret_name = swap.new_name.clone();
+                            r.missing = false;
                         }
                     }
                 }
                 Step::Remove {
                     secret_id,
                     swarm_name,
+                    after,
                     ..
                 } => {
                     if !o.users_of(secret_id).is_empty() {
                         return Err(format!("removal of {swarm_name}, which a service uses"));
+                    }
+                    if referenced(&o, secret_id) {
+                        return Err(format!(
+                            "removal of {swarm_name}, which a previous spec references (after {after:?})"
+                        ));
                     }
                     let s = o
                         .secrets
@@ -772,43 +1193,175 @@ mod tests {
         Ok(o)
     }
 
+    /// True when, at planning time, a service in flight referenced a version of `name`:
+    /// the plan keeps that secret's versions until it settles.
+    fn held_in_flight(o: &Observed, name: &str) -> bool {
+        o.services.iter().any(|svc| {
+            svc.in_flight()
+                && o.secrets.iter().any(|v| {
+                    v.is_managed_by(P, E) && v.label(labels::NAME) == Some(name) && svc.holds(&v.id)
+                })
+        })
+    }
+
+    fn kept_why(p: &Plan, name: &str) -> Option<KeepWhy> {
+        p.kept()
+            .find(|(_, k)| k.swarm_name == name)
+            .map(|(_, k)| k.why)
+    }
+
     #[test]
-    fn rotation_repoints_every_user_once_and_removes_the_old_version() {
+    fn rotation_repoints_every_user_once_and_keeps_the_rollback_target() {
         let old = managed("o1", "db", 1, "2024");
         let other = managed("o2", "api", 2, "2024");
-        let observed = Observed {
-            cluster_id: "c".into(),
-            secrets: vec![old.clone(), other.clone()],
-            services: vec![service("s1", &[&old, &other]), service("s2", &[&old])],
-        };
+        let o = observed(
+            &[&old, &other],
+            vec![service("s1", &[&old, &other]), service("s2", &[&old])],
+        );
         let d = desired(&[("db", 3), ("api", 4)], 0);
-        let p = plan(&d, &observed);
+        let p = plan(&d, &o);
         assert_eq!(p.summary.rotate, 2);
-        let repoints: Vec<_> = p
+        let repoints = p
             .steps
             .iter()
             .filter(|s| matches!(s, Step::Repoint { .. }))
-            .collect();
-        assert_eq!(repoints.len(), 2, "one update per service");
-        let after = execute(&observed, &p).unwrap();
+            .count();
+        assert_eq!(repoints, 2, "one update per service");
+        // The old versions are what a rollback brings back: kept, and said so.
+        assert_eq!(kept_why(&p, &old.name), Some(KeepWhy::Rollback));
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::Remove { .. })));
+        let after = execute(&o, &p).unwrap();
         assert_eq!(after.services[0].version, 11);
-        assert!(!after.secrets.iter().any(|s| s.id == "o1" || s.id == "o2"));
-        assert!(!plan(&d, &after).has_changes());
+        assert!(after.secrets.iter().any(|s| s.id == "o1"));
+        let again = plan(&d, &after);
+        assert!(!again.has_changes() && again.steps.is_empty(), "{again:?}");
+
+        // The next rotation re-points the services again: the first version leaves their
+        // previous specs, and goes once their updates have converged.
+        let d3 = desired(&[("db", 5), ("api", 6)], 0);
+        let p3 = plan(&d3, &after);
+        let conditional: Vec<&Step> = p3
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Remove { after, .. } if !after.is_empty()))
+            .collect();
+        assert_eq!(conditional.len(), 2, "{p3:?}");
+        let after3 = execute(&after, &p3).unwrap();
+        assert!(!after3.secrets.iter().any(|s| s.id == "o1" || s.id == "o2"));
+        assert!(plan(&d3, &after3).steps.is_empty());
+    }
+
+    #[test]
+    fn a_version_only_a_previous_spec_uses_is_kept() {
+        // web was rolled back by hand earlier, or updated to drop the secret: its previous
+        // spec still names v1, and Docker's own in-use check would let v1 go.
+        let v1 = managed("v1", "db", 1, "2021");
+        let v2 = managed("v2", "db", 2, "2022");
+        let mut web = service("web", &[&v2]);
+        web.previous = refs(&[&v1]);
+        let o = observed(&[&v1, &v2], vec![web]);
+        let d = desired(&[("db", 2)], 0);
+        let p = plan(&d, &o);
+        assert!(!p.has_changes(), "{p:?}");
+        assert!(p.steps.is_empty());
+        assert_eq!(kept_why(&p, &v1.name), Some(KeepWhy::Rollback));
+        // Gone from the repository: still kept, not blocked, not removed.
+        let p = plan(&desired(&[], 0), &o);
+        assert_eq!(p.summary.blocked, 1, "v2 is in use");
+        assert_eq!(kept_why(&p, &v1.name), Some(KeepWhy::Rollback));
+        assert!(!p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Remove { secret_id, .. } if secret_id == "v1")));
+    }
+
+    #[test]
+    fn services_in_flight_hold_every_version() {
+        let v1 = managed("v1", "db", 1, "2021");
+        let v2 = managed("v2", "db", 2, "2022");
+        let v3 = managed("v3", "db", 3, "2023");
+        let mut web = service("web", &[&v2]);
+        web.update = Some(UpdateState::Updating);
+        let o = observed(&[&v1, &v2, &v3], vec![web]);
+        // v3 is current; web, still updating onto v2, is re-pointed, but nothing goes.
+        let p = plan(&desired(&[("db", 3)], 0), &o);
+        assert_eq!(p.summary.repair, 1);
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::Remove { .. })));
+        assert_eq!(kept_why(&p, &v1.name), Some(KeepWhy::InFlight));
+        let c = p
+            .changes
+            .iter()
+            .find(|c| c.action == Action::Repair)
+            .unwrap();
+        assert!(c
+            .kept
+            .iter()
+            .all(|k| k.services == vec!["svc-web".to_string()]));
+    }
+
+    #[test]
+    fn rolled_back_service_is_repaired() {
+        // After a rollback, web is back on v1 while v2 holds the repository's value.
+        let v1 = managed("v1", "db", 1, "2021");
+        let v2 = managed("v2", "db", 2, "2022");
+        let mut web = service("web", &[&v1]);
+        web.previous = refs(&[&v2]);
+        web.update = Some(UpdateState::RollbackCompleted);
+        let o = observed(&[&v1, &v2], vec![web]);
+        let d = desired(&[("db", 2)], 0);
+        let p = plan(&d, &o);
+        assert_eq!(p.summary.repair, 1, "{p:?}");
+        let c = &p.changes[0];
+        assert_eq!(c.swarm_name.as_deref(), Some(v2.name.as_str()));
+        assert_eq!(c.services, vec!["svc-web".to_string()]);
+        assert_eq!(kept_why(&p, &v1.name), Some(KeepWhy::Rollback));
+        let after = execute(&o, &p).unwrap();
+        assert_eq!(after.services[0].secrets[0].secret_id, "v2");
+    }
+
+    #[test]
+    fn a_reference_to_a_removed_version_is_repaired() {
+        // An older swarmseal removed v1, then web rolled back onto it: its tasks cannot
+        // start. Its previous spec names v2, one of this environment's versions.
+        let v1 = managed("v1", "db", 1, "2021");
+        let v2 = managed("v2", "db", 2, "2022");
+        let api = managed("a1", "api", 3, "2022");
+        let mut web = service("web", &[&v1]);
+        web.secrets[0].missing = true;
+        web.previous = refs(&[&v2]);
+        // A stranger's service with a dangling reference of the same shape is not ours.
+        let mut other = service("other", &[&v1]);
+        other.secrets[0].missing = true;
+        let o = observed(&[&v2, &api], vec![web, other]);
+        let p = plan(&desired(&[("db", 2), ("api", 3)], 0), &o);
+        assert_eq!(p.summary.repair, 1, "{p:?}");
+        let c = p
+            .changes
+            .iter()
+            .find(|c| c.action == Action::Repair)
+            .unwrap();
+        assert_eq!(c.services, vec!["svc-web".to_string()]);
+        assert_eq!(c.replaces, vec![v1.name.clone()]);
+        let after = execute(&o, &p).unwrap();
+        let web = after.services.iter().find(|s| s.id == "web").unwrap();
+        assert_eq!(web.secrets[0].secret_id, "v2");
+        assert!(!web.secrets[0].missing);
+        let other = after.services.iter().find(|s| s.id == "other").unwrap();
+        assert!(
+            other.secrets[0].missing,
+            "a service not of this environment was touched"
+        );
     }
 
     #[test]
     fn adoption_leaves_the_original_alone() {
         let original = unmanaged("u1", "db");
-        let observed = Observed {
-            cluster_id: "c".into(),
-            secrets: vec![original.clone()],
-            services: vec![service("s1", &[&original])],
-        };
+        let o = observed(&[&original], vec![service("s1", &[&original])]);
         let d = desired(&[("db", 1)], 0);
-        let p = plan(&d, &observed);
+        let p = plan(&d, &o);
         assert_eq!(p.summary.adopt, 1);
         assert_eq!(p.changes[0].services, vec!["svc-s1".to_string()]);
-        let after = execute(&observed, &p).unwrap();
+        let after = execute(&o, &p).unwrap();
         assert!(after.secrets.iter().any(|s| s.id == "u1"));
         assert!(!plan(&d, &after).has_changes());
     }
@@ -817,29 +1370,21 @@ mod tests {
     fn removal_in_use_is_blocked() {
         let gone = managed("g1", "old", 1, "2024");
         let unused = managed("g2", "older", 1, "2024");
-        let observed = Observed {
-            cluster_id: "c".into(),
-            secrets: vec![gone.clone(), unused],
-            services: vec![service("s1", &[&gone])],
-        };
-        let p = plan(&desired(&[], 0), &observed);
+        let o = observed(&[&gone, &unused], vec![service("s1", &[&gone])]);
+        let p = plan(&desired(&[], 0), &o);
         assert_eq!(p.summary.blocked, 1);
         assert_eq!(p.summary.remove, 1);
         assert_eq!(p.steps.len(), 1);
-        execute(&observed, &p).unwrap();
+        execute(&o, &p).unwrap();
     }
 
     #[test]
     fn rekey_is_a_relabel() {
         let v = managed("v1", "db", 1, "2024");
-        let observed = Observed {
-            cluster_id: "c".into(),
-            secrets: vec![v],
-            services: vec![],
-        };
+        let o = observed(&[&v], vec![]);
         let mut d = desired(&[("db", 1)], 0);
         d.secrets.get_mut("db").unwrap().source = "another-file-digest".into();
-        let p = plan(&d, &observed);
+        let p = plan(&d, &o);
         assert_eq!(p.summary.relabel, 1);
         assert_eq!(p.summary.rotate + p.summary.create, 0);
         assert!(p.changes[0].reason.contains(labels::SOURCE));
@@ -848,25 +1393,21 @@ mod tests {
     #[test]
     fn without_identity_changes_are_unverified() {
         let v = managed("v1", "db", 1, "2024");
-        let observed = Observed {
-            cluster_id: "c".into(),
-            secrets: vec![v],
-            services: vec![],
-        };
+        let o = observed(&[&v], vec![]);
         let mut d = desired(&[("db", 1), ("new", 2)], 0);
         for s in d.secrets.values_mut() {
             s.fingerprint = None;
         }
         // db's file is unchanged (same source): unchanged; new: unverified create.
         d.secrets.get_mut("db").unwrap().source = "src-db-1".into();
-        let p = plan(&d, &observed);
+        let p = plan(&d, &o);
         assert_eq!(p.summary.unchanged, 1);
         assert!(p
             .changes
             .iter()
             .any(|c| c.secret == "new" && c.unverified && c.action == Action::Create));
         d.secrets.get_mut("db").unwrap().source = "changed".into();
-        let p = plan(&d, &observed);
+        let p = plan(&d, &o);
         assert!(p
             .changes
             .iter()
@@ -878,16 +1419,14 @@ mod tests {
     fn keep_versions_keeps_the_newest_superseded() {
         let v1 = managed("v1", "db", 1, "2021");
         let v2 = managed("v2", "db", 2, "2022");
-        let observed = Observed {
-            cluster_id: "c".into(),
-            secrets: vec![v1, v2],
-            services: vec![],
-        };
+        let o = observed(&[&v1, &v2], vec![]);
         let d = desired(&[("db", 3)], 1);
-        let after = execute(&observed, &plan(&d, &observed)).unwrap();
+        let p = plan(&d, &o);
+        assert_eq!(kept_why(&p, &v2.name), Some(KeepWhy::KeepVersions));
+        let after = execute(&o, &p).unwrap();
         let ids: BTreeSet<&str> = after.secrets.iter().map(|s| s.id.as_str()).collect();
         assert!(ids.contains("v2") && !ids.contains("v1"));
-        assert!(!plan(&d, &after).has_changes() || plan(&d, &after).steps.is_empty());
+        assert!(plan(&d, &after).steps.is_empty());
     }
 
     fn arb_case() -> impl Strategy<Value = (Desired, Observed)> {
@@ -900,8 +1439,13 @@ mod tests {
         // (name idx, fingerprint, kind: 0 managed / 1 unmanaged / 2 other project / 3 other env, stale labels)
         let secrets_s =
             proptest::collection::vec((0usize..4, 0u8..4, 0u8..4, any::<bool>()), 0..10);
+        // Per service: current references, previous references, update state.
         let services_s = proptest::collection::vec(
-            proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+            (
+                proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+                proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+                0u8..8,
+            ),
             0..4,
         );
         (desired_s, secrets_s, services_s).prop_map(
@@ -942,14 +1486,25 @@ mod tests {
                     list.push(s);
                 }
                 let mut svcs = Vec::new();
-                for (i, picks) in services.iter().enumerate() {
+                for (i, (current, previous, state)) in services.iter().enumerate() {
                     if list.is_empty() {
                         break;
                     }
-                    let mut refs: Vec<&SwarmSecret> = picks.iter().map(|p| p.get(&list)).collect();
-                    refs.sort_by(|a, b| a.id.cmp(&b.id));
-                    refs.dedup_by(|a, b| a.id == b.id);
-                    svcs.push(service(&format!("s{i}"), &refs));
+                    let pick = |picks: &Vec<prop::sample::Index>| {
+                        let mut r: Vec<&SwarmSecret> = picks.iter().map(|p| p.get(&list)).collect();
+                        r.sort_by(|a, b| a.id.cmp(&b.id));
+                        r.dedup_by(|a, b| a.id == b.id);
+                        r
+                    };
+                    let mut svc = service(&format!("s{i}"), &pick(current));
+                    svc.previous = refs(&pick(previous));
+                    svc.update = match state {
+                        0 => Some(UpdateState::Updating),
+                        1 => Some(UpdateState::RollbackCompleted),
+                        2 => Some(UpdateState::Completed),
+                        _ => None,
+                    };
+                    svcs.push(svc);
                 }
                 (
                     d,
@@ -969,8 +1524,18 @@ mod tests {
         #[test]
         fn executing_a_plan_reaches_the_desired_state((d, observed) in arb_case()) {
             let p = plan(&d, &observed);
+            // The executor's checks (Docker's in-use rule, previous specs, scope) all hold.
             let after = execute(&observed, &p).map_err(TestCaseError::fail)?;
 
+            // No service, in its current or previous spec, references a secret that the
+            // plan removed: a rollback never strands it.
+            for svc in &after.services {
+                for r in svc.secrets.iter().chain(&svc.previous) {
+                    let existed = observed.secrets.iter().any(|s| s.id == r.secret_id);
+                    let exists = after.secrets.iter().any(|s| s.id == r.secret_id);
+                    prop_assert!(!existed || exists, "{} references removed {}", svc.name, r.secret_name);
+                }
+            }
             // Every desired secret has a version with its value and labels, and every
             // service that used any version of it (or the unmanaged original) now uses that.
             for s in d.secrets.values() {
@@ -987,25 +1552,33 @@ mod tests {
                             "{} still uses an old version of {}", svc.name, s.name);
                     }
                 }
-                let superseded = after.secrets.iter().filter(|v| v.is_managed_by(P, E) && v.label(labels::NAME) == Some(s.name.as_str()) && v.label(labels::FINGERPRINT) != Some(fp.as_str())).count();
-                let before = observed.secrets.iter().filter(|v| v.is_managed_by(P, E) && v.label(labels::NAME) == Some(s.name.as_str()) && v.label(labels::FINGERPRINT) != Some(fp.as_str())).count();
-                prop_assert_eq!(superseded, before.min(d.keep_versions as usize), "keep_versions not honoured for {}", s.name);
+                // What stays of the superseded versions: those a service can still run
+                // with, those kept while one is in flight, and at most keep_versions more.
+                let in_flight = held_in_flight(&observed, &s.name);
+                let idle_superseded = after.secrets.iter().filter(|v| v.is_managed_by(P, E) && v.label(labels::NAME) == Some(s.name.as_str()) && v.label(labels::FINGERPRINT) != Some(fp.as_str()) && !referenced(&after, &v.id)).count();
+                prop_assert!(in_flight || idle_superseded <= d.keep_versions as usize,
+                    "{idle_superseded} unreferenced superseded versions of {} kept (keep_versions {})", s.name, d.keep_versions);
             }
-            // Managed secrets of removed names survive only while in use.
+            // Managed secrets of removed names survive only while a service references
+            // them or one in flight holds their secret.
             for v in after.secrets.iter().filter(|v| v.is_managed_by(P, E)) {
                 let name = v.label(labels::NAME).unwrap_or("");
                 if !d.secrets.contains_key(name) {
-                    prop_assert!(!after.users_of(&v.id).is_empty(), "unused {} kept", v.name);
+                    let held = referenced(&after, &v.id) || held_in_flight(&observed, name);
+                    prop_assert!(held, "unused {} kept", v.name);
                 }
+            }
+            // Applying twice is a no-op: the second plan has nothing to carry out (unless a
+            // service was in flight: what it held goes once it has settled).
+            if !observed.services.iter().any(|svc| svc.in_flight()) {
+                let again = plan(&d, &after);
+                prop_assert!(again.steps.is_empty(), "second plan still has steps: {:?}", again.steps);
+                prop_assert_eq!(again.summary.create + again.summary.rotate + again.summary.adopt + again.summary.repair + again.summary.relabel + again.summary.remove, 0);
             }
             // Unmanaged and foreign secrets are untouched.
             for s in observed.secrets.iter().filter(|s| !s.is_managed_by(P, E)) {
                 prop_assert!(after.secrets.contains(s), "{} was touched", s.name);
             }
-            // Planning again changes nothing.
-            let again = plan(&d, &after);
-            prop_assert!(again.steps.is_empty(), "second plan has steps: {:?}", again.steps);
-            prop_assert_eq!(again.summary.create + again.summary.rotate + again.summary.adopt + again.summary.relabel + again.summary.remove, 0);
         }
     }
 }

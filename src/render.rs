@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::output::{clean, paint};
-use crate::plan::{Action, Change, MountChange, Plan};
+use crate::plan::{Action, Change, Keep, KeepWhy, MountChange, Plan};
 
 /// Where the plan was made against, for headers.
 pub struct Context<'a> {
@@ -17,6 +17,7 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::Create => ("+", "32"),
         Action::Rotate => ("~", "33"),
         Action::Adopt => ("<", "36"),
+        Action::Repair => ("^", "35"),
         Action::Relabel => ("*", "34"),
         Action::Remove => ("-", "31"),
         Action::Blocked => ("!", "1;31"),
@@ -38,14 +39,46 @@ pub fn summary_line(plan: &Plan) -> String {
         format!("{} to create", s.create),
         format!("{} to rotate", s.rotate),
         format!("{} to adopt", s.adopt),
+    ];
+    if s.repair > 0 {
+        parts.push(format!("{} to repair", s.repair));
+    }
+    parts.extend([
         format!("{} to relabel", s.relabel),
         format!("{} to remove", s.remove),
-    ];
+    ]);
     if s.blocked > 0 {
         parts.push(format!("{} blocked", s.blocked));
     }
     parts.push(format!("{} unchanged", s.unchanged));
     parts.join(", ")
+}
+
+/// Why a version stays, in words: `web can roll back to it`.
+pub fn keep_note(k: &Keep) -> String {
+    let who = k
+        .services
+        .iter()
+        .map(|s| clean(s).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match k.why {
+        KeepWhy::Rollback => format!("keeps {}: {who} can roll back to it", k.swarm_name),
+        KeepWhy::InFlight => format!(
+            "keeps {}: waits for {who}, whose update is not finished",
+            k.swarm_name
+        ),
+        KeepWhy::KeepVersions => format!("keeps {} (keep_versions)", k.swarm_name),
+        KeepWhy::AfterUpdate => format!(
+            "removes {} once the update of {who} has converged",
+            k.swarm_name
+        ),
+    }
+}
+
+/// True for a kept version worth showing without `-v`: something that waits to be done.
+fn pending(k: &Keep) -> bool {
+    matches!(k.why, KeepWhy::InFlight | KeepWhy::AfterUpdate)
 }
 
 /// The plan for a terminal or a log.
@@ -54,11 +87,39 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         "swarmseal plan: project {}, environment {}, Swarm {} via {}\n\n",
         plan.project, plan.environment, ctx.cluster_id, ctx.endpoint
     );
+    let kept_quietly = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Unchanged)
+        .flat_map(|c| &c.kept)
+        .filter(|k| !pending(k))
+        .count();
+    let waiting: Vec<(&str, &Keep)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Unchanged)
+        .flat_map(|c| c.kept.iter().map(move |k| (c.secret.as_str(), k)))
+        .filter(|(_, k)| pending(k) || verbose)
+        .collect();
+    let footer = |out: &mut String| {
+        if !waiting.is_empty() {
+            out.push_str("\nKept for now:\n");
+            for (secret, k) in &waiting {
+                out.push_str(&format!("  {secret}: {}\n", keep_note(k)));
+            }
+        }
+        if kept_quietly > 0 && !verbose {
+            out.push_str(&format!(
+                "{kept_quietly} older version(s) kept because a service can roll back to them (-v lists them); a later apply removes them once the services move on.\n"
+            ));
+        }
+    };
     if !plan.has_changes() {
         out.push_str(&format!(
             "No changes: the Swarm matches the repository ({} secret(s)).\n",
             plan.summary.unchanged
         ));
+        footer(&mut out);
         return out;
     }
     let width = plan
@@ -75,7 +136,7 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         let head = format!("{sym} {:<8}", c.action.as_str());
         let mut line = format!("  {} {:<width$}  ", paint(colour, code, &head), c.secret);
         match c.action {
-            Action::Create | Action::Rotate | Action::Adopt => {
+            Action::Create | Action::Rotate | Action::Adopt | Action::Repair => {
                 line.push_str(&format!("-> {}", target(c)))
             }
             _ => line.push_str(&target(c)),
@@ -93,7 +154,8 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
                 Action::Blocked | Action::Unchanged => "used by",
                 _ => "re-points",
             };
-            out.push_str(&format!("{pad}{verb}: {}\n", c.services.join(", ")));
+            let services: Vec<String> = c.services.iter().map(|s| clean(s).into_owned()).collect();
+            out.push_str(&format!("{pad}{verb}: {}\n", services.join(", ")));
         }
         if c.action == Action::Adopt {
             for r in &c.replaces {
@@ -108,8 +170,14 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         for m in &c.mounts {
             out.push_str(&format!("{pad}{}\n", mount_note(m)));
         }
+        if c.action != Action::Unchanged {
+            for k in &c.kept {
+                out.push_str(&format!("{pad}{}\n", keep_note(k)));
+            }
+        }
     }
     out.push_str(&format!("\nPlan: {}.\n", summary_line(plan)));
+    footer(&mut out);
     if plan.is_unverified() {
         out.push_str("Changes marked unverified were inferred from the encrypted files alone (no identity could read them): a re-encrypted file shows as changed.\n");
     }
@@ -142,6 +210,7 @@ fn change_json(c: &Change) -> Value {
         "unverified": c.unverified,
         "reason": c.reason,
         "mounts": c.mounts,
+        "kept": c.kept,
     })
 }
 
@@ -156,9 +225,14 @@ pub fn json(plan: &Plan, ctx: &Context<'_>) -> Value {
         "cluster_id": ctx.cluster_id,
         "changes": plan.changes.iter().filter(|c| c.action != Action::Unchanged).map(change_json).collect::<Vec<_>>(),
         "summary": {
-            "create": s.create, "rotate": s.rotate, "adopt": s.adopt, "relabel": s.relabel,
-            "remove": s.remove, "blocked": s.blocked, "unchanged": s.unchanged,
+            "create": s.create, "rotate": s.rotate, "adopt": s.adopt, "repair": s.repair,
+            "relabel": s.relabel, "remove": s.remove, "blocked": s.blocked,
+            "unchanged": s.unchanged,
         },
+        // Every superseded version kept for now, whichever change it belongs to.
+        "kept": plan.kept().map(|(secret, k)| json!({
+            "secret": secret, "swarm_name": k.swarm_name, "why": k.why, "services": k.services,
+        })).collect::<Vec<_>>(),
         "unverified": plan.is_unverified(),
     })
 }
@@ -169,11 +243,26 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
         "### swarmseal plan: `{}` / `{}`\n\nSwarm `{}`\n\n",
         plan.project, plan.environment, ctx.cluster_id
     );
+    let waiting: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Unchanged)
+        .flat_map(|c| {
+            c.kept
+                .iter()
+                .filter(|k| pending(k))
+                .map(move |k| format!("- `{}`: {}\n", c.secret, keep_note(k)))
+        })
+        .collect();
     if !plan.has_changes() {
         out.push_str(&format!(
             "No changes: the Swarm matches the repository ({} secrets).\n",
             plan.summary.unchanged
         ));
+        if !waiting.is_empty() {
+            out.push_str("\nKept for now:\n\n");
+            out.push_str(&waiting.concat());
+        }
         return out;
     }
     out.push_str(
@@ -203,6 +292,9 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
         for m in &c.mounts {
             notes.push(format!("`{}`", mount_note(m)));
         }
+        for k in &c.kept {
+            notes.push(keep_note(k));
+        }
         if !c.removes.is_empty() && c.action != Action::Remove {
             notes.push(format!(
                 "removes {}",
@@ -223,6 +315,10 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
         ));
     }
     out.push_str(&format!("\n**Plan:** {}.\n", summary_line(plan)));
+    if !waiting.is_empty() {
+        out.push_str("\nKept for now:\n\n");
+        out.push_str(&waiting.concat());
+    }
     if plan.is_unverified() {
         out.push_str("\n_Unverified changes were inferred from the encrypted files alone (plan ran without an identity)._\n");
     }

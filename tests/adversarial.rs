@@ -803,7 +803,9 @@ fn plan_shows_mount_setting_changes() {
                 uid: "0".into(),
                 gid: "0".into(),
                 mode: 0o444,
+                missing: false,
             }],
+            ..ServiceRefs::default()
         }],
     };
     let desired = Desired {
@@ -1226,7 +1228,9 @@ fn unlock_refuses_a_live_holder_without_force() {
     rt.block_on(swarm.lock(&repo.project, ENV, &dead, Duration::ZERO))
         .unwrap();
     let out = repo.run(&["apply", "--yes"]);
-    assert_refused(&out, &["no longer running", "swarmseal unlock"]);
+    // The exact command, with the flags this apply was given.
+    let exact = format!("`swarmseal -e {ENV} -H {} unlock`", engine.host);
+    assert_refused(&out, &["no longer running", &exact]);
     let out = repo.run(&["unlock"]);
     assert_ok(&out);
     assert!(
@@ -1381,14 +1385,11 @@ fn saved_plan_survives_unrelated_service_changes() {
     let out = repo.run(&["apply", plan_file.to_str().unwrap()]);
     assert_ok(&out);
     // A service that starts using one of the plan's secrets does make it stale.
+    let applied = repo.current("db_password");
     repo.set("db_password", b"three");
     assert_ok(&repo.run(&["plan", "--out", plan_file.to_str().unwrap()]));
     let user = format!("{}-user", repo.project);
-    guard.service(
-        &user,
-        &repo.project,
-        &[(&repo.current("db_password").name, "db_password")],
-    );
+    guard.service(&user, &repo.project, &[(&applied.name, "db_password")]);
     let out = repo.run(&["apply", plan_file.to_str().unwrap()]);
     assert_refused(&out, &["stale"]);
 }

@@ -609,7 +609,7 @@ async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
         .unwrap());
     let start = Instant::now();
     swarm
-        .wait_converged(&service_id, Duration::from_secs(120))
+        .wait_converged(&service_id, Duration::from_secs(120), &|_| {})
         .await
         .unwrap();
     eprintln!("converged in {:?}", start.elapsed());
@@ -762,7 +762,7 @@ async fn repoint_with_two_swaps_is_one_service_update() {
     // With no replicas Docker publishes no update status; swarmseal watches the (absent)
     // tasks for a moment before calling it converged, so a tiny timeout runs out first.
     let err = swarm
-        .wait_converged(&service_id, Duration::from_millis(1))
+        .wait_converged(&service_id, Duration::from_millis(1), &|_| {})
         .await
         .unwrap_err();
     assert!(err.message().contains(&service), "{err}");
@@ -772,7 +772,7 @@ async fn repoint_with_two_swaps_is_one_service_update() {
         "{err}"
     );
     swarm
-        .wait_converged(&service_id, Duration::from_secs(60))
+        .wait_converged(&service_id, Duration::from_secs(60), &|_| {})
         .await
         .unwrap();
 
@@ -856,7 +856,9 @@ async fn failing_update(
     };
     assert!(swarm.repoint_service(&id, &[swap]).await.unwrap());
     let start = Instant::now();
-    let result = swarm.wait_converged(&id, Duration::from_secs(90)).await;
+    let result = swarm
+        .wait_converged(&id, Duration::from_secs(90), &|_| {})
+        .await;
     eprintln!("{service}: {:?} after {:?}", result, start.elapsed());
     (service, result)
 }

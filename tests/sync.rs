@@ -57,7 +57,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// value at the same path in the running container, removes the old version, and leaves
 /// nothing to do.
 #[test]
-fn rotation_reaches_the_running_service_and_removes_the_old_version() {
+fn rotation_reaches_the_running_service_and_keeps_the_rollback_target() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
     let repo = SyncRepo::new(&engine, &guard, "rotate");
@@ -162,18 +162,40 @@ fn rotation_reaches_the_running_service_and_removes_the_old_version() {
         ),
         "target, uid, gid and mode are kept"
     );
+    // The old version is what `docker service rollback` brings back: kept, and the plan
+    // says which service can roll back to it.
     assert!(
-        engine.secret_named(&v1.name).is_none(),
-        "the old version {} still exists",
+        engine.secret_named(&v1.name).is_some(),
+        "the old version {} was removed although {svc} can roll back to it",
         v1.name
     );
-    assert_eq!(
-        repo.managed().len(),
-        1,
-        "one version left: {:#?}",
-        repo.managed()
+    repo.assert_converged();
+    let (_, plan) = repo.plan_json(&[]);
+    let kept = plan["kept"].as_array().cloned().unwrap_or_default();
+    assert!(
+        kept.iter().any(|k| k["swarm_name"] == v1.name.as_str()
+            && k["why"] == "rollback"
+            && strs(&k["services"]) == vec![svc.clone()]),
+        "the plan does not say why {} is kept\n{plan:#}",
+        v1.name
     );
 
+    // The next rotation moves the service on: the first version leaves its previous spec
+    // and goes once the update has converged; the second stays as the rollback target.
+    repo.set("db_password", b"third value\n");
+    repo.apply();
+    assert!(
+        engine.secret_named(&v1.name).is_none(),
+        "{} outlived two rotations",
+        v1.name
+    );
+    assert!(engine.secret_named(&v2.name).is_some());
+    assert_eq!(
+        repo.versions("db_password").len(),
+        2,
+        "{:#?}",
+        repo.managed()
+    );
     repo.assert_converged();
 }
 
@@ -296,8 +318,15 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
     a.rm("gone_used");
     a.rm(&shadow);
 
+    // A removal a service prevents fails the plan (what plan accepts, apply completes),
+    // naming the secret and the service; the JSON plan still lists everything.
     let (out, plan) = a.plan_json(&["--detailed-exitcode"]);
-    assert_exit(&out, 2);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("gone_used") && stderr(&out).contains(&svc),
+        "{}",
+        describe(&out)
+    );
     assert_summary(&plan, &[("remove", 2), ("blocked", 1)]);
     assert_eq!(
         change(&plan, "remove", "gone_unused")["swarm_name"],
@@ -311,7 +340,7 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
     assert_eq!(blocked["swarm_name"], used.name.as_str());
     assert_eq!(strs(&blocked["services"]), vec![svc.clone()]);
 
-    let check_survivors = |when: &str| {
+    let check_survivors = |when: &str, unchanged_service: bool| {
         let s = engine
             .secret_named(&shadow)
             .unwrap_or_else(|| panic!("{when}: the unmanaged {shadow} is gone"));
@@ -327,34 +356,33 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
             b.project
         );
         assert_eq!(
-            a.current("gone_used"),
-            used,
-            "{when}: the blocked version changed"
+            a.versions("gone_used"),
+            vec![used.clone()],
+            "{when}: the version a service can run with changed"
         );
         assert_eq!(
             a.current("keep"),
             keep,
             "{when}: an unchanged secret changed"
         );
-        assert_eq!(
-            engine.service_field(&svc, "{{.Version.Index}}"),
-            svc_version,
-            "{when}: the service was updated"
-        );
-        assert_eq!(
-            engine.service_refs(&svc),
-            svc_refs,
-            "{when}: the service's secrets changed"
-        );
+        if unchanged_service {
+            assert_eq!(
+                engine.service_field(&svc, "{{.Version.Index}}"),
+                svc_version,
+                "{when}: the service was updated"
+            );
+            assert_eq!(
+                engine.service_refs(&svc),
+                svc_refs,
+                "{when}: the service's secrets changed"
+            );
+        }
     };
 
+    // apply refuses the same plan before changing anything.
     let out = a.run(&["apply", "--yes", "--wait"]);
     assert_no_panic(&out);
-    assert!(
-        !out.status.success(),
-        "apply with a blocked removal succeeded\n{}",
-        describe(&out)
-    );
+    assert_exit(&out, 1);
     let err = stderr(&out);
     assert!(
         err.contains("blocked"),
@@ -366,6 +394,34 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
         "stderr does not name the service {svc}\n{}",
         describe(&out)
     );
+    assert_eq!(
+        a.versions("gone_unused").len(),
+        1,
+        "apply changed something"
+    );
+    check_survivors("after A's refused apply", true);
+
+    // The service stops using the secret: the plan passes. The version stays while the
+    // service can roll back to it; the unused ones go. Nobody else's secret is touched.
+    engine.docker_cli_ok(&[
+        "service",
+        "update",
+        "--quiet",
+        "--secret-rm",
+        &used.name,
+        &svc,
+    ]);
+    let (out, plan) = a.plan_json(&["--detailed-exitcode"]);
+    assert_exit(&out, 2);
+    assert_summary(&plan, &[("remove", 2)]);
+    let kept = plan["kept"].as_array().cloned().unwrap_or_default();
+    assert!(
+        kept.iter()
+            .any(|k| k["swarm_name"] == used.name.as_str() && k["why"] == "rollback"),
+        "{plan:#}"
+    );
+    let out = a.run(&["apply", "--yes", "--wait"]);
+    assert_ok(&out);
     assert!(
         a.versions("gone_unused").is_empty(),
         "gone_unused was not removed"
@@ -374,16 +430,15 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
         a.versions(&shadow).is_empty(),
         "the managed {shadow} was not removed"
     );
-    check_survivors("after A's apply");
+    check_survivors("after A's apply", false);
 
-    // The other project applies (nothing to do) and A applies again (still blocked): still
-    // nobody else's secret is touched.
+    // The other project applies (nothing to do) and A applies again (nothing to do):
+    // still nobody else's secret is touched.
     b.assert_converged();
     assert_ok(&b.run(&["apply", "--yes"]));
-    check_survivors("after B's apply");
-    let again = a.run(&["apply", "--yes"]);
-    assert_exit(&again, 1);
-    check_survivors("after A's second apply");
+    check_survivors("after B's apply", false);
+    assert_ok(&a.run(&["apply", "--yes"]));
+    check_survivors("after A's second apply", false);
 }
 
 // --- 4. rekey ---------------------------------------------------------------------------------
@@ -554,10 +609,11 @@ fn three_rotations_update_their_service_once() {
             format!("{n} v2").as_bytes()
         );
     }
+    // The previous spec references the old versions: kept for a rollback.
     for s in &old {
         assert!(
-            engine.secret_named(&s.name).is_none(),
-            "old version {} still exists",
+            engine.secret_named(&s.name).is_some(),
+            "old version {} was removed although the service can roll back to it",
             s.name
         );
     }
@@ -745,10 +801,11 @@ fn concurrent_applies_are_serialised_by_the_lock() {
         let by_name = repo.managed_names();
         assert_eq!(by_name.len(), names.len(), "{round}: {by_name:?}");
         for n in names {
+            // One current version, and at most the one the service can roll back to.
+            repo.current(n);
             let versions = &by_name[n];
-            assert_eq!(
-                versions.len(),
-                1,
+            assert!(
+                versions.len() <= 2,
                 "{round}: {n} has {} versions: {versions:?}",
                 versions.len()
             );
@@ -1199,11 +1256,24 @@ fn interrupted_apply_releases_its_lock_and_resumes() {
         engine.secret_named(&marker).is_none(),
         "the interrupted apply left its lock {marker}"
     );
-    // No unlock needed: the next apply finishes the job.
+    // No unlock needed: the next apply finishes the job (or finds the update sent and
+    // under way: then the service gets there on its own).
     repo.apply();
-    assert_eq!(repo.versions("db_password").len(), 1);
-    let c = guard.wait_running(&svc);
-    assert_eq!(engine.read_in(&c, "/run/secrets/db_password"), b"two");
+    common::engine::wait_until(
+        "the service to run the new value",
+        Duration::from_secs(90),
+        || {
+            let c = engine.running_containers(&svc);
+            // A container may stop between the listing and the read: read, not assert.
+            c.len() == 1 && {
+                let out = engine.docker_cli(&["exec", &c[0], "cat", "/run/secrets/db_password"]);
+                out.status.success() && out.stdout == b"two"
+            }
+        },
+    );
+    // The first version stays as the service's rollback target; nothing else is left.
+    repo.current("db_password");
+    assert_eq!(repo.superseded("db_password"), vec![v1.clone()]);
     repo.assert_converged();
 }
 

@@ -8,7 +8,9 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::json;
 
-use crate::apply::{self, Options, Outcome};
+use std::sync::Mutex;
+
+use crate::apply::{self, Event, Options, Outcome};
 use crate::cli::{ApplyArgs, Global};
 use crate::desired::{self, Decrypt, RepoState};
 use crate::error::{Error, ErrorKind, Result};
@@ -16,6 +18,7 @@ use crate::model::Observed;
 use crate::output::{self, Format};
 use crate::plan::{self, Plan};
 use crate::planfile::PlanFile;
+use crate::progress::ApplyProgress;
 use crate::render;
 use crate::store::Repo;
 
@@ -73,6 +76,7 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
             let observed = remote.observe(&repo, &env, &names)?;
             let plan = plan::plan(&state.desired, &observed);
             show(g, &plan, &remote, &observed).map_err(|e| output_failed(e, false))?;
+            refuse_blocked(&plan, &env)?;
             if plan.steps.is_empty() {
                 return finish(g, &plan, &context(&remote, &observed), &Outcome::default())
                     .map_err(|e| output_failed(e, true));
@@ -229,32 +233,66 @@ fn locked(
             plan
         }
     };
+    refuse_blocked(&plan, env)?;
     let ctx = context(remote, &observed);
     if plan.steps.is_empty() {
         return finish(g, &plan, &ctx, &Outcome::default()).map_err(|e| output_failed(e, true));
     }
     let opts = Options {
-        wait: args.wait,
+        wait: !args.detach,
         wait_timeout: args.wait_timeout,
         parallel: args.parallel as usize,
     };
-    let progress = |line: &str| {
-        if !g.quiet && g.format == Format::Human {
-            crate::errln!("  {line}");
-        }
-    };
-    // Ctrl-C or SIGTERM (a cancelled CI job) stops the apply between API calls and still
-    // releases the lock; every step is idempotent, so the next apply finishes the job.
-    let outcome = remote.rt.block_on(async {
+    let live = ApplyProgress::new(g.quiet || g.format != Format::Human);
+    let progress = |event: Event| live.event(event);
+    let outcome = Mutex::new(Outcome::default());
+    // Ctrl-C, SIGTERM (a cancelled CI job), SIGHUP or SIGQUIT stop the apply between API
+    // calls; the lock is still released, every step is idempotent, and the summary says
+    // what was done before the stop.
+    let result = remote.rt.block_on(async {
         tokio::select! {
-            outcome = apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress) => outcome,
+            r = apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress, &outcome) => r,
             signal = signals.recv() => Err(Error::new(format!(
                 "interrupted by {signal}: the apply stopped part-way and released its lock"
             ))
             .hint("run apply again to finish; every step is idempotent")),
         }
-    })?;
-    finish(g, &plan, &ctx, &outcome).map_err(|e| output_failed(e, true))
+    });
+    live.finish();
+    let outcome = outcome.into_inner().unwrap_or_else(|p| p.into_inner());
+    match result {
+        Ok(()) => finish(g, &plan, &ctx, &outcome).map_err(|e| output_failed(e, true)),
+        Err(e) => {
+            summary(g, &outcome, "Done before it stopped");
+            Err(e)
+        }
+    }
+}
+
+/// "What plan accepts, apply completes": a removal that a service prevents is refused
+/// before anything changes, as `plan` refuses it.
+pub fn refuse_blocked(plan: &Plan, env: &str) -> Result<()> {
+    let blocked: Vec<String> = plan
+        .blocked()
+        .map(|c| {
+            format!(
+                "{} ({}, used by {})",
+                c.secret,
+                c.swarm_name.clone().unwrap_or_default(),
+                c.services.join(", ")
+            )
+        })
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "secrets gone from the repository are still used by services, so their removal is blocked: {}",
+        blocked.join("; ")
+    ))
+    .hint(format!(
+        "remove them from those services first (`docker service update --secret-rm NAME SERVICE`), or put them back in the repository (`swarmseal -e {env} set NAME`); swarmseal never forces a removal"
+    )))
 }
 
 /// The terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT), caught from the moment
@@ -297,19 +335,8 @@ impl Interrupts {
     }
 }
 
-/// Reports the outcome; exit 1 when something was blocked or failed.
+/// Reports the outcome; exit 1 when something failed.
 fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome) -> Result<i32> {
-    let blocked: Vec<String> = plan
-        .blocked()
-        .map(|c| {
-            format!(
-                "{} (used by {})",
-                c.swarm_name.clone().unwrap_or_default(),
-                c.services.join(", ")
-            )
-        })
-        .chain(outcome.blocked.iter().cloned())
-        .collect();
     if g.format == Format::Json {
         crate::outln!(
             "{}",
@@ -319,9 +346,10 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
                     "created": outcome.created,
                     "relabelled": outcome.relabelled,
                     "updated_services": outcome.updated_services,
+                    "converged": outcome.converged,
                     "removed": outcome.removed,
-                    "kept": outcome.kept,
-                    "blocked": blocked,
+                    "kept": outcome.kept.iter().map(|(name, why)| json!({"swarm_name": name, "why": why})).collect::<Vec<_>>(),
+                    "blocked": outcome.blocked,
                     "warnings": outcome.warnings,
                     "errors": outcome.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
                 }
@@ -330,41 +358,50 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
     } else if g.format == Format::Markdown {
         crate::out!("{}", render::markdown(plan, ctx))?;
     }
+    summary(g, outcome, "Applied");
+    if !outcome.errors.is_empty() {
+        return Ok(1);
+    }
+    if !outcome.blocked.is_empty() {
+        output::print_error(
+            &Error::new(format!(
+                "not removed because services use them now: {}",
+                outcome.blocked.join("; ")
+            ))
+            .hint("a service started using them after the plan was made; run plan again"),
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Warnings, errors and the counts of what was done, on standard error.
+fn summary(g: &Global, outcome: &Outcome, what: &str) {
     for w in &outcome.warnings {
         output::warn(w);
     }
     for e in &outcome.errors {
         output::print_error(e);
     }
-    if !outcome.kept.is_empty() {
-        output::warn(&format!(
-            "kept {} because the services moving away from them did not converge",
-            outcome.kept.join(", ")
-        ));
+    if !outcome.kept.is_empty() && !g.quiet {
+        for (name, why) in &outcome.kept {
+            crate::errln!("kept {name}: {why}; a later apply removes it");
+        }
     }
     if !g.quiet {
+        let sent = outcome.updated_services.len();
+        let converged = if outcome.converged.len() == sent {
+            String::new()
+        } else {
+            format!(" ({} converged)", outcome.converged.len())
+        };
         crate::errln!(
-            "Applied: {} created, {} relabelled, {} service(s) updated, {} removed.",
+            "{what}: {} created, {} relabelled, {sent} service update(s) sent{converged}, {} removed.",
             outcome.created.len(),
             outcome.relabelled.len(),
-            outcome.updated_services.len(),
             outcome.removed.len()
         );
     }
-    if !outcome.errors.is_empty() {
-        return Ok(1);
-    }
-    if !blocked.is_empty() {
-        crate::errln!(
-            "{}",
-            output::render_error(
-                &Error::new(format!("blocked, not removed because services still use them: {}", blocked.join("; ")))
-                    .hint("remove the secret from those services (docker service update --secret-rm), or put it back in the repository; swarmseal never forces a removal")
-            )
-        );
-        return Ok(1);
-    }
-    Ok(0)
 }
 
 fn confirm(env: &str, endpoint: &str) -> Result<()> {

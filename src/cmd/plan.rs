@@ -41,6 +41,9 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<i32> {
         Format::Json => crate::outln!("{}", render::json(&plan, &ctx))?,
         Format::Markdown => crate::out!("{}", render::markdown(&plan, &ctx))?,
     }
+    // What plan accepts, apply completes: a removal a service prevents fails the plan
+    // (and the pull-request check that runs it), not the deploy; such a plan is not saved.
+    super::apply::refuse_blocked(&plan, &env)?;
     if let Some(out) = &args.out {
         PlanFile::new(plan.clone(), &observed, &endpoint, &state.digest).save(out)?;
         if plan.is_unverified() {

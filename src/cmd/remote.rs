@@ -24,7 +24,9 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| Error::new(format!("cannot start the async runtime: {e}")))?;
-        let swarm = rt.block_on(Swarm::connect(endpoint))?;
+        let swarm = rt
+            .block_on(Swarm::connect(endpoint))?
+            .with_unlock_command(unlock_command(g, env));
         if let Some(pin) = &environment.swarm_id {
             if *pin != swarm.cluster_id {
                 return Err(Error::new(format!(
@@ -49,4 +51,28 @@ impl Remote {
     pub fn describe(&self) -> String {
         self.swarm.endpoint().describe()
     }
+}
+
+/// `swarmseal [-C DIR] -e ENV [-H URL] unlock`: the exact command that breaks this
+/// environment's apply lock, with the flags this command was given.
+fn unlock_command(g: &Global, env: &str) -> String {
+    let quote = |s: &str| {
+        if s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@=".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let mut cmd = String::from("swarmseal");
+    if let Some(dir) = &g.repo {
+        cmd.push_str(&format!(" -C {}", quote(&dir.to_string_lossy())));
+    }
+    cmd.push_str(&format!(" -e {}", quote(env)));
+    if let Some(host) = &g.host {
+        cmd.push_str(&format!(" -H {}", quote(host)));
+    }
+    cmd.push_str(" unlock");
+    cmd
 }

@@ -11,16 +11,16 @@ use bollard::models::{
     TaskSpecContainerSpecSecrets, TaskState,
 };
 use bollard::query_parameters::{
-    ListSecretsOptions, ListServicesOptions, ListTasksOptionsBuilder, UpdateSecretOptionsBuilder,
+    ListSecretsOptions, ListTasksOptionsBuilder, UpdateSecretOptionsBuilder,
     UpdateServiceOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use zeroize::Zeroizing;
 
 use super::endpoint::{Endpoint, Scheme};
-use super::{Health, RemoveOutcome, Swap};
+use super::{Health, RemoveOutcome, Swap, WaitProgress};
 use crate::error::{Error, Result};
-use crate::model::{labels, Observed, SecretRef, ServiceRefs, SwarmSecret};
+use crate::model::{labels, Observed, ServiceRefs, SwarmSecret};
 
 /// Per-request timeout once connected: long enough for a service update on a busy manager.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,6 +44,9 @@ pub struct Swarm {
     pub(crate) endpoint: Endpoint,
     /// The Swarm's cluster ID (`docker info` → Swarm.Cluster.ID).
     pub cluster_id: String,
+    /// The exact command that breaks this environment's apply lock, for messages (set by
+    /// the command line, which knows its own flags; see [`Swarm::with_unlock_command`]).
+    pub(crate) unlock_command: String,
 }
 
 impl fmt::Debug for Swarm {
@@ -212,11 +215,18 @@ impl Swarm {
             docker,
             endpoint,
             cluster_id,
+            unlock_command: "swarmseal unlock".into(),
         })
     }
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// Sets the command that messages about a held lock tell to run to break it.
+    pub fn with_unlock_command(mut self, command: String) -> Swarm {
+        self.unlock_command = command;
+        self
     }
 
     /// The underlying bollard client (API version negotiated), for diagnostics and
@@ -240,7 +250,8 @@ impl Swarm {
 
     /// One list of secrets + one list of services: managed secrets of project/env,
     /// unmanaged secrets (no io.swarmseal.* label) whose name is in `names`, and every
-    /// service's secret references. Sorted by name.
+    /// service that references a secret in its current or previous spec (references to
+    /// secrets that no longer exist marked `missing`). Sorted by name.
     pub async fn observe(
         &self,
         project: &str,
@@ -249,11 +260,12 @@ impl Swarm {
     ) -> Result<Observed> {
         let (secrets, services) = tokio::join!(
             self.docker.list_secrets(None::<ListSecretsOptions>),
-            self.docker.list_services(None::<ListServicesOptions>)
+            super::services::list(&self.docker)
         );
         let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
         let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
 
+        let all_ids: BTreeSet<String> = secrets.iter().filter_map(|s| s.id.clone()).collect();
         let mut out_secrets: Vec<SwarmSecret> = secrets
             .into_iter()
             .filter_map(|s| {
@@ -278,8 +290,13 @@ impl Swarm {
 
         let mut out_services: Vec<ServiceRefs> = services
             .into_iter()
-            .filter_map(service_refs)
-            .filter(|s| !s.secrets.is_empty())
+            .filter(|s| !s.secrets.is_empty() || !s.previous.is_empty())
+            .map(|mut s| {
+                for r in s.secrets.iter_mut().chain(s.previous.iter_mut()) {
+                    r.missing = !all_ids.contains(&r.secret_id);
+                }
+                s
+            })
             .collect();
         out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
 
@@ -288,6 +305,14 @@ impl Swarm {
             secrets: out_secrets,
             services: out_services,
         })
+    }
+
+    /// The services (current and previous references, update state) as they are now: for
+    /// the last look before removals.
+    pub async fn services(&self) -> Result<Vec<ServiceRefs>> {
+        super::services::list(&self.docker)
+            .await
+            .map_err(|e| self.api_error("listing the Swarm's services", &e))
     }
 
     /// Creates a secret; if one with this name exists with the same labels (an interrupted
@@ -531,13 +556,32 @@ impl Swarm {
         .hint("something else (another deploy?) is updating it; retry apply when it is done"))
     }
 
-    /// Polls until the service's update completed (Ok) or failed/paused/rolled back (Err).
-    pub async fn wait_converged(&self, service_id: &str, timeout: Duration) -> Result<()> {
+    /// Polls until the service's update completed (Ok) or failed/paused/rolled back (Err),
+    /// telling `progress` what it sees at every poll.
+    pub async fn wait_converged(
+        &self,
+        service_id: &str,
+        timeout: Duration,
+        progress: &(dyn Fn(&WaitProgress) + Sync),
+    ) -> Result<()> {
         let start = Instant::now();
         let mut name = service_id.to_owned();
         let mut quiet = 0u32;
         loop {
-            let last_state = match self.converge_step(service_id, &mut name).await? {
+            let look = self.converge_step(service_id, &mut name).await?;
+            let state = match &look.step {
+                Step::Done => "converged",
+                Step::Quiet => "tasks up to date",
+                Step::Updating => "updating",
+                Step::Waiting(_) => "starting tasks",
+            };
+            progress(&WaitProgress {
+                state,
+                done: look.done,
+                total: look.total,
+                elapsed: start.elapsed(),
+            });
+            let last_state = match look.step {
                 Step::Done => return Ok(()),
                 Step::Quiet => {
                     quiet += 1;
@@ -548,7 +592,7 @@ impl Swarm {
                 }
                 Step::Updating => {
                     quiet = 0;
-                    "updating".to_owned()
+                    format!("updating, {} of {} tasks updated", look.done, look.total)
                 }
                 Step::Waiting(state) => {
                     quiet = 0;
@@ -560,11 +604,12 @@ impl Swarm {
                     "service {name} on {} did not finish its update within {} (last state: \
                      {last_state})",
                     self.endpoint.describe(),
-                    humantime::format_duration(Duration::from_millis(timeout.as_millis() as u64))
+                    humantime::format_duration(Duration::from_secs(timeout.as_secs()))
                 ))
                 .hint(format!(
                     "the update goes on in the background; watch it with `docker service ps \
-                     {name}`. The old secret versions are kept until services stop using them"
+                     {name}`. The old secret versions are kept until services stop using them \
+                     (a later apply removes them)"
                 )));
             }
             let left = timeout.saturating_sub(start.elapsed());
@@ -577,9 +622,18 @@ impl Swarm {
     pub async fn health(&self, service_id: &str) -> Result<Health> {
         let mut name = service_id.to_owned();
         match self.converge_step(service_id, &mut name).await {
-            Ok(Step::Done | Step::Quiet) => Ok(Health::Healthy),
-            Ok(Step::Updating) => Ok(Health::Updating),
-            Ok(Step::Waiting(state)) => Ok(Health::Unhealthy(state)),
+            Ok(Look {
+                step: Step::Done | Step::Quiet,
+                ..
+            }) => Ok(Health::Healthy),
+            Ok(Look {
+                step: Step::Updating,
+                ..
+            }) => Ok(Health::Updating),
+            Ok(Look {
+                step: Step::Waiting(state),
+                ..
+            }) => Ok(Health::Unhealthy(state)),
             Err(e) if self.inspect_service(service_id).await.is_ok() => {
                 Ok(Health::Unhealthy(e.message().to_owned()))
             }
@@ -587,7 +641,7 @@ impl Swarm {
         }
     }
 
-    async fn converge_step(&self, service_id: &str, name: &mut String) -> Result<Step> {
+    async fn converge_step(&self, service_id: &str, name: &mut String) -> Result<Look> {
         let service = match self.inspect_service(service_id).await {
             Ok(s) => s,
             Err(e) if status_of(&e) == Some(404) => {
@@ -601,6 +655,7 @@ impl Swarm {
         };
         *name = service_name(&service, service_id);
         let name = name.as_str();
+        let mut updating = false;
         if let Some(status) = &service.update_status {
             let mut message =
                 crate::output::clean(status.message.as_deref().unwrap_or_default()).into_owned();
@@ -635,13 +690,19 @@ impl Swarm {
                 .hint(format!(
                     "swarmseal kept the old secret versions; inspect the tasks with `docker \
                      service ps {name}` and `docker service inspect {name}`, fix the cause and \
-                     run apply again"
+                     run apply again (plan shows the service as `repair`)"
                 )))
             };
             match status.state {
                 // Docker resets the status when a service is updated, so a "completed" here
                 // is the latest update's.
-                Some(ServiceUpdateStatusStateEnum::COMPLETED) => return Ok(Step::Done),
+                Some(ServiceUpdateStatusStateEnum::COMPLETED) => {
+                    return Ok(Look {
+                        step: Step::Done,
+                        done: 0,
+                        total: 0,
+                    })
+                }
                 Some(ServiceUpdateStatusStateEnum::PAUSED) => return failed("paused"),
                 Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED) => {
                     return failed("failed and is being rolled back")
@@ -652,14 +713,15 @@ impl Swarm {
                 Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) => {
                     return failed("failed and was rolled back")
                 }
-                Some(ServiceUpdateStatusStateEnum::UPDATING) => return Ok(Step::Updating),
+                Some(ServiceUpdateStatusStateEnum::UPDATING) => updating = true,
                 _ => {}
             }
         }
-        // No update status. Docker sets none when no task needed updating (no replicas, say),
-        // but also shows none for a moment before its updater starts, while tasks are being
-        // replaced. So: quiet when the tasks meant to run all run with the spec's secrets
-        // (as many as the replica count says), and done only once that holds over a few polls.
+        // Without an update status: Docker sets none when no task needed updating (no
+        // replicas, say), but also shows none for a moment before its updater starts, while
+        // tasks are being replaced. So: quiet when the tasks meant to run all run with the
+        // spec's secrets (as many as the replica count says), and done only once that holds
+        // over a few polls. The same count is the progress of an update under way.
         let replicas = service
             .spec
             .as_ref()
@@ -701,20 +763,21 @@ impl Swarm {
         let short = replicas
             .and_then(|r| usize::try_from(r).ok())
             .map_or(0, |r| r.saturating_sub(tasks.len()));
-        if pending == 0 && short == 0 {
-            Ok(Step::Quiet)
+        let total = tasks.len() + short;
+        let done = tasks.len() - pending;
+        let step = if updating {
+            Step::Updating
+        } else if pending == 0 && short == 0 {
+            Step::Quiet
         } else if pending == 0 {
-            Ok(Step::Waiting(format!(
-                "{} of {} replicas running",
-                tasks.len(),
-                tasks.len() + short
-            )))
+            Step::Waiting(format!("{} of {total} replicas running", tasks.len()))
         } else {
-            Ok(Step::Waiting(format!(
+            Step::Waiting(format!(
                 "{pending} of {} tasks not yet running with the new secrets",
                 tasks.len()
-            )))
-        }
+            ))
+        };
+        Ok(Look { step, done, total })
     }
 }
 
@@ -744,6 +807,14 @@ impl Swarm {
             .max_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, err)| crate::output::clean(err.trim()).into_owned())
     }
+}
+
+/// One look at a service's update: where it stands, and how many of the tasks meant to run
+/// run with its current spec's secrets.
+struct Look {
+    step: Step,
+    done: usize,
+    total: usize,
 }
 
 enum Step {
@@ -779,38 +850,6 @@ fn service_name(service: &Service, fallback: &str) -> String {
         .as_ref()
         .and_then(|s| s.name.clone())
         .unwrap_or_else(|| fallback.to_owned())
-}
-
-/// A service's secret references as the planner sees them.
-fn service_refs(service: Service) -> Option<ServiceRefs> {
-    let id = service.id?;
-    let spec = service.spec.unwrap_or_default();
-    let name = spec.name.unwrap_or_else(|| id.clone());
-    let secrets = spec
-        .task_template
-        .and_then(|t| t.container_spec)
-        .and_then(|c| c.secrets)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|r| {
-            let file = r.file.unwrap_or_default();
-            let secret_name = r.secret_name.unwrap_or_default();
-            Some(SecretRef {
-                secret_id: r.secret_id?,
-                target: file.name.unwrap_or_else(|| secret_name.clone()),
-                secret_name,
-                uid: file.uid.unwrap_or_else(|| "0".into()),
-                gid: file.gid.unwrap_or_else(|| "0".into()),
-                mode: file.mode.unwrap_or(0o444),
-            })
-        })
-        .collect();
-    Some(ServiceRefs {
-        id,
-        name,
-        version: service.version.and_then(|v| v.index).unwrap_or(0),
-        secrets,
-    })
 }
 
 /// A bollard client for the endpoint (no network traffic yet).

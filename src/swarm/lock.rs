@@ -89,14 +89,14 @@ impl Swarm {
             if waited >= timeout {
                 let hint = match info.liveness() {
                     Liveness::Dead => format!(
-                        "break the lock with `swarmseal unlock` (it removes the marker secret {}), then apply again",
-                        info.name
+                        "break the lock with `{}` (it removes the marker secret {}), then apply again",
+                        self.unlock_command, info.name
                     ),
                     _ => format!(
                         "another apply is running: wait for it to finish (or give --lock-timeout a \
-                         longer duration); if that apply is dead, break the lock with `swarmseal \
-                         unlock` (it removes the marker secret {})",
-                        info.name
+                         longer duration); if that apply is dead, break the lock with `{}` (it \
+                         removes the marker secret {})",
+                        self.unlock_command, info.name
                     ),
                 };
                 return Err(Error::new(format!(

@@ -20,6 +20,7 @@ mod client;
 mod endpoint;
 pub mod holder;
 mod lock;
+mod services;
 
 pub use client::Swarm;
 pub use endpoint::{resolve_endpoint, resolve_endpoint_with, Endpoint, DEFAULT_SOCKET_URL};
@@ -56,6 +57,17 @@ pub enum Health {
     Updating,
     /// Not all of its tasks run, or its last update failed: in words.
     Unhealthy(String),
+}
+
+/// What [`Swarm::wait_converged`] sees at each poll of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitProgress {
+    /// `updating`, `starting tasks`, `tasks up to date`, `converged`.
+    pub state: &'static str,
+    /// Tasks running with the current spec's secrets, of `total` meant to run.
+    pub done: usize,
+    pub total: usize,
+    pub elapsed: std::time::Duration,
 }
 
 /// A held apply lock (the marker secret).

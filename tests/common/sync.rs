@@ -30,6 +30,8 @@ use super::engine::{Engine, LABEL_NAME, LABEL_PROJECT};
 pub const ENV: &str = "staging";
 /// Label key of the apply lock's marker secret (see src/swarm/lock.rs).
 pub const LABEL_LOCK: &str = "io.swarmseal.lock";
+/// The label of the `.age` file's digest a version was applied from.
+pub const LABEL_SOURCE: &str = "io.swarmseal.source";
 /// How long a service's task may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long cleanup waits for containers to go away.
@@ -605,17 +607,41 @@ impl SyncRepo {
             .collect()
     }
 
-    /// The one managed version of a logical secret (panics unless exactly one).
+    /// sha256 of a top-level secret's file: the `source` label of the version applied
+    /// from the file as it is now.
+    pub fn source_of(&self, logical: &str) -> String {
+        let bytes = std::fs::read(self.t.secret_file(ENV, logical)).unwrap();
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    /// The managed version applied from the repository's file as it is now (panics unless
+    /// exactly one). Older versions may stay beside it: see [`SyncRepo::superseded`].
     #[track_caller]
     pub fn current(&self, logical: &str) -> SecretInfo {
-        let mut v = self.versions(logical);
+        let source = self.source_of(logical);
+        let mut v: Vec<SecretInfo> = self
+            .versions(logical)
+            .into_iter()
+            .filter(|s| s.label(LABEL_SOURCE) == Some(source.as_str()))
+            .collect();
         assert_eq!(
             v.len(),
             1,
-            "expected exactly one Swarm version of {logical} in project {}: {v:#?}",
-            self.project
+            "expected exactly one current Swarm version of {logical} in project {}: {v:#?}\nall: {:#?}",
+            self.project,
+            self.versions(logical)
         );
         v.remove(0)
+    }
+
+    /// The managed versions of a logical secret other than the current one (kept for a
+    /// rollback, say).
+    pub fn superseded(&self, logical: &str) -> Vec<SecretInfo> {
+        let source = self.source_of(logical);
+        self.versions(logical)
+            .into_iter()
+            .filter(|s| s.label(LABEL_SOURCE) != Some(source.as_str()))
+            .collect()
     }
 
     /// Logical name → managed Swarm name, for every managed secret of the project.
