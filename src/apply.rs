@@ -193,9 +193,9 @@ pub async fn execute(
             repoints.push((service_id.clone(), service_name.clone(), swaps));
         }
     }
-    // Services whose update did not go through or did not converge: the removals that
-    // wait for them are kept.
-    let mut unsettled: BTreeSet<String> = BTreeSet::new();
+    // Services confirmed to have converged (or to need no waiting): a removal that waits
+    // for a service goes only if the service is here.
+    let mut settled: BTreeSet<String> = BTreeSet::new();
     let mut sent: Vec<(String, String)> = Vec::new();
     let mut updates = stream::iter(repoints.iter())
         .map(|(id, name, swaps)| async move {
@@ -213,10 +213,7 @@ pub async fn execute(
                 progress(Event::UpdateSent(name.clone()));
                 sent.push((id, name));
             }
-            Err(e) => {
-                unsettled.insert(id);
-                record(&|o| o.errors.push(e.clone().context(format!("service {name}"))));
-            }
+            Err(e) => record(&|o| o.errors.push(e.clone().context(format!("service {name}")))),
         }
     }
     drop(updates);
@@ -241,32 +238,51 @@ pub async fn execute(
                 Ok(()) => {
                     record(&|o| o.converged.push(name.clone()));
                     progress(Event::Converged {
-                        service: name,
+                        service: name.clone(),
                         elapsed,
                     });
+                    // A repaired reference to a missing secret is still in the previous
+                    // spec: one more (no-op) update, so that a rollback cannot bring it back.
+                    if repaired_dangling(observed, &repoints, &id) {
+                        if let Err(e) = swarm.settle_previous(&id).await {
+                            record(&|o| {
+                                o.warnings.push(format!(
+                                    "service {name} was repaired, but its previous spec still names a secret that no longer exists, so `docker service rollback` would break it again ({})",
+                                    e.message()
+                                ))
+                            });
+                        }
+                    }
+                    settled.insert(id);
                 }
                 Err(e) => {
-                    unsettled.insert(id);
                     record(&|o| o.errors.push(e.clone().context(format!("service {name}"))));
                     progress(Event::NotConverged(name));
                 }
             }
         }
         drop(waits);
-        // The other services of this environment, at one glance: one whose update is in
-        // progress (an interrupted apply may have left it mid-update) is waited for; one
-        // that is unhealthy for its own reasons (a crash loop) is named in a warning.
+        // The other services of this environment, and those a removal waits for, at one
+        // glance: one whose update is in progress (an interrupted apply may have left it
+        // mid-update) is waited for; one that is unhealthy for its own reasons (a crash
+        // loop) is named in a warning, and what waits for it stays.
         let repointed: BTreeSet<&str> = repoints.iter().map(|(id, ..)| id.as_str()).collect();
+        let awaited: BTreeSet<&str> = plan
+            .steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Remove { after, .. } => after.as_slice(),
+                _ => &[],
+            })
+            .map(String::as_str)
+            .collect();
         let others: Vec<(&str, &str)> = observed
             .services
             .iter()
             .filter(|svc| !repointed.contains(svc.id.as_str()))
             .filter(|svc| {
-                svc.secrets.iter().any(|r| {
-                    observed.secrets.iter().any(|s| {
-                        s.id == r.secret_id && s.is_managed_by(&plan.project, &plan.environment)
-                    })
-                })
+                awaited.contains(svc.id.as_str())
+                    || observed.uses_environment(svc, &plan.project, &plan.environment)
             })
             .map(|svc| (svc.id.as_str(), svc.name.as_str()))
             .collect();
@@ -281,10 +297,15 @@ pub async fn execute(
                                 progress: p.clone(),
                             })
                         };
-                        swarm
-                            .wait_converged(id, opts.wait_timeout, &on_poll)
-                            .await
-                            .map(|()| None)
+                        let start = std::time::Instant::now();
+                        let r = swarm.wait_converged(id, opts.wait_timeout, &on_poll).await;
+                        if r.is_ok() {
+                            progress(Event::Converged {
+                                service: name.to_string(),
+                                elapsed: start.elapsed(),
+                            });
+                        }
+                        r.map(|()| None)
                     }
                     Ok(Health::Unhealthy(why)) => Ok(Some(why)),
                     Err(e) => Err(e),
@@ -294,22 +315,18 @@ pub async fn execute(
             .buffer_unordered(parallel);
         while let Some((id, name, result)) = looks.next().await {
             match result {
-                Ok(None) => {}
+                Ok(None) => {
+                    settled.insert(id);
+                }
                 Ok(Some(why)) => record(&|o| {
                     o.warnings.push(format!(
                         "service {name} uses secrets of {} but is not healthy ({why}); swarmseal did not change it",
                         plan.environment
                     ))
                 }),
-                Err(e) => {
-                    unsettled.insert(id);
-                    record(&|o| o.errors.push(e.clone().context(format!("service {name}"))));
-                }
+                Err(e) => record(&|o| o.errors.push(e.clone().context(format!("service {name}")))),
             }
         }
-    } else {
-        // Not waited for: nothing that waits for a service's update is removed now.
-        unsettled.extend(sent.iter().map(|(id, _)| id.clone()));
     }
 
     // 4. Removals, checked against the services as they are now.
@@ -352,7 +369,7 @@ pub async fn execute(
         }
         let waiting: Vec<&str> = now
             .iter()
-            .filter(|svc| after.contains(&svc.id) && unsettled.contains(&svc.id))
+            .filter(|svc| after.contains(&svc.id) && !settled.contains(&svc.id))
             .map(|svc| svc.name.as_str())
             .collect();
         let holders: Vec<&str> = now
@@ -396,4 +413,25 @@ pub async fn execute(
         }
     }
     Ok(())
+}
+
+/// True when this apply re-points service `id` away from a reference to a secret that no
+/// longer exists.
+fn repaired_dangling(
+    observed: &Observed,
+    repoints: &[(String, String, Vec<Swap>)],
+    id: &str,
+) -> bool {
+    let Some(svc) = observed.services.iter().find(|s| s.id == id) else {
+        return false;
+    };
+    repoints
+        .iter()
+        .filter(|(sid, ..)| sid == id)
+        .flat_map(|(_, _, swaps)| swaps)
+        .any(|swap| {
+            svc.secrets
+                .iter()
+                .any(|r| r.missing && r.secret_id == swap.old_id)
+        })
 }

@@ -149,6 +149,11 @@ pub struct ServiceRefs {
     /// Its latest update's state, if Docker reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateState>,
+    /// Secret IDs its recent tasks (Docker's task history) ran with: read only for a
+    /// service that points at a version that no longer exists and has nothing else to tell
+    /// whose it is (after an automatic rollback, Docker clears the previous spec).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<String>,
 }
 
 impl ServiceRefs {
@@ -184,6 +189,22 @@ impl Observed {
             .iter()
             .filter(|s| s.secrets.iter().any(|r| r.secret_id == secret_id))
             .collect()
+    }
+
+    /// True when a service uses the environment's secrets: a reference, current or
+    /// previous, to one of its managed versions that exists, or a recent task that ran with
+    /// one (see [`ServiceRefs::history`]).
+    pub fn uses_environment(&self, svc: &ServiceRefs, project: &str, env: &str) -> bool {
+        let ours = |id: &str| {
+            self.secrets
+                .iter()
+                .any(|s| s.id == id && s.is_managed_by(project, env))
+        };
+        svc.secrets
+            .iter()
+            .chain(&svc.previous)
+            .any(|r| !r.missing && ours(&r.secret_id))
+            || svc.history.iter().any(|id| ours(id))
     }
 
     /// The services referencing a secret in their current or previous spec: the services

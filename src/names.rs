@@ -115,6 +115,15 @@ pub fn swarm_name(logical: &str, fingerprint_hex: &str) -> String {
     format!("{logical}-{short}")
 }
 
+/// True when `name` looks like a version of `logical` (`<logical>-<10 hex>`).
+pub fn is_version_name(name: &str, logical: &str) -> bool {
+    name.strip_prefix(logical)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            hex.len() == VERSION_SUFFIX_LEN - 1 && hex.chars().all(|c| c.is_ascii_hexdigit())
+        })
+}
+
 /// Validates a project or environment name: it appears in folders, labels and lock
 /// names, so it keeps to Docker's name alphabet and has no path separators.
 pub fn check_scope_name(kind: &str, name: &str) -> std::result::Result<(), String> {

@@ -72,13 +72,11 @@ pub enum KeepWhy {
     /// off it): `docker service rollback` would bring it back. Removed by a later apply
     /// once the service has been updated again.
     Rollback,
-    /// A service that references a version of the secret is updating, rolling back, or
-    /// paused half-way: it may still run tasks with this one.
-    InFlight,
     /// `keep_versions` in the manifest.
     KeepVersions,
-    /// Removed by this apply once the named services' updates have converged (their
-    /// previous specs reference it until then); kept if they do not converge.
+    /// Removed by this apply once the named services' updates have converged: this plan
+    /// updates them (their previous specs reference it until then), or an update of theirs
+    /// is in progress (they may still run tasks with it). Kept if they do not converge.
     AfterUpdate,
 }
 
@@ -328,40 +326,23 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn is_ours(&self, id: &str) -> bool {
-        self.observed.secrets.iter().any(|s| {
-            s.id == id && s.is_managed_by(&self.desired.project, &self.desired.environment)
-        })
-    }
-
-    /// True when a service uses this environment's secrets: a reference, current or
-    /// previous, to one of its managed versions. Only such a service is repaired when it
-    /// points at a version that no longer exists (nothing else tells whose it is).
+    /// True when a service uses this environment's secrets (see
+    /// [`Observed::uses_environment`]): only such a service is repaired when it points at a
+    /// version that no longer exists (nothing else tells whose it is).
     fn is_our_service(&self, svc: &ServiceRefs) -> bool {
-        svc.secrets
-            .iter()
-            .chain(&svc.previous)
-            .any(|r| !r.missing && self.is_ours(&r.secret_id))
+        self.observed
+            .uses_environment(svc, &self.desired.project, &self.desired.environment)
     }
 }
 
 /// Sorted, deduplicated service names.
-fn names_of<'s>(services: impl IntoIterator<Item = &'s ServiceRefs>) -> Vec<String> {
+pub(crate) fn names_of<'s>(services: impl IntoIterator<Item = &'s ServiceRefs>) -> Vec<String> {
     services
         .into_iter()
         .map(|s| s.name.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
-}
-
-/// True when `name` looks like a version of `logical` (`<logical>-<10 hex>`).
-fn is_version_name(name: &str, logical: &str) -> bool {
-    name.strip_prefix(logical)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|hex| {
-            hex.len() == names::VERSION_SUFFIX_LEN - 1 && hex.chars().all(|c| c.is_ascii_hexdigit())
-        })
 }
 
 /// What the first phase decided for one secret of the repository.
@@ -475,7 +456,7 @@ fn moves<'a>(
         for r in svc
             .secrets
             .iter()
-            .filter(|r| r.missing && is_version_name(&r.secret_name, &d.name))
+            .filter(|r| r.missing && names::is_version_name(&r.secret_name, &d.name))
         {
             from.push((svc, r.secret_id.clone(), r.secret_name.clone()));
             missing.push(r.secret_name.clone());
@@ -622,13 +603,11 @@ struct AfterUpdates<'a> {
 enum Standing {
     /// A service's current spec will still reference it.
     InUse(Vec<String>),
-    /// A service whose update or rollback is in progress (or paused) references a version
-    /// of the same secret.
-    InFlight(Vec<String>),
     /// Only previous specs will reference it.
     Rollback(Vec<String>),
-    /// Only previous specs reference it now, and this plan updates those services: free
-    /// once their updates have converged.
+    /// Free once these services (id, name) have converged: this plan updates them and
+    /// only their previous specs reference it now, or an update of theirs that involves
+    /// the secret is in progress.
     AfterUpdate(Vec<(String, String)>),
     Free,
 }
@@ -647,18 +626,16 @@ impl<'a> AfterUpdates<'a> {
 
     /// Where version `id` (one of `siblings`, the versions of one secret) stands.
     fn standing(&self, id: &str, siblings: &[&SwarmSecret]) -> Standing {
-        let in_flight: Vec<&ServiceRefs> = self
+        let mut in_use = Vec::new();
+        let mut rollback = Vec::new();
+        // Services in flight that hold a version of the secret may still run tasks with
+        // any of them.
+        let mut after_update: Vec<&ServiceRefs> = self
             .observed
             .services
             .iter()
             .filter(|s| s.in_flight() && siblings.iter().any(|v| s.holds(&v.id)))
             .collect();
-        if !in_flight.is_empty() {
-            return Standing::InFlight(names_of(in_flight));
-        }
-        let mut in_use = Vec::new();
-        let mut rollback = Vec::new();
-        let mut after_update = Vec::new();
         for svc in &self.observed.services {
             let current = svc.secrets.iter().any(|r| r.secret_id == id);
             let previous = svc.previous.iter().any(|r| r.secret_id == id);
@@ -722,11 +699,6 @@ fn superseded(
     for v in sp.olds.iter().copied() {
         match after.standing(&v.id, &siblings) {
             Standing::InUse(_) => {} // a reference this plan does not move (cannot happen)
-            Standing::InFlight(services) => kept.push(Keep {
-                swarm_name: v.name.clone(),
-                why: KeepWhy::InFlight,
-                services,
-            }),
             Standing::Rollback(services) => kept.push(Keep {
                 swarm_name: v.name.clone(),
                 why: KeepWhy::Rollback,
@@ -941,9 +913,6 @@ fn gone(
                 }
                 Standing::Rollback(services) => {
                     kept_while(v, KeepWhy::Rollback, services, &logical)
-                }
-                Standing::InFlight(services) => {
-                    kept_while(v, KeepWhy::InFlight, services, &logical)
                 }
             };
             changes.push(change);
@@ -1276,18 +1245,23 @@ mod tests {
     }
 
     #[test]
-    fn services_in_flight_hold_every_version() {
+    fn services_in_flight_hold_every_version_until_they_converge() {
         let v1 = managed("v1", "db", 1, "2021");
         let v2 = managed("v2", "db", 2, "2022");
         let v3 = managed("v3", "db", 3, "2023");
         let mut web = service("web", &[&v2]);
         web.update = Some(UpdateState::Updating);
         let o = observed(&[&v1, &v2, &v3], vec![web]);
-        // v3 is current; web, still updating onto v2, is re-pointed, but nothing goes.
+        // v3 is current; web, still updating onto v2, is re-pointed; v1 goes only once web's
+        // update has converged, and v2 stays as its rollback target.
         let p = plan(&desired(&[("db", 3)], 0), &o);
         assert_eq!(p.summary.repair, 1);
-        assert!(!p.steps.iter().any(|s| matches!(s, Step::Remove { .. })));
-        assert_eq!(kept_why(&p, &v1.name), Some(KeepWhy::InFlight));
+        assert!(p
+            .steps
+            .iter()
+            .all(|s| !matches!(s, Step::Remove { after, .. } if after.is_empty())));
+        assert_eq!(kept_why(&p, &v1.name), Some(KeepWhy::AfterUpdate));
+        assert_eq!(kept_why(&p, &v2.name), Some(KeepWhy::Rollback));
         let c = p
             .changes
             .iter()
@@ -1297,6 +1271,16 @@ mod tests {
             .kept
             .iter()
             .all(|k| k.services == vec!["svc-web".to_string()]));
+        // A service in flight that this plan does not touch: v1 waits for it too.
+        let mut api = service("api", &[&v3]);
+        api.previous = refs(&[&v2]);
+        api.update = Some(UpdateState::Updating);
+        let o = observed(&[&v1, &v2, &v3], vec![api]);
+        let p = plan(&desired(&[("db", 3)], 0), &o);
+        assert!(p.steps.iter().any(|s| matches!(
+            s,
+            Step::Remove { secret_id, after, .. } if secret_id == "v1" && after == &vec!["api".to_string()]
+        )));
     }
 
     #[test]

@@ -64,13 +64,9 @@ pub fn keep_note(k: &Keep) -> String {
         .join(", ");
     match k.why {
         KeepWhy::Rollback => format!("keeps {}: {who} can roll back to it", k.swarm_name),
-        KeepWhy::InFlight => format!(
-            "keeps {}: waits for {who}, whose update is not finished",
-            k.swarm_name
-        ),
         KeepWhy::KeepVersions => format!("keeps {} (keep_versions)", k.swarm_name),
         KeepWhy::AfterUpdate => format!(
-            "removes {} once the update of {who} has converged",
+            "removes {} once the update of {who} has converged (kept if it does not)",
             k.swarm_name
         ),
     }
@@ -78,7 +74,7 @@ pub fn keep_note(k: &Keep) -> String {
 
 /// True for a kept version worth showing without `-v`: something that waits to be done.
 fn pending(k: &Keep) -> bool {
-    matches!(k.why, KeepWhy::InFlight | KeepWhy::AfterUpdate)
+    k.why == KeepWhy::AfterUpdate
 }
 
 /// The plan for a terminal or a log.

@@ -235,7 +235,14 @@ fn locked(
     };
     refuse_blocked(&plan, env)?;
     let ctx = context(remote, &observed);
-    if plan.steps.is_empty() {
+    // Nothing to do, unless a service of this environment is still updating (an
+    // interrupted apply sent its update): apply waits for it, as it would have.
+    let in_flight = !args.detach
+        && observed
+            .services
+            .iter()
+            .any(|s| s.in_flight() && observed.uses_environment(s, &repo.manifest.project, env));
+    if plan.steps.is_empty() && !in_flight {
         return finish(g, &plan, &ctx, &Outcome::default()).map_err(|e| output_failed(e, true));
     }
     let opts = Options {

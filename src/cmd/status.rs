@@ -10,7 +10,9 @@ use crate::cli::Global;
 use crate::crypto;
 use crate::error::Result;
 use crate::model::{labels, SwarmSecret};
+use crate::names;
 use crate::output::{self, Format};
+use crate::plan::names_of;
 
 use super::remote::Remote;
 
@@ -30,40 +32,52 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
         .rt
         .block_on(remote.swarm.lock_info(&repo.manifest.project, &env))?;
 
-    let users = |s: &SwarmSecret| {
-        let mut u: Vec<String> = observed
-            .users_of(&s.id)
-            .iter()
-            .map(|svc| svc.name.clone())
-            .collect();
-        u.sort();
-        u.dedup();
-        u.join(",")
+    let project = repo.manifest.project.as_str();
+    let users = |s: &SwarmSecret| names_of(observed.users_of(&s.id));
+    let rollback = |s: &SwarmSecret| {
+        names_of(
+            observed
+                .services
+                .iter()
+                .filter(|svc| svc.previous.iter().any(|r| r.secret_id == s.id)),
+        )
     };
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut by_name: BTreeMap<String, Vec<&SwarmSecret>> = BTreeMap::new();
     for s in &observed.secrets {
-        let name = if s.is_managed_by(&repo.manifest.project, &env) {
+        let name = if s.is_managed_by(project, &env) {
             s.label(labels::NAME).unwrap_or(&s.name).to_string()
         } else {
             s.name.clone()
         };
         by_name.entry(name).or_default().push(s);
     }
+    // Services of this environment that point at a version that no longer exists (their
+    // tasks cannot start; `plan` proposes `repair`), by the missing Swarm name.
+    let mut missing: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for svc in observed
+        .services
+        .iter()
+        .filter(|svc| observed.uses_environment(svc, project, &env))
+    {
+        for r in svc.secrets.iter().filter(|r| r.missing) {
+            if let Some(name) = sources
+                .keys()
+                .find(|n| names::is_version_name(&r.secret_name, n))
+            {
+                missing
+                    .entry((name.clone(), r.secret_name.clone()))
+                    .or_default()
+                    .push(svc.name.clone());
+            }
+        }
+    }
+    let mut repairs = 0usize;
     if repo_view {
         for name in sources.keys() {
             let versions = by_name.get(name).cloned().unwrap_or_default();
             let list: Vec<String> = versions.iter().map(|v| v.name.clone()).collect();
-            let svcs: BTreeSet<String> = versions
-                .iter()
-                .flat_map(|v| {
-                    users(v)
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let svcs: BTreeSet<String> = versions.iter().flat_map(|v| users(v)).collect();
             rows.push(vec![
                 name.clone(),
                 if list.is_empty() {
@@ -76,30 +90,59 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
         }
     } else {
         for (name, versions) in &by_name {
+            let has_current = versions
+                .iter()
+                .any(|v| v.label(labels::SOURCE) == sources.get(name).map(String::as_str));
             for v in versions {
-                let state = if !v.is_managed_by(&repo.manifest.project, &env) {
+                let used = users(v);
+                let state = if !v.is_managed_by(project, &env) {
                     "unmanaged".to_string()
                 } else if !sources.contains_key(name) {
                     "not in repository".to_string()
                 } else if v.label(labels::SOURCE) == sources.get(name).map(String::as_str) {
                     "current".to_string()
+                } else if !has_current {
+                    "older (the file changed: see plan)".to_string()
+                } else if !used.is_empty() {
+                    repairs += 1;
+                    "older, in use: repair".to_string()
                 } else {
-                    "older or pending".to_string()
+                    "older".to_string()
                 };
                 rows.push(vec![
                     name.clone(),
                     v.name.clone(),
                     v.created_at.clone(),
                     state,
-                    users(v),
+                    used.join(","),
+                    rollback(v).join(","),
                 ]);
             }
         }
+        for ((name, swarm_name), services) in &missing {
+            repairs += 1;
+            rows.push(vec![
+                name.clone(),
+                swarm_name.clone(),
+                "-".into(),
+                "missing: services broken, repair".into(),
+                services.join(","),
+                String::new(),
+            ]);
+        }
+        rows.sort_by(|a, b| (&a[0], &a[2], &a[1]).cmp(&(&b[0], &b[2], &b[1])));
     }
     let header: &[&str] = if repo_view {
         &["NAME", "SWARM VERSIONS", "SERVICES"]
     } else {
-        &["SECRET", "SWARM NAME", "CREATED", "STATE", "SERVICES"]
+        &[
+            "SECRET",
+            "SWARM NAME",
+            "CREATED",
+            "STATE",
+            "SERVICES",
+            "ROLLBACK",
+        ]
     };
     match g.format {
         Format::Human => {
@@ -118,6 +161,11 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
             } else {
                 crate::out!("{}", output::table(header, &rows))?;
             }
+            if repairs > 0 {
+                crate::outln!(
+                    "{repairs} version(s) need a repair: services run an older version than the current one, or point at one that no longer exists; `swarmseal -e {env} plan` shows the repair"
+                )?;
+            }
         }
         Format::Markdown => crate::out!("{}", output::markdown_table(header, &rows))?,
         Format::Json => {
@@ -127,7 +175,7 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
                 .collect();
             // Lists are lists in JSON: services, and Swarm versions.
             let cell = |key: &str, c: &String| {
-                if key == "services" || key == "swarm_versions" {
+                if key == "services" || key == "swarm_versions" || key == "rollback" {
                     json!(c
                         .split(',')
                         .filter(|x| !x.is_empty() && *x != "-")
@@ -159,6 +207,7 @@ pub fn run(g: &Global, repo_view: bool) -> Result<i32> {
                         crate::swarm::holder::Liveness::Unknown => json!(null),
                     }})),
                     "secrets": list,
+                    "repairs": repairs,
                 })
             )?;
         }

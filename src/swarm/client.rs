@@ -300,11 +300,54 @@ impl Swarm {
             .collect();
         out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
 
-        Ok(Observed {
+        let mut observed = Observed {
             cluster_id: self.cluster_id.clone(),
             secrets: out_secrets,
             services: out_services,
-        })
+        };
+        // A service pointing at a missing version of one of these secrets, with nothing in
+        // its specs to tell whose it is (an automatic rollback clears the previous spec):
+        // its recent tasks tell. Rare, so one task list per such service.
+        let unattributed: Vec<usize> = observed
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, svc)| {
+                svc.secrets.iter().any(|r| {
+                    r.missing
+                        && names
+                            .iter()
+                            .any(|n| crate::names::is_version_name(&r.secret_name, n))
+                }) && !observed.uses_environment(svc, project, env)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in unattributed {
+            let id = observed.services[i].id.clone();
+            observed.services[i].history = self.task_secret_ids(&id).await?;
+        }
+        Ok(observed)
+    }
+
+    /// The secret IDs the service's tasks (its task history included) ran with.
+    async fn task_secret_ids(&self, service_id: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([("service", vec![service_id])]);
+        let tasks = self
+            .docker
+            .list_tasks(Some(
+                ListTasksOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .map_err(|e| {
+                self.api_error(&format!("listing the tasks of service {service_id}"), &e)
+            })?;
+        let ids: BTreeSet<String> = tasks
+            .into_iter()
+            .filter_map(|t| t.spec?.container_spec?.secrets)
+            .flatten()
+            .filter_map(|r| r.secret_id)
+            .collect();
+        Ok(ids.into_iter().collect())
     }
 
     /// The services (current and previous references, update state) as they are now: for
@@ -554,6 +597,47 @@ impl Swarm {
             self.endpoint.describe()
         ))
         .hint("something else (another deploy?) is updating it; retry apply when it is done"))
+    }
+
+    /// Submits a service's spec again, unchanged: its previous spec becomes the current
+    /// one. After a reference to a secret that no longer exists was repaired, the previous
+    /// spec still holds the broken reference, and a rollback would bring it back; this
+    /// closes that door. No task is replaced (the task spec does not change).
+    pub async fn settle_previous(&self, service_id: &str) -> Result<()> {
+        for _attempt in 0..UPDATE_ATTEMPTS {
+            let service = match self.inspect_service(service_id).await {
+                Ok(s) => s,
+                Err(e) if status_of(&e) == Some(404) => return Ok(()),
+                Err(e) => {
+                    return Err(self.api_error(&format!("inspecting service {service_id}"), &e))
+                }
+            };
+            let name = service_name(&service, service_id);
+            let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+            let Some(spec) = service.spec else {
+                return Ok(());
+            };
+            let version = i32::try_from(version).map_err(|_| {
+                Error::new(format!(
+                    "service {name} has an out-of-range version {version}"
+                ))
+            })?;
+            let options = UpdateServiceOptionsBuilder::new().version(version).build();
+            match self
+                .docker
+                .update_service(service_id, spec, options, None)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_version_conflict(&e) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(self.api_error(&format!("updating service {name}"), &e)),
+            }
+        }
+        Err(Error::new(format!(
+            "service {service_id} kept changing while swarmseal was updating it"
+        )))
     }
 
     /// Polls until the service's update completed (Ok) or failed/paused/rolled back (Err),

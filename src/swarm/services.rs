@@ -106,6 +106,7 @@ fn refs_of(service: RawService) -> Option<ServiceRefs> {
             .update_status
             .and_then(|u| u.state)
             .and_then(update_state),
+        history: Vec::new(),
         id,
         name,
     })
