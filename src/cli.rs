@@ -195,8 +195,8 @@ pub struct ApplyArgs {
     /// update` does)
     #[arg(long, conflicts_with = "detach")]
     pub wait: bool,
-    /// Do not wait for the re-pointed services: old versions they move away from are kept
-    /// for a later apply
+    /// Do not wait for the re-pointed services (removals that wait for their updates are left
+    /// to a later apply)
     #[arg(short, long)]
     pub detach: bool,
     /// How long to wait for each service's update

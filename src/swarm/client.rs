@@ -740,6 +740,7 @@ impl Swarm {
         *name = service_name(&service, service_id);
         let name = name.as_str();
         let mut updating = false;
+        let mut completed = false;
         if let Some(status) = &service.update_status {
             let mut message =
                 crate::output::clean(status.message.as_deref().unwrap_or_default()).into_owned();
@@ -780,13 +781,7 @@ impl Swarm {
             match status.state {
                 // Docker resets the status when a service is updated, so a "completed" here
                 // is the latest update's.
-                Some(ServiceUpdateStatusStateEnum::COMPLETED) => {
-                    return Ok(Look {
-                        step: Step::Done,
-                        done: 0,
-                        total: 0,
-                    })
-                }
+                Some(ServiceUpdateStatusStateEnum::COMPLETED) => completed = true,
                 Some(ServiceUpdateStatusStateEnum::PAUSED) => return failed("paused"),
                 Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED) => {
                     return failed("failed and is being rolled back")
@@ -849,7 +844,9 @@ impl Swarm {
             .map_or(0, |r| r.saturating_sub(tasks.len()));
         let total = tasks.len() + short;
         let done = tasks.len() - pending;
-        let step = if updating {
+        let step = if completed {
+            Step::Done
+        } else if updating {
             Step::Updating
         } else if pending == 0 && short == 0 {
             Step::Quiet
