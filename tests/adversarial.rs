@@ -41,7 +41,7 @@
 //! | 8 | saved plans go stale when an unrelated service changes | `saved_plan_survives_unrelated_service_changes` (engine) |
 //!
 //! The hostile-repository cases need no engine. Run: `cargo test --test adversarial`
-//! (engine cases: `tests/engine.sh cargo test --test adversarial`).
+//! (engine cases too: `tests/engine.sh cargo test --test adversarial -- --include-ignored`).
 
 mod common;
 
@@ -158,22 +158,6 @@ fn offline(repo: &TestRepo, env: &str, args: &[&str]) -> Output {
     let mut all = vec!["-e", env, "-H", "unix:///nonexistent/swarmseal.sock"];
     all.extend_from_slice(args);
     repo.run(&all, None)
-}
-
-/// swarmseal's Swarm client on the test engine, with a runtime to drive it: for what a
-/// test must do on the Swarm as another party would (take a lock as another holder).
-fn library_swarm(
-    engine: &common::engine::Engine,
-) -> (tokio::runtime::Runtime, swarmseal::swarm::Swarm) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let endpoint = swarmseal::swarm::resolve_endpoint(Some(&engine.host), None).unwrap();
-    let swarm = rt
-        .block_on(swarmseal::swarm::Swarm::connect(endpoint))
-        .unwrap();
-    (rt, swarm)
 }
 
 /// A command that takes longer than `limit` is a hang.
@@ -1092,6 +1076,7 @@ fn ssh_host_cannot_be_an_option() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn status_into_a_closed_pipe_exits_quietly() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1109,6 +1094,7 @@ fn status_into_a_closed_pipe_exits_quietly() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_to_a_full_stdout_releases_its_lock() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1149,6 +1135,7 @@ fn apply_to_a_full_stdout_releases_its_lock() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn hangup_and_quit_release_the_apply_lock() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1198,12 +1185,13 @@ fn hangup_and_quit_release_the_apply_lock() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn unlock_refuses_a_live_holder_without_force() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
     let repo = SyncRepo::new(&engine, &guard, "advunlock");
     repo.set("db_password", b"value");
-    let (rt, swarm) = library_swarm(&engine);
+    let (rt, swarm) = common::sync::library_swarm(&engine);
     // This test process holds the lock: alive, on this host.
     let me = swarmseal::swarm::holder::this_process();
     let lock = rt
@@ -1241,13 +1229,14 @@ fn unlock_refuses_a_live_holder_without_force() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn swarm_text_is_escaped_on_the_terminal() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
     let repo = SyncRepo::new(&engine, &guard, "advansi");
     repo.set("db_password", b"value");
     repo.apply();
-    let (rt, swarm) = library_swarm(&engine);
+    let (rt, swarm) = common::sync::library_swarm(&engine);
     let evil = swarmseal::swarm::holder::Holder::named(
         "\u{1b}[2J\u{1b}[31mFAKE\u{1b}]0;title\u{7}\r\nerror: forged line",
     );
@@ -1276,6 +1265,7 @@ fn swarm_text_is_escaped_on_the_terminal() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn precreated_version_is_trusted_as_documented() {
     // Docker never returns a secret's data, so a secret that carries the labels of the
     // next version (made by someone with API access, who could as well run any service)
@@ -1302,6 +1292,7 @@ fn precreated_version_is_trusted_as_documented() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn unrelated_unhealthy_service_is_a_warning() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1359,6 +1350,7 @@ fn unrelated_unhealthy_service_is_a_warning() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn saved_plan_survives_unrelated_service_changes() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);

@@ -2,7 +2,7 @@
 # Runs a command against a throw-away single-node Docker Swarm.
 #
 # Usage: tests/engine.sh COMMAND [ARGS...]
-#   e.g. tests/engine.sh cargo test --all-targets
+#   e.g. tests/engine.sh cargo test --all-targets -- --include-ignored
 #
 # The command runs with
 #   SWARMSEAL_TEST_DOCKER_HOST  the engine's endpoint (unix:///tmp/sse.XXXXXX/sock)
@@ -24,7 +24,7 @@
 #      It cannot pull images (no network): use SWARMSEAL_TEST_IMAGE.
 #   3. Otherwise no engine: with SWARMSEAL_REQUIRE_ENGINE=1 this fails (exit 1) without running the
 #      command; without it, the command runs without SWARMSEAL_TEST_DOCKER_HOST and engine tests
-#      skip with a note.
+#      (run with --include-ignored) skip with a note.
 #
 # Testing knobs:
 #   SWARMSEAL_TEST_NO_ENGINE=1   pretend no engine can be provided (exercises case 3).

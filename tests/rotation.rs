@@ -6,9 +6,9 @@
 //! mid-apply. After every fault the invariant holds: no service references, in its current
 //! or its previous spec, a secret that does not exist.
 //!
-//! Run: `tests/engine.sh cargo test --test rotation -- --nocapture` (the fault tests print
-//! their figures). The fault tests that need engines of their own (restart, leader) need
-//! root, dockerd and iproute2; `SWARMSEAL_TEST_KILL_POINTS=N` runs the kill loop at N
+//! Run: `tests/engine.sh cargo test --test rotation -- --include-ignored --nocapture` (the
+//! fault tests print their figures). The fault tests that need engines of their own
+//! (restart, leader) need root, dockerd and iproute2; `SWARMSEAL_TEST_KILL_POINTS=N` runs the kill loop at N
 //! points instead of the 8 of a CI run.
 
 mod common;
@@ -116,6 +116,7 @@ fn kept<'a>(plan: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::V
 /// old version is still there (the service's previous spec references it), so the rollback
 /// works; `plan` shows the service as `repair`, `status` marks it, and `apply` repairs it.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn rollback_after_rotation_never_strands_the_service() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -187,6 +188,7 @@ fn rollback_after_rotation_never_strands_the_service() {
 /// task exit): apply says so and exits 1, the old version is kept, the service runs on it,
 /// and the next plan shows `repair`. Putting the good value back converges.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn failed_update_is_rolled_back_and_the_old_version_kept() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -270,6 +272,7 @@ fn failed_update_is_rolled_back_and_the_old_version_kept() {
 /// it removed the old version, then Docker rolled the update back onto it) is repaired:
 /// `status` marks it broken, `plan` re-points it to the current version.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn a_service_on_a_removed_version_is_repaired() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -337,6 +340,7 @@ fn a_service_on_a_removed_version_is_repaired() {
 /// `apply` waits by default, telling what it does as it does it (one line per state change
 /// when not on a terminal); `--detach` returns once the update is sent.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_waits_by_default_and_shows_progress() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -396,6 +400,7 @@ fn apply_waits_by_default_and_shows_progress() {
 
 /// Ctrl-C while apply waits for a service: the summary counts the update that was sent.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn interrupted_apply_reports_the_updates_it_sent() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -467,6 +472,7 @@ fn interrupted_apply_reports_the_updates_it_sent() {
 /// Someone else updates the service (labels) over and over while apply re-points it: the
 /// update is retried on the version conflict, and neither side's change is lost.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn concurrent_updates_of_a_service_lose_nothing() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -530,6 +536,7 @@ fn concurrent_updates_of_a_service_lose_nothing() {
 /// service references a missing secret (current or previous spec), and the next apply
 /// (after `unlock`, when the kill left the lock) converges.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn kill_9_at_any_point_never_strands_a_service() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -660,6 +667,7 @@ fn slow_service(
 /// The engine is stopped in the middle of an apply (while it waits for a service) and
 /// started again: the apply fails naming the engine, and a re-run converges.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn engine_restarted_mid_apply_converges() {
     let Some(node) = Node::single("restart") else {
         return;
@@ -720,6 +728,7 @@ fn engine_restarted_mid_apply_converges() {
 /// and a re-run against a surviving manager converges. The lock, in the replicated store,
 /// holds across the leader change.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn leader_killed_mid_apply_converges() {
     let Some(cluster) = Cluster::start("leader", 3) else {
         return;
@@ -756,14 +765,28 @@ fn leader_killed_mid_apply_converges() {
         Duration::from_secs(60),
         || engine.service_refs(&svc) != before,
     );
+    // A second lock of the project, held by this test through the same manager: the apply
+    // lock lives in the replicated store, and so must survive the leader.
+    let (rt, swarm) = common::sync::library_swarm(&engine);
+    let held = swarmseal::swarm::holder::Holder::named("leader-test");
+    rt.block_on(swarm.lock(&repo.project, "held", &held, Duration::ZERO))
+        .expect("the test takes a lock");
     let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
     let t0 = Instant::now();
     cluster.nodes[leader].kill();
     let new_leader = cluster.leader(followers[1], Duration::from_secs(90));
     let elected = t0.elapsed();
     assert!(new_leader.is_some(), "no new leader within 90 s");
-    // The lock lives in the replicated store: the surviving managers still have it while
-    // the first apply has not given it up.
+    let (rt2, swarm2) = common::sync::library_swarm(&other.engine());
+    let info = rt2
+        .block_on(swarm2.lock_info(&repo.project, "held"))
+        .expect("the surviving managers answer");
+    assert_eq!(
+        info.map(|i| i.holder),
+        Some("leader-test".to_string()),
+        "the lock was lost across the leader change"
+    );
+    // The apply's own lock, if the apply has not finished: seen from the other manager too.
     let still_running = child.try_wait().unwrap().is_none();
     let lock_seen = other
         .docker(&["secret", "inspect", &marker])
@@ -771,12 +794,12 @@ fn leader_killed_mid_apply_converges() {
         .success();
     let out = wait_output(&mut child);
     assert_no_panic(&out);
-    assert!(
-        still_running,
-        "the apply finished before the election\n{}",
-        describe(&out)
-    );
-    assert!(lock_seen, "the lock was lost across the leader change");
+    if still_running {
+        assert!(
+            lock_seen,
+            "the apply's lock was lost across the leader change"
+        );
+    }
     let first = out.status.code();
     if first != Some(0) {
         assert!(

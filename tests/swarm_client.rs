@@ -2,8 +2,9 @@
 //! writes, re-pointing running services, the apply lock; and, without an engine, how fast and
 //! how clearly unreachable or unsuitable endpoints fail.
 //!
-//! Run: `tests/engine.sh cargo test --test swarm_client` (engine tests skip without the
-//! harness, and fail with `SWARMSEAL_REQUIRE_ENGINE=1`).
+//! Run: `tests/engine.sh cargo test --test swarm_client -- --include-ignored` (engine tests
+//! are `#[ignore]`d for a plain `cargo test`, and fail without the harness when
+//! `SWARMSEAL_REQUIRE_ENGINE=1`).
 
 mod common;
 
@@ -192,6 +193,7 @@ fn running_containers(engine: &Engine, service: &str) -> Vec<String> {
 // engine tests
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn connect_reports_the_cluster_id() {
     let Some(engine) = engine() else { return };
     let swarm = connect(&engine).await;
@@ -202,6 +204,7 @@ async fn connect_reports_the_cluster_id() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn observe_keeps_this_scope_and_reads_service_references() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("observe");
@@ -348,6 +351,7 @@ async fn observe_keeps_this_scope_and_reads_service_references() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn create_secret_is_idempotent_and_refuses_a_foreign_namesake() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("create");
@@ -385,6 +389,7 @@ async fn create_secret_is_idempotent_and_refuses_a_foreign_namesake() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn labels_are_updated_in_place() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("relabel");
@@ -459,6 +464,7 @@ async fn labels_are_updated_in_place() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn remove_reports_in_use_removed_and_gone() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("remove");
@@ -511,6 +517,7 @@ async fn remove_reports_in_use_removed_and_gone() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("repoint");
@@ -690,6 +697,7 @@ async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn repoint_with_two_swaps_is_one_service_update() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("two-swaps");
@@ -864,6 +872,7 @@ async fn failing_update(
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn failed_updates_are_reported_with_dockers_reason() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("failing");
@@ -904,6 +913,7 @@ async fn failed_updates_are_reported_with_dockers_reason() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn stale_service_version_is_the_conflict_repoint_retries_on() {
     // The text `repoint_service` recognises as a version conflict, checked against the engine.
     let Some(engine) = engine() else { return };
@@ -933,6 +943,7 @@ async fn stale_service_version_is_the_conflict_repoint_retries_on() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn lock_waits_names_the_holder_and_can_be_broken() {
     let Some(engine) = engine() else { return };
     let project = engine.unique_project("lock");

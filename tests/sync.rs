@@ -3,9 +3,10 @@
 //! `docker stack deploy`, and the failure modes around them. Every outcome is checked on the
 //! Swarm with the docker CLI, not only in swarmseal's own output.
 //!
-//! Run: `tests/engine.sh cargo test --test sync` (engine tests skip without the harness and
-//! fail with `SWARMSEAL_REQUIRE_ENGINE=1`; `unreachable_docker_host_fails_fast_naming_it`
-//! needs no engine).
+//! Run: `tests/engine.sh cargo test --test sync -- --include-ignored` (engine tests are
+//! `#[ignore]`d for a plain `cargo test`, and fail without the harness when
+//! `SWARMSEAL_REQUIRE_ENGINE=1`; `unreachable_docker_host_fails_fast_naming_it` needs no
+//! engine).
 //!
 //! Each test has its own project (so tests run in parallel on one Swarm), its own services,
 //! and a [`Guard`] that removes its services, stacks and secrets even when it fails. Secrets
@@ -57,6 +58,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// value at the same path in the running container, removes the old version, and leaves
 /// nothing to do.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn rotation_reaches_the_running_service_and_keeps_the_rollback_target() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -204,6 +206,7 @@ fn rotation_reaches_the_running_service_and_keeps_the_rollback_target() {
 /// A hand-made secret used by a service is adopted: a managed version is created, the
 /// service is re-pointed to it (same target), and the hand-made secret is left alone.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn adopt_repoints_a_service_from_a_hand_made_secret() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -282,6 +285,7 @@ fn adopt_repoints_a_service_from_a_hand_made_secret() {
 /// secrets, even one named like a secret of the repository, and another project's secrets
 /// survive every apply.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn prune_removes_unused_blocks_used_and_spares_others() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -447,6 +451,7 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
 /// relabels (the `source` label), and apply updates the labels in place — same secret IDs,
 /// same fingerprints, no rotation.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn rekey_relabels_in_place_without_rotation() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -532,6 +537,7 @@ fn rekey_relabels_in_place_without_rotation() {
 ///   original, shut down, and one new task. Each update that changes the task template
 ///   replaces the task, so two or three updates would leave three or four.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn three_rotations_update_their_service_once() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -656,6 +662,7 @@ fn assert_no_value_in(file: &std::path::Path, value: &[u8]) {
 /// refused as stale when the repository changed, when a service started using a managed
 /// secret, and when a managed secret was removed by hand; plan files hold no values.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn saved_plans_apply_when_fresh_and_are_refused_when_stale() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -764,6 +771,7 @@ fn saved_plans_apply_when_fresh_and_are_refused_when_stale() {
 /// lock (or, had it come second, finds nothing to do); with a lock timeout both succeed, the
 /// second after waiting. Either way the end state has exactly one version per secret.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn concurrent_applies_are_serialised_by_the_lock() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -876,6 +884,7 @@ fn concurrent_applies_are_serialised_by_the_lock() {
 /// With no identity anywhere, `plan` still runs (exit 0) and marks the changed file's change
 /// as unverified; unchanged files stay unchanged.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn plan_without_identity_flags_changed_files_as_unverified() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -931,6 +940,7 @@ fn plan_without_identity_flags_changed_files_as_unverified() {
 /// `exec` gives a command each secret's current Swarm name (never its value), so that a
 /// compose file deployed with `docker stack deploy` mounts the managed version.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn exec_feeds_current_names_to_docker_stack_deploy() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1074,6 +1084,7 @@ fn unreachable_docker_host_fails_fast_naming_it() {
 /// pin, says how to add one); with a `swarm_id` pin that does not match, plan and apply
 /// refuse naming both IDs; with the right pin, apply works.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_refuses_without_confirmation_or_on_another_swarm() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1147,6 +1158,7 @@ fn apply_refuses_without_confirmation_or_on_another_swarm() {
 /// A lock left behind by a dead apply stops apply (naming the lock and its holder), also after
 /// `--lock-timeout`; `plan` still runs and mentions it; `unlock` breaks it and apply proceeds.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn stale_lock_blocks_apply_until_unlock() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1217,6 +1229,7 @@ fn stale_lock_blocks_apply_until_unlock() {
 /// SIGTERM (a cancelled CI job) during `apply --wait` stops it with exit 1, releases the lock
 /// on the way out, and the next apply finishes the rotation.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn interrupted_apply_releases_its_lock_and_resumes() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1280,6 +1293,7 @@ fn interrupted_apply_releases_its_lock_and_resumes() {
 /// On a terminal, apply shows the plan and asks; only "yes" applies. `script` (util-linux)
 /// gives the command a pseudo-terminal and the answer is typed into it.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_asks_for_confirmation_on_a_terminal() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
@@ -1327,6 +1341,7 @@ fn apply_asks_for_confirmation_on_a_terminal() {
 /// file edited to remove someone else's secret is refused as stale, and that secret
 /// survives.
 #[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn an_edited_plan_file_is_refused() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);

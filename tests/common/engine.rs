@@ -60,7 +60,7 @@ pub fn engine() -> Option<Engine> {
             if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
                 panic!(
                     "{REQUIRE_VAR}=1 but no engine: {HOST_VAR} is not set. Run the tests through \
-                     tests/engine.sh (e.g. `tests/engine.sh cargo test --all-targets`; it starts a \
+                     tests/engine.sh (e.g. `tests/engine.sh cargo test --all-targets -- --include-ignored`; it starts a \
                      private single-node swarm when run as root with docker.io installed, or uses \
                      an existing swarm manager with SWARMSEAL_TEST_USE_DOCKER_HOST=1 \
                      DOCKER_HOST=...), or unset {REQUIRE_VAR} to skip the engine tests."

@@ -691,3 +691,17 @@ pub fn strs(v: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// swarmseal's Swarm client on an engine, with a runtime to drive it: for what a test must
+/// do on the Swarm as another party would (take a lock as another holder).
+pub fn library_swarm(engine: &Engine) -> (tokio::runtime::Runtime, swarmseal::swarm::Swarm) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = swarmseal::swarm::resolve_endpoint(Some(&engine.host), None).unwrap();
+    let swarm = rt
+        .block_on(swarmseal::swarm::Swarm::connect(endpoint))
+        .unwrap();
+    (rt, swarm)
+}
