@@ -36,7 +36,7 @@ pub struct Global {
     /// Identity file: age, ssh-ed25519/ssh-rsa, or passphrase-protected (repeatable)
     #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
-    /// Docker endpoint (unix://, tcp://, ssh://)
+    /// Docker endpoint: unix://PATH, tcp://HOST:PORT (TLS), ssh://[USER@]HOST[:PORT], http://HOST:PORT
     #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
     pub host: Option<String>,
     /// Output format of reports

@@ -456,16 +456,6 @@ fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     }
 }
 
-fn check_docker_host(host: &str) -> std::result::Result<(), String> {
-    const SCHEMES: &[&str] = &["unix://", "tcp://", "ssh://", "npipe://"];
-    match SCHEMES.iter().find(|s| host.starts_with(*s)) {
-        None => Err("it has no supported scheme (unix://, tcp://, ssh:// or npipe://)".into()),
-        Some(scheme) if host.len() == scheme.len() => Err("nothing follows the scheme".into()),
-        Some(_) if host.chars().any(char::is_whitespace) => Err("it contains whitespace".into()),
-        Some(_) => Ok(()),
-    }
-}
-
 fn known_list(names: &[&str]) -> String {
     if names.is_empty() {
         "none yet".into()
@@ -696,13 +686,14 @@ fn validate(raw: RawManifest, path: &Path) -> Result<Manifest> {
         let docker_host = match &env.docker_host {
             None => None,
             Some(h) => {
-                if let Err(reason) = check_docker_host(h.value.trim()) {
+                // The same parser as --host and DOCKER_HOST: what one accepts, so does the other.
+                if let Err(reason) = crate::swarm::check_url(h.value.trim()) {
                     return Err(err_at(
                         path,
                         h,
-                        format!("invalid docker_host {:?} for environment {:?}: {reason}", h.value, name.value),
+                        format!("invalid docker_host {:?} for environment {:?}: it {reason}", h.value, name.value),
                     )
-                    .hint("use e.g. ssh://deploy@manager, tcp://manager:2376 or unix:///var/run/docker.sock"));
+                    .hint("use e.g. ssh://deploy@manager, ssh://deploy@manager:2222, tcp://manager:2376, http://127.0.0.1:2375 or unix:///var/run/docker.sock"));
                 }
                 Some(h.value.trim().to_string())
             }
@@ -2219,19 +2210,30 @@ keep_versions: 0               # superseded, unused Swarm versions kept for roll
                 "hint: add it under recipients: (swarmseal recipients add carol KEY) or fix the name; known: alice, bob",
             ],
         );
-        let text = base.clone() + "    docker_host: http://x\n";
-        assert_contains(
-            &error(&text),
-            &[
-                "swarmseal.yaml:9:18: invalid docker_host \"http://x\"",
-                "no supported scheme",
-            ],
-        );
+        // The manifest accepts and refuses what --host does (one parser).
+        for (bad, why) in [
+            ("ftp://x", "unsupported scheme"),
+            ("npipe:////./pipe/docker_engine", "named pipe"),
+            ("ssh://-oProxyCommand=x", "invalid ssh host"),
+            ("tcp://m:99999", "invalid port"),
+            ("m:2376", "not a Docker endpoint URL"),
+        ] {
+            let text = base.clone() + &format!("    docker_host: \"{bad}\"\n");
+            assert_contains(
+                &error(&text),
+                &["swarmseal.yaml:9:18: invalid docker_host", why],
+            );
+            assert!(
+                crate::swarm::resolve_endpoint(Some(bad), None).is_err(),
+                "{bad}"
+            );
+        }
         for ok in [
             "unix:///var/run/docker.sock",
             "tcp://m:2376",
+            "http://x",
             "ssh://deploy@m",
-            "npipe:////./pipe/docker_engine",
+            "ssh://deploy@m:2222",
         ] {
             let text = base.clone() + &format!("    docker_host: {ok}\n");
             assert_eq!(

@@ -7,7 +7,9 @@
 #
 # Usage (as root, with Debian's docker.io and iproute2):
 #   tests/node.sh start DIR [NETNS]        dockerd in DIR (in network namespace NETNS, else in
-#                                          a new anonymous one); waits until it answers
+#                                          a new anonymous one, or in the host's with
+#                                          NODE_SHARED_NET=1; NODE_DOCKERD_ARGS adds
+#                                          arguments); waits until it answers
 #   tests/node.sh stop DIR                 services, containers, then dockerd; unmounts leftovers
 #   tests/node.sh halt DIR                 SIGTERM dockerd alone (services stay; start brings
 #                                          the engine back with them)
@@ -112,7 +114,9 @@ readonly NODE_LO_UP_AND_EXEC='
 node_start() {
   local dir=$1 netns_name=${2:-} deadline netns=() tag
   mkdir -p "$dir/data" "$dir/exec" "$dir/docker-config"
-  if [[ -n $netns_name ]]; then
+  if [[ ${NODE_SHARED_NET:-} == 1 ]]; then
+    echo shared # the host's network: a TCP listener (-H tcp://...) is reachable from here
+  elif [[ -n $netns_name ]]; then
     # nsenter, not `ip netns exec`: that one mounts a new /sys, hiding the cgroup mounts
     # dockerd needs ("Devices cgroup isn't mounted").
     netns=(nsenter "--net=/run/netns/$netns_name")
@@ -122,6 +126,9 @@ node_start() {
     echo shared
   fi
   tag=$(basename "$dir" | tr -c 'a-zA-Z0-9\n' '-')
+  # Extra dockerd arguments (a TLS listener, say), split on spaces.
+  local extra=()
+  read -r -a extra <<<"${NODE_DOCKERD_ARGS:-}"
   # --containerd-namespace: should dockerd find a system containerd, keep our objects apart.
   # setsid: the engine is not in the caller's process group, so a Ctrl-C does not hit it
   # mid-teardown.
@@ -133,6 +140,7 @@ node_start() {
     --bridge=none --iptables=false --ip6tables=false \
     --containerd-namespace "sse-$tag" \
     --containerd-plugins-namespace "sse-$tag-plugins" \
+    "${extra[@]}" \
     </dev/null >>"$dir/dockerd.log" 2>&1 &
   local launcher=$!
   deadline=$(($(node_now) + NODE_START_TIMEOUT))

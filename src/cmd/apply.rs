@@ -53,14 +53,15 @@ pub fn run(g: &Global, args: ApplyArgs) -> Result<i32> {
         }
     }
     let ids = super::require_identities(g, &format!("decrypt the secrets of {env}"))?;
-    let state = desired::read(
-        &repo,
-        &env,
-        Some(&ids),
-        Decrypt::Required { keep_values: true },
-    )?;
+    let (state, remote) = Remote::connect_while(g, &repo, &env, || {
+        desired::read(
+            &repo,
+            &env,
+            Some(&ids),
+            Decrypt::Required { keep_values: true },
+        )
+    })?;
     drop(ids);
-    let remote = Remote::connect(g, &repo, &env)?;
     if repo.manifest.environment(&env)?.swarm_id.is_none() && !g.quiet {
         output::warn(&format!(
             "environment {env} is not pinned to a Swarm; to make sure it is only ever applied to this one, add `swarm_id: {}` under environments.{env} in swarmseal.yaml",

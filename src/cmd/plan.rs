@@ -14,8 +14,9 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<i32> {
     let repo = super::open_repo(g)?;
     let env = super::select_env(g, &repo)?;
     let ids = super::identities(g)?;
-    let state = desired::read(&repo, &env, ids.as_ref(), Decrypt::IfPossible)?;
-    let remote = Remote::connect(g, &repo, &env)?;
+    let (state, remote) = Remote::connect_while(g, &repo, &env, || {
+        desired::read(&repo, &env, ids.as_ref(), Decrypt::IfPossible)
+    })?;
     let names = state.desired.secrets.keys().cloned().collect();
     let observed = remote.observe(&repo, &env, &names)?;
     if let Ok(Some(lock)) = remote

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::cli::Global;
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::model::Observed;
 use crate::store::Repo;
 use crate::swarm::{self, Swarm};
@@ -17,7 +18,11 @@ pub struct Remote {
 impl Remote {
     /// Connects to the environment's endpoint and enforces its `swarm_id` pin.
     pub fn connect(g: &Global, repo: &Repo, env: &str) -> Result<Remote> {
-        let environment = repo.manifest.environment(env)?;
+        Remote::connect_for(g, &repo.manifest, env)
+    }
+
+    fn connect_for(g: &Global, manifest: &Manifest, env: &str) -> Result<Remote> {
+        let environment = manifest.environment(env)?;
         let endpoint =
             swarm::resolve_endpoint(g.host.as_deref(), environment.docker_host.as_deref())?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -40,6 +45,34 @@ impl Remote {
             }
         }
         Ok(Remote { rt, swarm })
+    }
+
+    /// Runs `read` (reading the repository) while connecting, and returns both; the
+    /// repository's errors come first, as if one had been done after the other. A remote
+    /// login (an ssh session, a TLS handshake) then costs no time of its own. Side by side
+    /// only without a terminal: on one, ssh and age may each need to ask something, and
+    /// two prompts at once would be a mess.
+    pub fn connect_while<T>(
+        g: &Global,
+        repo: &Repo,
+        env: &str,
+        read: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, Remote)> {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            let value = read()?;
+            return Ok((value, Remote::connect(g, repo, env)?));
+        }
+        let (value, remote) = std::thread::scope(|scope| {
+            let manifest = &repo.manifest;
+            let connecting = scope.spawn(move || Remote::connect_for(g, manifest, env));
+            let value = read();
+            (value, connecting.join())
+        });
+        let value = value?;
+        let remote =
+            remote.map_err(|_| Error::new("connecting to the Swarm failed unexpectedly"))??;
+        Ok((value, remote))
     }
 
     /// The secrets and services that matter to the environment.

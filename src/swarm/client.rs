@@ -14,10 +14,12 @@ use bollard::query_parameters::{
     ListSecretsOptions, ListTasksOptionsBuilder, UpdateSecretOptionsBuilder,
     UpdateServiceOptionsBuilder,
 };
-use bollard::{Docker, API_DEFAULT_VERSION};
+use bollard::Docker;
 use zeroize::Zeroizing;
 
-use super::endpoint::{Endpoint, Scheme};
+use super::endpoint::{Address, Endpoint, Scheme};
+use super::ssh::SshDial;
+use super::transport::{Dial, Transport};
 use super::{Health, RemoveOutcome, Swap, WaitProgress};
 use crate::error::{Error, Result};
 use crate::model::{labels, Observed, ServiceRefs, SwarmSecret};
@@ -41,6 +43,8 @@ const QUIET_POLLS: u32 = 3;
 #[derive(Clone)]
 pub struct Swarm {
     pub(crate) docker: Docker,
+    /// The connections under `docker`, for raw requests (see [`super::services`]).
+    pub(crate) transport: Transport,
     pub(crate) endpoint: Endpoint,
     /// The Swarm's cluster ID (`docker info` → Swarm.Cluster.ID).
     pub cluster_id: String,
@@ -138,7 +142,7 @@ impl Swarm {
             ))
             .hint(unreachable_hint(&endpoint, &why))
         };
-        let docker = client(&endpoint).map_err(|e| unreachable(reason(&e)))?;
+        let (docker, transport) = client(&endpoint)?;
         let limit = if endpoint.scheme() == Scheme::Ssh {
             FIRST_CONTACT_TIMEOUT_SSH
         } else {
@@ -213,6 +217,7 @@ impl Swarm {
             })?;
         Ok(Swarm {
             docker,
+            transport,
             endpoint,
             cluster_id,
             unlock_command: "swarmseal unlock".into(),
@@ -260,7 +265,7 @@ impl Swarm {
     ) -> Result<Observed> {
         let (secrets, services) = tokio::join!(
             self.docker.list_secrets(None::<ListSecretsOptions>),
-            super::services::list(&self.docker)
+            super::services::list(&self.transport, &self.docker)
         );
         let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
         let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
@@ -353,7 +358,7 @@ impl Swarm {
     /// The services (current and previous references, update state) as they are now: for
     /// the last look before removals.
     pub async fn services(&self) -> Result<Vec<ServiceRefs>> {
-        super::services::list(&self.docker)
+        super::services::list(&self.transport, &self.docker)
             .await
             .map_err(|e| self.api_error("listing the Swarm's services", &e))
     }
@@ -933,27 +938,41 @@ fn service_name(service: &Service, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned())
 }
 
-/// A bollard client for the endpoint (no network traffic yet).
-fn client(endpoint: &Endpoint) -> std::result::Result<Docker, DockerError> {
-    let secs = REQUEST_TIMEOUT.as_secs();
-    match endpoint.scheme() {
-        Scheme::Unix => Docker::connect_with_unix(&endpoint.url, secs, API_DEFAULT_VERSION),
-        Scheme::Http => Docker::connect_with_http(&endpoint.url, secs, API_DEFAULT_VERSION),
-        Scheme::Tls => {
-            let tls = endpoint
+/// Connections kept open per command (keep-alive pool): enough for `--parallel`.
+const POOL: usize = 8;
+
+/// A bollard client for the endpoint over swarmseal's own transport (no network traffic
+/// yet); the TLS files are read here, and their errors name them.
+fn client(endpoint: &Endpoint) -> Result<(Docker, Transport)> {
+    let dial = match endpoint.address() {
+        Address::Unix(path) => Dial::Unix(path.into()),
+        Address::Http(hostport) => Dial::Tcp(hostport.clone()),
+        Address::Ssh(target) => Dial::Ssh(Box::new(SshDial::new(target.clone()))),
+        Address::Tls(hostport) => {
+            let files = endpoint
                 .tls_files()
-                .expect("a TLS endpoint always has its certificate paths");
-            Docker::connect_with_ssl(
-                &endpoint.url,
-                &tls.key,
-                &tls.cert,
-                &tls.ca,
-                secs,
-                API_DEFAULT_VERSION,
-            )
+                .ok_or_else(|| Error::new("a TLS endpoint without certificates"))?;
+            let client_cert = (files.cert.is_file() && files.key.is_file())
+                .then_some((files.cert.as_path(), files.key.as_path()));
+            let config = super::transport::tls_config(&files.ca, client_cert)?;
+            let host = hostport
+                .rsplit_once(':')
+                .map_or(hostport.as_str(), |(h, _)| h);
+            Dial::Tls {
+                addr: hostport.clone(),
+                server_name: super::transport::server_name(host)?,
+                config,
+            }
         }
-        Scheme::Ssh => Docker::connect_with_ssh(&endpoint.url, secs, API_DEFAULT_VERSION, None),
-    }
+    };
+    let transport = Transport::new(dial, POOL);
+    let docker = transport.docker(REQUEST_TIMEOUT.as_secs()).map_err(|e| {
+        Error::new(format!(
+            "cannot set up a client for {}: {e}",
+            endpoint.describe()
+        ))
+    })?;
+    Ok((docker, transport))
 }
 
 fn unreachable_hint(endpoint: &Endpoint, why: &str) -> String {
@@ -964,7 +983,14 @@ fn unreachable_hint(endpoint: &Endpoint, why: &str) -> String {
             .into();
     }
     if let Some(tls) = endpoint.tls_files() {
-        if lower.contains("certificaterequired") || lower.contains("certificate required") {
+        let has_client_cert = tls.cert.is_file() && tls.key.is_file();
+        // The engine refused the handshake: without a client certificate of ours, that is
+        // what it wants (Go's TLS says "bad certificate", openssl "certificate required").
+        let refused_us = lower.contains("certificaterequired")
+            || lower.contains("certificate required")
+            || (!has_client_cert
+                && (lower.contains("badcertificate") || lower.contains("bad certificate")));
+        if refused_us {
             return format!(
                 "the engine wants a client certificate: put cert.pem and key.pem (signed by the \
                  engine's CA) into {}, next to ca.pem",
@@ -977,6 +1003,31 @@ fn unreachable_hint(endpoint: &Endpoint, why: &str) -> String {
                  expired, or not issued for the host name in the URL); use the engine's CA \
                  certificate, or the host name its certificate names",
                 tls.ca.display()
+            );
+        }
+    }
+    if let Address::Ssh(target) = endpoint.address() {
+        let host = &target.host;
+        let port = target.port.map(|p| format!("-p {p} ")).unwrap_or_default();
+        if why.contains("Host key verification failed") {
+            return format!(
+                "the host key of {host} is not in your known_hosts (or does not match it); swarmseal, \
+                 like the docker CLI, never trusts a host key it has not seen. Check the key's \
+                 fingerprint out-of-band, then add it: `ssh-keyscan {port}{host} >> ~/.ssh/known_hosts` \
+                 (in CI, from a variable holding the known_hosts line)"
+            );
+        }
+        if why.contains("Permission denied") {
+            return format!(
+                "ssh could not log in to {host}: give it a key the server accepts (ssh-agent, \
+                 IdentityFile in ~/.ssh/config, or -i in a Host entry); swarmseal never asks for \
+                 a password without a terminal"
+            );
+        }
+        if why.contains("docker: command not found") || why.contains("docker: not found") {
+            return format!(
+                "{host} has no docker CLI for its ssh user: install it there (it runs `docker \
+                 system dial-stdio`), or use another endpoint"
             );
         }
     }

@@ -5,8 +5,9 @@
 //! in the docker CLI's `config.json`), else `unix:///var/run/docker.sock`.
 //!
 //! Schemes: `unix://PATH`; `tcp://HOST[:PORT]` (also `https://`), always TLS with the server
-//! verified; `http://HOST[:PORT]`, plain HTTP because the user wrote it; `ssh://[USER@]HOST`
-//! through the system `ssh` client (the remote user runs `docker system dial-stdio`).
+//! verified against the CA given (only it); `http://HOST[:PORT]`, plain HTTP because the user
+//! wrote it; `ssh://[USER@]HOST[:PORT]` through the system `ssh` client (the remote user runs
+//! `docker system dial-stdio`). [`Address::parse`] is the one parser of all of them.
 //! Unlike the docker CLI, `tcp://` never silently falls back to unencrypted HTTP.
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use super::ssh::SshTarget;
 use crate::error::{Error, Result};
 
 /// The local engine's socket, used when nothing else names an endpoint.
@@ -33,11 +35,12 @@ pub const SOURCE_DEFAULT: &str = "the default local socket";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Normalised URL, e.g. `unix:///var/run/docker.sock`, `tcp://manager:2376`,
-    /// `http://127.0.0.1:2375`, `ssh://deploy@manager`.
+    /// `http://127.0.0.1:2375`, `ssh://deploy@manager:2222`.
     pub url: String,
     /// Where the URL came from: `--host`, `DOCKER_HOST`, `docker context prod`, ...
     pub source: String,
     tls: Option<TlsFiles>,
+    address: Address,
 }
 
 /// Where the certificates of a `tcp://` endpoint live.
@@ -78,15 +81,17 @@ impl Endpoint {
     }
 
     pub(crate) fn scheme(&self) -> Scheme {
-        if self.tls.is_some() {
-            Scheme::Tls
-        } else if self.url.starts_with("unix://") {
-            Scheme::Unix
-        } else if self.url.starts_with("ssh://") {
-            Scheme::Ssh
-        } else {
-            Scheme::Http
+        match &self.address {
+            Address::Unix(_) => Scheme::Unix,
+            Address::Tls(_) => Scheme::Tls,
+            Address::Http(_) => Scheme::Http,
+            Address::Ssh(_) => Scheme::Ssh,
         }
+    }
+
+    /// What the URL says (host, port, user, path).
+    pub fn address(&self) -> &Address {
+        &self.address
     }
 }
 
@@ -285,82 +290,143 @@ fn is_tls_url(url: &str) -> bool {
 }
 
 const URL_FORMS: &str = "use unix:///PATH/docker.sock, tcp://HOST:2376 (TLS), http://HOST:2375 \
-                         (unencrypted) or ssh://USER@HOST";
+                         (unencrypted) or ssh://USER@HOST[:PORT]";
 
-/// Checks and normalises an endpoint URL.
-fn parse_url(url: &str, source: &str, certs: &CertSource) -> Result<Endpoint> {
-    let bad = |what: String| Error::new(format!("{url} (from {source}) {what}")).hint(URL_FORMS);
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(bad("is not a Docker endpoint URL".into()));
+/// What an endpoint URL says, before any file is looked at: the one parser behind
+/// `--host`, `DOCKER_HOST`, docker contexts and the manifest's `docker_host`, so that they
+/// all accept and refuse the same URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `unix://PATH`.
+    Unix(String),
+    /// `tcp://HOST[:PORT]` or `https://...`: TLS, `HOST:PORT` (default port 2376).
+    Tls(String),
+    /// `http://HOST[:PORT]`: plain HTTP because the user wrote it (default port 2375).
+    Http(String),
+    /// `ssh://[USER@]HOST[:PORT]`.
+    Ssh(SshTarget),
+}
+
+impl Address {
+    /// Parses an endpoint URL; the error says what is wrong with it.
+    pub fn parse(url: &str) -> std::result::Result<Address, String> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err("is not a Docker endpoint URL".into());
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "unix" => {
+                if rest.is_empty() {
+                    return Err("names no socket path".into());
+                }
+                Ok(Address::Unix(rest.to_string()))
+            }
+            "tcp" | "https" => Ok(Address::Tls(host_port(rest, 2376)?)),
+            "http" => Ok(Address::Http(host_port(rest, 2375)?)),
+            "ssh" => ssh_target(rest).map(Address::Ssh),
+            "npipe" => {
+                Err("is a Windows named pipe (npipe://), which this platform does not have".into())
+            }
+            other => Err(format!("has an unsupported scheme {other}://")),
+        }
+    }
+
+    /// The normalised URL.
+    pub fn url(&self) -> String {
+        match self {
+            Address::Unix(path) => format!("unix://{path}"),
+            Address::Tls(hostport) => format!("tcp://{hostport}"),
+            Address::Http(hostport) => format!("http://{hostport}"),
+            Address::Ssh(t) => {
+                let mut url = String::from("ssh://");
+                if let Some(user) = &t.user {
+                    url.push_str(user);
+                    url.push('@');
+                }
+                url.push_str(&t.host);
+                if let Some(port) = t.port {
+                    url.push_str(&format!(":{port}"));
+                }
+                url
+            }
+        }
+    }
+}
+
+/// Checks an endpoint URL (for the manifest's `docker_host`): `Err` says what is wrong.
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    Address::parse(url).map(|_| ())
+}
+
+/// `[USER@]HOST[:PORT]` of an `ssh://` URL. The user and host reach ssh's command line: one
+/// starting with '-' would be read as an option (`ssh://-oProxyCommand=...` runs a
+/// command), so they are refused.
+fn ssh_target(rest: &str) -> std::result::Result<SshTarget, String> {
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') {
+        return Err("must be ssh://[USER@]HOST[:PORT], without a path".into());
+    }
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
     };
-    let endpoint = |url: String, tls: Option<TlsFiles>| Endpoint {
-        url,
+    if hostport.is_empty() {
+        return Err("names no host".into());
+    }
+    let (host, port) = if let Some(after) = hostport.strip_prefix('[') {
+        match after.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return Err("has a malformed IPv6 address".into()),
+            },
+            None => return Err("has a malformed IPv6 address".into()),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    for (what, part) in [("user", user.unwrap_or("x")), ("host", host)] {
+        if part.is_empty()
+            || part.starts_with('-')
+            || part.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "has an invalid ssh {what}: it must not be empty, start with '-' or contain spaces"
+            ));
+        }
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("has an invalid port {p:?}"))?,
+        ),
+    };
+    Ok(SshTarget {
+        user: user.map(str::to_string),
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// Checks and normalises an endpoint URL, and finds a TLS endpoint's certificates.
+fn parse_url(url: &str, source: &str, certs: &CertSource) -> Result<Endpoint> {
+    let address = Address::parse(url)
+        .map_err(|what| Error::new(format!("{url} (from {source}) {what}")).hint(URL_FORMS))?;
+    let tls = match &address {
+        Address::Tls(hostport) => Some(tls_files(hostport, url, source, certs)?),
+        _ => None,
+    };
+    Ok(Endpoint {
+        url: address.url(),
         source: source.to_owned(),
         tls,
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "unix" => {
-            if rest.is_empty() {
-                return Err(bad("names no socket path".into()));
-            }
-            Ok(endpoint(format!("unix://{rest}"), None))
-        }
-        "tcp" | "https" => {
-            let hostport = host_port(rest, 2376).map_err(&bad)?;
-            let tls = tls_files(&hostport, url, source, certs)?;
-            Ok(endpoint(format!("tcp://{hostport}"), Some(tls)))
-        }
-        "http" => {
-            let hostport = host_port(rest, 2375).map_err(&bad)?;
-            Ok(endpoint(format!("http://{hostport}"), None))
-        }
-        "ssh" => {
-            let authority = rest.trim_end_matches('/');
-            if authority.is_empty() || authority.contains('/') {
-                return Err(bad("must be ssh://[USER@]HOST, without a path".into()));
-            }
-            let (user, host) = match authority.rsplit_once('@') {
-                Some((u, h)) => (Some(u), h),
-                None => (None, authority),
-            };
-            if host.is_empty() {
-                return Err(bad("names no host".into()));
-            }
-            // The user and host reach ssh's command line: one starting with '-' would be
-            // read as an option (`ssh://-oProxyCommand=...` runs a command).
-            for (what, part) in [("user", user.unwrap_or("x")), ("host", host)] {
-                if part.is_empty()
-                    || part.starts_with('-')
-                    || part.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(bad(format!(
-                        "has an invalid ssh {what}: it must not be empty, start with '-' or contain spaces"
-                    )));
-                }
-            }
-            let bracketed = host.starts_with('[');
-            let port = if bracketed {
-                host.rsplit_once("]:").map(|(_, p)| p)
-            } else {
-                host.rsplit_once(':').map(|(_, p)| p)
-            };
-            if let Some(port) = port {
-                return Err(Error::new(format!(
-                    "{url} (from {source}): ssh:// endpoints with a port (:{port}) are not supported"
-                ))
-                .hint(format!(
-                    "add a Host entry with `Port {port}` to ~/.ssh/config (e.g. `Host manager` / \
-                     `HostName ...` / `Port {port}`) and use ssh://USER@manager"
-                )));
-            }
-            Ok(endpoint(format!("ssh://{authority}"), None))
-        }
-        "npipe" => Err(Error::new(format!(
-            "{url} (from {source}): Windows named pipes (npipe://) are not supported on this platform"
-        ))
-        .hint(URL_FORMS)),
-        other => Err(bad(format!("has an unsupported scheme {other}://"))),
-    }
+        address,
+    })
 }
 
 /// `HOST[:PORT][/]` → `HOST:PORT`.
@@ -694,13 +760,23 @@ mod tests {
             let err = resolve(Some(evil), None, &[]).unwrap_err();
             assert!(err.message().contains("invalid ssh"), "{evil}: {err}");
         }
-        let err = resolve(Some("ssh://deploy@manager:2222"), None, &[]).unwrap_err();
-        assert!(err.hint_text().unwrap().contains("Port 2222"), "{err}");
-        let err = resolve(Some("npipe:////./pipe/docker_engine"), None, &[]).unwrap_err();
-        assert!(
-            err.message().contains("not supported on this platform"),
-            "{err}"
+        // Ports, as the docker CLI accepts them; IPv6 in brackets.
+        let e = resolve(Some("ssh://deploy@manager:2222"), None, &[]).unwrap();
+        assert_eq!(e.url, "ssh://deploy@manager:2222");
+        assert_eq!(
+            e.address(),
+            &Address::Ssh(SshTarget {
+                user: Some("deploy".into()),
+                host: "manager".into(),
+                port: Some(2222)
+            })
         );
+        let e = resolve(Some("ssh://[::1]:22"), None, &[]).unwrap();
+        assert!(matches!(e.address(), Address::Ssh(t) if t.host == "::1" && t.port == Some(22)));
+        assert!(resolve(Some("ssh://host:0"), None, &[]).is_err());
+        assert!(resolve(Some("ssh://host:x"), None, &[]).is_err());
+        let err = resolve(Some("npipe:////./pipe/docker_engine"), None, &[]).unwrap_err();
+        assert!(err.message().contains("named pipe"), "{err}");
         let err = resolve(None, None, &[("DOCKER_HOST", "fd://")]).unwrap_err();
         assert!(err.message().contains("fd:// (from DOCKER_HOST)"), "{err}");
         assert!(err.message().contains("unsupported scheme"), "{err}");

@@ -21,9 +21,14 @@ mod endpoint;
 pub mod holder;
 mod lock;
 mod services;
+mod ssh;
+mod transport;
 
 pub use client::Swarm;
-pub use endpoint::{resolve_endpoint, resolve_endpoint_with, Endpoint, DEFAULT_SOCKET_URL};
+pub use endpoint::{
+    check_url, resolve_endpoint, resolve_endpoint_with, Address, Endpoint, SshTarget,
+    DEFAULT_SOCKET_URL,
+};
 pub use lock::{lock_name, LOCK_DATA};
 
 /// What [`Swarm::remove_secret`] found.

@@ -7,22 +7,18 @@
 //! in-use check looks at the current spec only, so swarmseal must read `PreviousSpec`.
 //!
 //! Docker sends `PreviousSpec` in `GET /services`, but the API's published schema, and so
-//! bollard's `Service` model, leave it out, and bollard has no call that returns a raw
-//! answer. So the list is read through a call of bollard that streams raw bytes
-//! (`GET /containers/{id}/export`), on a clone of the client whose request modifier
-//! rewrites that one path to `/services`: same transport (unix, TLS, ssh), same API
-//! version, same timeouts, and the answer parsed here with the fields swarmseal needs.
+//! bollard's `Service` model, leave it out. So the list is read as raw JSON through the same
+//! transport as every other request (see [`super::transport`]), and parsed here with the
+//! fields swarmseal needs.
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{ServiceUpdateStatusStateEnum, TaskSpecContainerSpecSecrets};
 use bollard::Docker;
-use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::model::{SecretRef, ServiceRefs, UpdateState};
+use super::transport::Transport;
 
-/// The container name that marks the rewritten request (never a real container's).
-const MARKER: &str = "swarmseal-raw-service-list";
+use crate::model::{SecretRef, ServiceRefs, UpdateState};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -67,28 +63,37 @@ struct RawUpdateStatus {
 }
 
 /// Every service with its current and previous secret references and its update state.
-pub(crate) async fn list(docker: &Docker) -> Result<Vec<ServiceRefs>, DockerError> {
-    let raw = docker.clone().with_request_modifier(|mut req| {
-        let uri = req.uri().clone();
-        let suffix = format!("/containers/{MARKER}/export");
-        let rewritten = uri
-            .path_and_query()
-            .and_then(|pq| pq.path().strip_suffix(suffix.as_str()))
-            .and_then(|prefix| format!("{prefix}/services").parse().ok())
-            .and_then(|pq| {
-                let mut parts = uri.clone().into_parts();
-                parts.path_and_query = Some(pq);
-                http::Uri::from_parts(parts).ok()
-            });
-        if let Some(new) = rewritten {
-            *req.uri_mut() = new;
-        }
-        req
-    });
-    let mut body = Vec::new();
-    let mut stream = raw.export_container(MARKER);
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk?);
+pub(crate) async fn list(
+    transport: &Transport,
+    docker: &Docker,
+) -> Result<Vec<ServiceRefs>, DockerError> {
+    use http_body_util::BodyExt;
+    let version = docker.client_version();
+    let request = http::Request::get(format!(
+        "http://docker/v{}.{}/services",
+        version.major_version, version.minor_version
+    ))
+    .header("Content-Type", "application/json")
+    .body(bollard::body_full(bytes::Bytes::new()))?;
+    let response = tokio::time::timeout(super::client::REQUEST_TIMEOUT, transport.request(request))
+        .await
+        .map_err(|_| DockerError::RequestTimeoutError)??;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(DockerError::from)?
+        .to_bytes();
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        return Err(DockerError::DockerResponseServerError {
+            status_code: status.as_u16(),
+            message,
+        });
     }
     let services: Vec<RawService> = serde_json::from_slice(&body)?;
     Ok(services.into_iter().filter_map(refs_of).collect())

@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod engine;
 pub mod private;
+pub mod remote;
 pub mod sync;

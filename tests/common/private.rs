@@ -74,12 +74,22 @@ pub struct Node {
     /// `unix://DIR/sock`.
     pub host: String,
     netns: Option<String>,
+    /// In the host's network (for a TCP listener the tests reach).
+    shared_net: bool,
+    /// More dockerd arguments.
+    extra_args: String,
 }
 
 impl Node {
     fn new(dir: PathBuf, netns: Option<String>) -> Node {
         let host = format!("unix://{}/sock", dir.display());
-        Node { dir, host, netns }
+        Node {
+            dir,
+            host,
+            netns,
+            shared_net: false,
+            extra_args: String::new(),
+        }
     }
 
     fn start(&self) {
@@ -88,25 +98,51 @@ impl Node {
         if let Some(ns) = &self.netns {
             args.push(ns);
         }
-        node_sh_ok(&args);
+        let mut cmd = Command::new(script());
+        cmd.args(&args);
+        if self.shared_net {
+            cmd.env("NODE_SHARED_NET", "1");
+        }
+        cmd.env("NODE_DOCKERD_ARGS", &self.extra_args);
+        let out = cmd.output().expect("tests/node.sh runs");
+        assert!(
+            out.status.success(),
+            "tests/node.sh {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A single-node swarm in its own network namespace, with the test image; `None` (after
     /// a note) when engines of one's own cannot be made here.
     pub fn single(test: &str) -> Option<Node> {
+        Node::single_with(test, false, "")
+    }
+
+    /// [`Node::single`] in the host's network (`shared_net`: for a TCP listener the tests
+    /// reach) and with more dockerd arguments.
+    pub fn single_with(test: &str, shared_net: bool, extra_args: &str) -> Option<Node> {
         if !possible(test) {
             return None;
         }
         let dir = unique_dir(test);
-        let node = Node::new(dir, None);
+        let mut node = Node::new(dir, None);
+        node.shared_net = shared_net;
+        node.extra_args = extra_args.to_string();
         node.start();
+        // In its own namespace any port is free; in the host's, another swarm may hold 2377.
+        let port = if shared_net {
+            super::remote::free_port()
+        } else {
+            2377
+        };
+        let addr = format!("127.0.0.1:{port}");
         node.docker_ok(&[
             "swarm",
             "init",
             "--advertise-addr",
-            "127.0.0.1:2377",
+            &addr,
             "--listen-addr",
-            "127.0.0.1:2377",
+            &addr,
         ]);
         node_sh_ok(&["image", &node.dir.to_string_lossy()]);
         Some(node)
