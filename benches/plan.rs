@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{ListSecretsOptions, ListServicesOptions};
 use swarmseal::crypto::Identities;
-use swarmseal::desired::{self, Decrypt};
-use swarmseal::store::Repo;
+use swarmseal::repo::desired::{self, Decrypt};
+use swarmseal::repo::Repo;
 use swarmseal::swarm::{resolve_endpoint, Swarm};
 
 const RUNS: usize = 15;
@@ -46,7 +46,7 @@ fn ms(d: Duration) -> String {
 fn run_cli(args: &[&str]) {
     let mut full = vec!["swarmseal"];
     full.extend_from_slice(args);
-    let code = swarmseal::cli::run_from(full.iter().map(|s| std::ffi::OsString::from(*s)));
+    let code = swarmseal::run_cli(full.iter().map(|s| std::ffi::OsString::from(*s)));
     assert_eq!(code, 0, "swarmseal {args:?} failed");
 }
 

@@ -19,7 +19,7 @@ const ROUNDS: usize = 5;
 fn run_cli(args: &[&str]) {
     let mut full = vec!["swarmseal"];
     full.extend_from_slice(args);
-    let code = swarmseal::cli::run_from(full.iter().map(|s| std::ffi::OsString::from(*s)));
+    let code = swarmseal::run_cli(full.iter().map(|s| std::ffi::OsString::from(*s)));
     assert_eq!(code, 0, "swarmseal {args:?} failed");
 }
 

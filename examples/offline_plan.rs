@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use swarmseal::model::{
+use swarmseal::domain::names;
+use swarmseal::domain::state::{
     managed_labels, Desired, DesiredSecret, Observed, SecretRef, ServiceRefs, SwarmSecret,
 };
-use swarmseal::{names, plan, render};
+use swarmseal::plan::{self, render};
 
 fn main() {
     let key = b"an environment's fingerprint key";

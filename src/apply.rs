@@ -19,8 +19,8 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 
 use crate::crypto::Plaintext;
+use crate::domain::state::{Observed, ServiceRefs};
 use crate::error::{Error, Result};
-use crate::model::{Observed, ServiceRefs};
 use crate::plan::{Plan, Step};
 use crate::swarm::{Health, RemoveOutcome, Swap, Swarm, WaitProgress};
 

@@ -5,26 +5,66 @@
 //! The binary prints it and exits 1; nothing in the library panics on bad input.
 
 use std::fmt;
+use std::sync::Arc;
 
-/// What kind of failure an [`Error`] is, where the binary treats kinds differently.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What kind of failure an [`Error`] is: what a program (or a test) can match on,
+/// where people read the message. Shown as `kind` in `--format json` errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorKind {
-    /// Anything a user can cause or fix: printed, exit 1.
+    /// Anything not more specific below.
     #[default]
     Failed,
+    /// The command line asks for something impossible (`-e` missing or repeated, ...).
+    Usage,
+    /// A secret, environment, recipient or file that is not there.
+    NotFound,
+    /// `swarmseal.yaml` is not valid.
+    Manifest,
+    /// The repository is unsafe or inconsistent (links, plaintext, collisions, a file of
+    /// another environment, a damaged index): nothing is done until it is fixed.
+    Repository,
+    /// No identity, or none that can decrypt what is needed.
+    Identity,
+    /// Another command holds the repository lock or the Swarm's apply lock.
+    LockHeld,
+    /// A saved plan no longer matches the repository or the Swarm.
+    StalePlan,
+    /// The Docker endpoint cannot be reached, or refused the connection (ssh, TLS).
+    Unreachable,
+    /// The endpoint is not the Swarm the environment is pinned to, or not a manager.
+    WrongSwarm,
+    /// The plan cannot be carried out safely (a removal a service prevents).
+    Blocked,
+    /// The Docker engine refused or failed a request.
+    Docker,
+    /// A service update failed or was rolled back.
+    UpdateFailed,
+    /// Interrupted by a signal; the summary says what was done.
+    Interrupted,
     /// Standard output was closed by its reader (`swarmseal status | head -1`): the
     /// command ends quietly, like the ripgrep family.
     BrokenPipe,
 }
 
-/// An error with a message that names the thing at fault and an optional hint that says
-/// what to do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error with a message that names the thing at fault, an optional hint that says
+/// what to do next, a [kind](ErrorKind), and the underlying error where there is one.
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        (self.kind, &self.message, &self.hint) == (other.kind, &other.message, &other.hint)
+    }
+}
+
+impl Eq for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -34,6 +74,7 @@ impl Error {
             kind: ErrorKind::Failed,
             message: message.into(),
             hint: None,
+            source: None,
         }
     }
 
@@ -43,11 +84,34 @@ impl Error {
             kind: ErrorKind::BrokenPipe,
             message: "standard output was closed".into(),
             hint: None,
+            source: None,
         }
     }
 
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// Sets the kind (errors are [`ErrorKind::Failed`] until told otherwise).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Sets the kind unless one more specific than [`ErrorKind::Failed`] is set already.
+    pub fn or_kind(self, kind: ErrorKind) -> Self {
+        if self.kind == ErrorKind::Failed {
+            self.with_kind(kind)
+        } else {
+            self
+        }
+    }
+
+    /// Keeps the underlying error (for [`std::error::Error::source`]); the message
+    /// already says what it means for the user.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// Adds (or replaces) the "what to do" part of the error.
@@ -86,7 +150,14 @@ impl Error {
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
             _ => err.to_string(),
         };
+        let kind = if err.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Failed
+        };
         Error::new(format!("cannot {action} {}: {what}", path.display()))
+            .with_kind(kind)
+            .with_source(err)
     }
 }
 
@@ -100,7 +171,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Shorthand for `Err(Error::new(...))`.
 #[macro_export]

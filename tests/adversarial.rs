@@ -756,7 +756,7 @@ fn targets_cannot_escape_run_secrets() {
 #[test]
 fn plan_shows_mount_setting_changes() {
     use std::collections::BTreeMap;
-    use swarmseal::model::{
+    use swarmseal::domain::state::{
         labels, Desired, DesiredSecret, Observed, SecretRef, ServiceRefs, SwarmSecret,
     };
     let old = SwarmSecret {
@@ -811,19 +811,19 @@ fn plan_shows_mount_setting_changes() {
         keep_versions: 0,
     };
     let plan = swarmseal::plan::plan(&desired, &observed);
-    let ctx = swarmseal::render::Context {
+    let ctx = swarmseal::plan::render::Context {
         endpoint: "unix:///x",
         cluster_id: "c",
     };
-    let human = swarmseal::render::human(&plan, &ctx, false, false);
+    let human = swarmseal::plan::render::human(&plan, &ctx, false, false);
     assert!(
         human.contains("web: target db_pw -> db_password"),
         "{human}"
     );
     assert!(human.contains("web: mode 0444 -> 0400"), "{human}");
-    let json = swarmseal::render::json(&plan, &ctx).to_string();
+    let json = swarmseal::plan::render::json(&plan, &ctx).to_string();
     assert!(json.contains(r#""setting":"target""#), "{json}");
-    let md = swarmseal::render::markdown(&plan, &ctx);
+    let md = swarmseal::plan::render::markdown(&plan, &ctx);
     assert!(md.contains("web: target db_pw -> db_password"), "{md}");
 }
 

@@ -25,7 +25,7 @@ use bollard::Docker;
 use serde_json::Value;
 
 use common::engine::{engine, Engine, LABEL_PROJECT};
-use swarmseal::model::labels;
+use swarmseal::domain::state::labels;
 use swarmseal::swarm::holder::Holder;
 use swarmseal::swarm::{
     lock_name, resolve_endpoint, resolve_endpoint_with, RemoveOutcome, Swap, Swarm,

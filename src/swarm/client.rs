@@ -21,8 +21,8 @@ use super::endpoint::{Address, Endpoint, Scheme};
 use super::ssh::SshDial;
 use super::transport::{Dial, Transport};
 use super::{Health, RemoveOutcome, Swap, WaitProgress};
-use crate::error::{Error, Result};
-use crate::model::{labels, Observed, ServiceRefs, SwarmSecret};
+use crate::domain::state::{labels, Observed, ServiceRefs, SwarmSecret};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Per-request timeout once connected: long enough for a service update on a busy manager.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,7 +71,7 @@ pub(crate) fn reason(err: &DockerError) -> String {
             message,
         } => {
             // Docker's text may carry what others wrote (a label, a task's error).
-            let message = crate::output::clean(message.trim());
+            let message = crate::domain::text::clean(message.trim());
             if message.is_empty() {
                 format!("the engine answered HTTP {status_code}")
             } else {
@@ -140,6 +140,7 @@ impl Swarm {
                 "cannot reach the Docker engine at {}: {why}",
                 endpoint.describe()
             ))
+            .with_kind(ErrorKind::Unreachable)
             .hint(unreachable_hint(&endpoint, &why))
         };
         let (docker, transport) = client(&endpoint)?;
@@ -173,12 +174,14 @@ impl Swarm {
                 return Err(Error::new(format!(
                     "the Docker engine at {at} is part of a locked Swarm"
                 ))
+                .with_kind(ErrorKind::WrongSwarm)
                 .hint("unlock it with `docker swarm unlock` on that node, then retry"))
             }
             Some(LocalNodeState::PENDING) => {
                 return Err(Error::new(format!(
                     "the Docker engine at {at} is still joining a Swarm"
                 ))
+                .with_kind(ErrorKind::WrongSwarm)
                 .hint("wait until `docker info` there shows Swarm: active, then retry"))
             }
             Some(LocalNodeState::ERROR) => {
@@ -192,6 +195,7 @@ impl Swarm {
                 return Err(Error::new(format!(
                     "the Docker engine at {at} is not in swarm mode; Swarm secrets need a Swarm"
                 ))
+                .with_kind(ErrorKind::WrongSwarm)
                 .hint(
                     "run `docker swarm init` there to make it a single-node Swarm, or point \
                      --host/DOCKER_HOST at a manager of your Swarm",
@@ -203,6 +207,7 @@ impl Swarm {
                 "the Docker engine at {at} is a Swarm worker, not a manager; secrets and services \
                  can only be managed through a manager"
             ))
+.with_kind(ErrorKind::WrongSwarm)
             .hint("run against a manager node (`docker node ls` on a manager lists them) with --host or DOCKER_HOST"));
         }
         let cluster_id = swarm
@@ -246,7 +251,8 @@ impl Swarm {
             "{what} on {} failed: {}",
             self.endpoint.describe(),
             reason(err)
-        ));
+        ))
+        .with_kind(ErrorKind::Docker);
         match err {
             DockerError::DockerResponseServerError { .. } => e,
             _ => e.hint("check that the engine is still reachable (`docker info`), then retry"),
@@ -322,7 +328,7 @@ impl Swarm {
                     r.missing
                         && names
                             .iter()
-                            .any(|n| crate::names::is_version_name(&r.secret_name, n))
+                            .any(|n| crate::domain::names::is_version_name(&r.secret_name, n))
                 }) && !observed.uses_environment(svc, project, env)
             })
             .map(|(i, _)| i)
@@ -506,7 +512,7 @@ impl Swarm {
             Ok(()) => Ok(RemoveOutcome::Removed),
             Err(e) if status_of(&e) == Some(404) => Ok(RemoveOutcome::Gone),
             Err(e) if message_of(&e).contains("in use by") => Ok(RemoveOutcome::InUse(
-                crate::output::clean(message_of(&e).trim()).into_owned(),
+                crate::domain::text::clean(message_of(&e).trim()).into_owned(),
             )),
             Err(e) => Err(self.api_error(&format!("removing secret {name}"), &e)),
         }
@@ -695,6 +701,7 @@ impl Swarm {
                     self.endpoint.describe(),
                     humantime::format_duration(Duration::from_secs(timeout.as_secs()))
                 ))
+                .with_kind(ErrorKind::UpdateFailed)
                 .hint(format!(
                     "the update goes on in the background; watch it with `docker service ps \
                      {name}`. The old secret versions are kept until services stop using them \
@@ -748,7 +755,8 @@ impl Swarm {
         let mut completed = false;
         if let Some(status) = &service.update_status {
             let mut message =
-                crate::output::clean(status.message.as_deref().unwrap_or_default()).into_owned();
+                crate::domain::text::clean(status.message.as_deref().unwrap_or_default())
+                    .into_owned();
             let failing_state = matches!(
                 status.state,
                 Some(
@@ -777,6 +785,7 @@ impl Swarm {
                         &message
                     }
                 ))
+                .with_kind(ErrorKind::UpdateFailed)
                 .hint(format!(
                     "swarmseal kept the old secret versions; inspect the tasks with `docker \
                      service ps {name}` and `docker service inspect {name}`, fix the cause and \
@@ -891,7 +900,7 @@ impl Swarm {
                 Some((when, err))
             })
             .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, err)| crate::output::clean(err.trim()).into_owned())
+            .map(|(_, err)| crate::domain::text::clean(err.trim()).into_owned())
     }
 }
 

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use super::client::Swarm;
 use super::holder::{Holder, Liveness};
 use super::{Lock, LockInfo, RemoveOutcome};
-use crate::error::{Error, Result};
-use crate::model::{labels, SwarmSecret};
+use crate::domain::state::{labels, SwarmSecret};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The marker secret's content (not secret).
 pub const LOCK_DATA: &[u8] = b"swarmseal apply lock";
@@ -104,6 +104,7 @@ impl Swarm {
                     self.endpoint().describe(),
                     info.describe()
                 ))
+                .with_kind(ErrorKind::LockHeld)
                 .hint(hint));
             }
             tokio::time::sleep(RETRY.min(timeout - waited)).await;
@@ -147,6 +148,7 @@ impl Swarm {
                 self.endpoint().describe(),
                 info.describe()
             ))
+.with_kind(ErrorKind::LockHeld)
             .hint("wait for it to finish, or stop it (it releases the lock on Ctrl-C or SIGTERM); `swarmseal unlock --force` breaks the lock anyway, and then two applies may run at once"));
         }
         match self.remove_secret(&secret.id, &name).await? {

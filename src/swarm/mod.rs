@@ -105,8 +105,8 @@ impl LockInfo {
     pub fn describe(&self) -> String {
         let who = format!(
             "{} since {}",
-            crate::output::clean(&self.holder),
-            crate::output::clean(&self.created)
+            crate::domain::text::clean(&self.holder),
+            crate::domain::text::clean(&self.created)
         );
         match self.liveness() {
             holder::Liveness::Alive => format!("{who} (a process that is running on this host)"),

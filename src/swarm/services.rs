@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::transport::Transport;
 
-use crate::model::{SecretRef, ServiceRefs, UpdateState};
+use crate::domain::state::{SecretRef, ServiceRefs, UpdateState};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]

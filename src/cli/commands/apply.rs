@@ -1,0 +1,415 @@
+//! `swarmseal apply`: make the Swarm match the repository.
+//!
+//! Takes the environment's lock on the Swarm, observes, plans (or checks that a saved
+//! plan is still fresh), asks for confirmation on a terminal, executes, and releases the
+//! lock on every path.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use serde_json::json;
+
+use std::sync::Mutex;
+
+use crate::apply::{self, Event, Options, Outcome};
+use crate::cli::args::{ApplyArgs, Global};
+use crate::cli::context::Context;
+use crate::cli::output::{self, Format};
+use crate::cli::progress::ApplyProgress;
+use crate::domain::state::Observed;
+use crate::error::{Error, ErrorKind, Result};
+use crate::plan::planfile::PlanFile;
+use crate::plan::render;
+use crate::plan::{self, Plan};
+use crate::repo::desired::{self, Decrypt, RepoState};
+use crate::repo::Repo;
+
+use crate::cli::remote::Remote;
+use crate::swarm::holder;
+
+pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
+    let g = &cx.global;
+    let repo = cx.repo()?;
+    let env = cx.env()?;
+    let saved = args
+        .planfile
+        .as_ref()
+        .map(|p| PlanFile::load(p))
+        .transpose()?;
+    if let Some(saved) = &saved {
+        if saved.plan.project != repo.manifest.project || saved.plan.environment != env {
+            return Err(Error::new(format!(
+                "the plan {} is for {}/{}, not {}/{env}",
+                args.planfile
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                saved.plan.project,
+                saved.plan.environment,
+                repo.manifest.project
+            ))
+            .with_kind(ErrorKind::StalePlan)
+            .hint("pass -e with the plan's environment, or make a new plan"));
+        }
+        if saved.plan.is_unverified() {
+            return Err(Error::new("this plan was made without an identity that can read the environment, so it cannot be applied")
+                .hint("make the plan with an identity (-i FILE, SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY)"));
+        }
+    }
+    let ids = cx.require_identities(&format!("decrypt the secrets of {env}"))?;
+    let (state, remote) = Remote::connect_while(g, repo, &env, || {
+        desired::read(
+            repo,
+            &env,
+            Some(ids),
+            Decrypt::Required { keep_values: true },
+        )
+    })?;
+    cx.warn_all(&state.warnings);
+    if repo.manifest.environment(&env)?.swarm_id.is_none() && !g.quiet {
+        output::warn(&format!(
+            "environment {env} is not pinned to a Swarm; to make sure it is only ever applied to this one, add `swarm_id: {}` under environments.{env} in swarmseal.yaml",
+            remote.swarm.cluster_id
+        ));
+    }
+    // A person reviews the plan before the lock is taken, so that a prompt left open
+    // never holds the lock; under the lock the Swarm is observed again, and the reviewed
+    // plan is carried out only if it is still the plan.
+    let reviewed = match (&saved, args.yes) {
+        (None, false) => {
+            let names = state.desired.secrets.keys().cloned().collect();
+            let observed = remote.observe(repo, &env, &names)?;
+            let plan = plan::plan(&state.desired, &observed);
+            show(g, &plan, &remote, &observed).map_err(|e| output_failed(e, false))?;
+            plan.refuse_blocked(&env)?;
+            if plan.steps.is_empty() {
+                return finish(g, &plan, &context(&remote, &observed), &Outcome::default())
+                    .map_err(|e| output_failed(e, true));
+            }
+            if g.format != Format::Human || g.quiet {
+                // Nobody confirms a plan they have not seen.
+                let endpoint = remote.describe();
+                let ctx = render::Context {
+                    endpoint: &endpoint,
+                    cluster_id: &observed.cluster_id,
+                };
+                crate::cli::output::err!(
+                    "{}",
+                    render::human(&plan, &ctx, output::colour(false), g.verbose)
+                );
+            }
+            confirm(&env, &remote.describe())?;
+            Some(plan)
+        }
+        _ => None,
+    };
+    // From here on, the terminating signals (Ctrl-C, SIGTERM from a cancelled CI job,
+    // SIGHUP from a closed terminal, Ctrl-\) no longer kill the process outright: they
+    // stop the apply between API calls, and the lock is released on the way out.
+    let mut signals = {
+        let _runtime = remote.rt.enter();
+        Interrupts::new()
+    };
+    let project = repo.manifest.project.clone();
+    let holder = holder::this_process();
+    let lock = remote.rt.block_on(async {
+        tokio::select! {
+            lock = remote.swarm.lock(&project, &env, &holder, args.lock_timeout) => lock,
+            signal = signals.recv() => {
+                // The lock's creation may have gone through just as the signal came.
+                if let Ok(Some(info)) = remote.swarm.lock_info(&project, &env).await {
+                    if info.process.is_some() && info.process == holder.process {
+                        let _ = remote.swarm.unlock(&project, &env, true).await;
+                    }
+                }
+                Err(Error::new(format!(
+                    "interrupted by {signal} while waiting for the apply lock; nothing was changed"
+                ))
+.with_kind(ErrorKind::Interrupted))
+            }
+        }
+    })?;
+    let result = locked(
+        g,
+        &args,
+        repo,
+        &env,
+        &state,
+        &remote,
+        saved.as_ref(),
+        reviewed,
+        &mut signals,
+    );
+    let released = remote.rt.block_on(remote.swarm.release(lock));
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+/// An output error in apply: unlike a report, an apply whose output is gone is not a
+/// success, so a closed pipe is an error like a full disk, saying what was done.
+fn output_failed(err: Error, applied: bool) -> Error {
+    let what = if err.kind() == ErrorKind::BrokenPipe {
+        "standard output was closed".to_string()
+    } else {
+        err.message().to_string()
+    };
+    if applied {
+        Error::new(format!(
+            "{what}: the apply finished, but its report could not be written"
+        ))
+        .hint("run `swarmseal status` to see the result")
+    } else {
+        Error::new(format!(
+            "{what} before the plan could be shown; nothing was applied"
+        ))
+        .hint("send the output somewhere it can be written, and apply again")
+    }
+}
+
+fn context<'a>(remote: &'a Remote, observed: &'a Observed) -> render::Context<'a> {
+    render::Context {
+        endpoint: remote.swarm.endpoint().url.as_str(),
+        cluster_id: &observed.cluster_id,
+    }
+}
+
+fn show(g: &Global, plan: &Plan, remote: &Remote, observed: &Observed) -> Result<()> {
+    if g.format == Format::Human && !g.quiet {
+        let endpoint = remote.describe();
+        let ctx = render::Context {
+            endpoint: &endpoint,
+            cluster_id: &observed.cluster_id,
+        };
+        crate::cli::output::out!(
+            "{}",
+            render::human(plan, &ctx, output::colour(true), g.verbose)
+        )?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn locked(
+    g: &Global,
+    args: &ApplyArgs,
+    repo: &Repo,
+    env: &str,
+    state: &RepoState,
+    remote: &Remote,
+    saved: Option<&PlanFile>,
+    reviewed: Option<Plan>,
+    signals: &mut Interrupts,
+) -> Result<i32> {
+    let names = state.desired.secrets.keys().cloned().collect();
+    let observed = remote.observe(repo, env, &names)?;
+    let plan: Plan = match (saved, reviewed) {
+        (Some(file), _) => {
+            let path = args
+                .planfile
+                .as_deref()
+                .unwrap_or(std::path::Path::new("plan"));
+            file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, &observed)?;
+            // Same repository, same Swarm: the planner must give the same plan. Anything
+            // else (an edited file, another swarmseal version) is not carried out.
+            let now = plan::plan(&state.desired, &observed);
+            if now != file.plan {
+                return Err(Error::new(format!(
+                    "the plan {} is stale: it is not what swarmseal plans for this repository and Swarm (was the file edited, or made by another swarmseal version?)",
+                    path.display()
+                ))
+.with_kind(ErrorKind::StalePlan)
+                .hint("make a new plan with `swarmseal plan --out FILE` and review it"));
+            }
+            show(g, &now, remote, &observed).map_err(|e| output_failed(e, false))?;
+            now
+        }
+        (None, Some(reviewed)) => {
+            let now = plan::plan(&state.desired, &observed);
+            if now.steps != reviewed.steps {
+                return Err(Error::new(
+                    "the Swarm changed while the plan was being confirmed (another apply?); nothing was changed",
+                )
+.with_kind(ErrorKind::StalePlan)
+                .hint("run apply again and review the new plan"));
+            }
+            now
+        }
+        (None, None) => {
+            let plan = plan::plan(&state.desired, &observed);
+            show(g, &plan, remote, &observed).map_err(|e| output_failed(e, false))?;
+            plan
+        }
+    };
+    plan.refuse_blocked(env)?;
+    let ctx = context(remote, &observed);
+    // Nothing to do, unless a service of this environment is still updating (an
+    // interrupted apply sent its update): apply waits for it, as it would have.
+    let in_flight = !args.detach
+        && observed
+            .services
+            .iter()
+            .any(|s| s.in_flight() && observed.uses_environment(s, &repo.manifest.project, env));
+    if plan.steps.is_empty() && !in_flight {
+        return finish(g, &plan, &ctx, &Outcome::default()).map_err(|e| output_failed(e, true));
+    }
+    let opts = Options {
+        wait: !args.detach,
+        wait_timeout: args.wait_timeout,
+        parallel: args.parallel as usize,
+    };
+    let live = ApplyProgress::new(g.quiet || g.format != Format::Human);
+    let progress = |event: Event| live.event(event);
+    let outcome = Mutex::new(Outcome::default());
+    // Ctrl-C, SIGTERM (a cancelled CI job), SIGHUP or SIGQUIT stop the apply between API
+    // calls; the lock is still released, every step is idempotent, and the summary says
+    // what was done before the stop.
+    let result = remote.rt.block_on(async {
+        tokio::select! {
+            r = apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress, &outcome) => r,
+            signal = signals.recv() => Err(Error::new(format!(
+                "interrupted by {signal}: the apply stopped part-way and released its lock"
+            ))
+.with_kind(ErrorKind::Interrupted)
+            .hint("run apply again to finish; every step is idempotent")),
+        }
+    });
+    live.finish();
+    let outcome = outcome.into_inner().unwrap_or_else(|p| p.into_inner());
+    match result {
+        Ok(()) => finish(g, &plan, &ctx, &outcome).map_err(|e| output_failed(e, true)),
+        Err(e) => {
+            summary(g, &outcome, "Done before it stopped");
+            Err(e)
+        }
+    }
+}
+
+/// The terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT), caught from the moment
+/// this is made (inside the runtime), so that one arriving at any point while the lock is
+/// held is seen.
+struct Interrupts {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+    quit: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn new() -> Interrupts {
+        use tokio::signal::unix::{signal, SignalKind};
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+            quit: signal(SignalKind::quit()).ok(),
+        }
+    }
+
+    /// Resolves when one arrives, naming it.
+    async fn recv(&mut self) -> &'static str {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.int) => "Ctrl-C",
+            _ = next(&mut self.term) => "SIGTERM",
+            _ = next(&mut self.hup) => "SIGHUP",
+            _ = next(&mut self.quit) => "SIGQUIT",
+        }
+    }
+}
+
+/// Reports the outcome; exit 1 when something failed.
+fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome) -> Result<i32> {
+    if g.format == Format::Json {
+        crate::cli::output::outln!(
+            "{}",
+            json!({
+                "plan": render::json(plan, ctx),
+                "applied": {
+                    "created": outcome.created,
+                    "relabelled": outcome.relabelled,
+                    "updated_services": outcome.updated_services,
+                    "converged": outcome.converged,
+                    "removed": outcome.removed,
+                    "kept": outcome.kept.iter().map(|(name, why)| json!({"swarm_name": name, "why": why})).collect::<Vec<_>>(),
+                    "blocked": outcome.blocked,
+                    "warnings": outcome.warnings,
+                    "errors": outcome.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                }
+            })
+        )?;
+    } else if g.format == Format::Markdown {
+        crate::cli::output::out!("{}", render::markdown(plan, ctx))?;
+    }
+    summary(g, outcome, "Applied");
+    if !outcome.errors.is_empty() {
+        return Ok(1);
+    }
+    if !outcome.blocked.is_empty() {
+        output::print_error(
+            &Error::new(format!(
+                "not removed because services use them now: {}",
+                outcome.blocked.join("; ")
+            ))
+            .hint("a service started using them after the plan was made; run plan again"),
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Warnings, errors and the counts of what was done, on standard error.
+fn summary(g: &Global, outcome: &Outcome, what: &str) {
+    for w in &outcome.warnings {
+        output::warn(w);
+    }
+    for e in &outcome.errors {
+        output::print_error(e);
+    }
+    if !outcome.kept.is_empty() && !g.quiet {
+        for (name, why) in &outcome.kept {
+            crate::cli::output::errln!("kept {name}: {why}; a later apply removes it");
+        }
+    }
+    if !g.quiet {
+        let sent = outcome.updated_services.len();
+        let converged = if outcome.converged.len() == sent {
+            String::new()
+        } else {
+            format!(" ({} converged)", outcome.converged.len())
+        };
+        crate::cli::output::errln!(
+            "{what}: {} created, {} relabelled, {sent} service update(s) sent{converged}, {} removed.",
+            outcome.created.len(),
+            outcome.relabelled.len(),
+            outcome.removed.len()
+        );
+    }
+}
+
+fn confirm(env: &str, endpoint: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::new("refusing to apply without confirmation: standard input is not a terminal")
+.with_kind(ErrorKind::Usage)
+            .hint("review the plan and pass --yes (or apply a saved plan: `swarmseal plan --out FILE`, then `swarmseal apply FILE`)"));
+    }
+    crate::cli::output::err!(
+        "Apply these changes to {env} at {endpoint}? Only 'yes' is accepted: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::new(format!("cannot read the answer: {e}")))?;
+    if answer.trim() != "yes" {
+        return Err(Error::new("apply cancelled; nothing was changed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! `swarmseal check`: every local check of SPEC §4, without the Swarm.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use crate::cli::args::{CheckArgs, Global};
+use crate::cli::context::Context;
+use crate::cli::output::{self, Format};
+use crate::crypto::{self, Identities, ScopeKind};
+use crate::domain::names;
+use crate::error::Result;
+use crate::repo::index::{Index, Record};
+use crate::repo::secrets;
+use crate::repo::{LockMode, Repo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Error,
+    Warning,
+}
+
+struct Finding {
+    level: Level,
+    file: String,
+    message: String,
+    hint: String,
+}
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn error(
+        &mut self,
+        file: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.0.push(Finding {
+            level: Level::Error,
+            file: file.into(),
+            message: message.into(),
+            hint: hint.into(),
+        });
+    }
+    fn warning(
+        &mut self,
+        file: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.0.push(Finding {
+            level: Level::Warning,
+            file: file.into(),
+            message: message.into(),
+            hint: hint.into(),
+        });
+    }
+}
+
+pub fn run(cx: &Context, args: CheckArgs) -> Result<i32> {
+    let g = &cx.global;
+    let repo = cx.repo()?;
+    let envs = cx.envs()?;
+    let ids = cx.identities()?;
+    let _lock = repo.lock(LockMode::Shared)?;
+    let index = repo.load_index()?;
+    let mut f = Findings(Vec::new());
+    let mut checked = 0usize;
+    if ids.is_none() {
+        f.warning(
+            "",
+            "no identity: values were not decrypted, so decryptability and sizes are not checked",
+            "pass -i FILE, or set SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY",
+        );
+    }
+    for problem in repo.scan_outside_envs()? {
+        let err = problem.to_error();
+        let (file, message, hint) = (
+            problem.rel().display().to_string(),
+            err.message().to_string(),
+            err.hint_text().unwrap_or_default().to_string(),
+        );
+        match problem {
+            crate::repo::Problem::Stray { .. } => f.warning(file, message, hint),
+            _ => f.error(file, message, hint),
+        }
+    }
+    if !crate::repo::gitattributes::protects_keys(repo) {
+        f.warning(
+            ".gitattributes",
+            "`git diff` may decrypt the fingerprint keys (.swarmseal/fingerprint/*.age) through `swarmseal textconv`",
+            "add the line `.swarmseal/**/*.age -diff` to .gitattributes (`swarmseal init` writes it in new repositories)",
+        );
+    }
+    for env in &envs {
+        checked += check_env(repo, env, ids, &index, args.max_age, &mut f)?;
+    }
+    for name in repo.manifest.secrets.keys() {
+        let known = envs.iter().any(|env| {
+            repo.scan(env)
+                .map(|s| s.secrets.contains_key(name))
+                .unwrap_or(false)
+        });
+        if !known && envs.len() == repo.manifest.environments.len() {
+            f.warning(
+                repo.rel(&repo.manifest_path()).display().to_string(),
+                format!("settings for secret {name:?}, which no environment has"),
+                "remove the settings or fix the name",
+            );
+        }
+    }
+    report(g, &f, checked, &envs)?;
+    Ok(if f.0.iter().any(|x| x.level == Level::Error) {
+        1
+    } else {
+        0
+    })
+}
+
+fn check_env(
+    repo: &Repo,
+    env: &str,
+    ids: Option<&Identities>,
+    index: &Index,
+    max_age: Option<Duration>,
+    f: &mut Findings,
+) -> Result<usize> {
+    let scan = repo.scan(env)?;
+    for problem in &scan.problems {
+        let err = problem.to_error();
+        f.error(
+            problem.rel().display().to_string(),
+            err.message(),
+            err.hint_text().unwrap_or_default(),
+        );
+    }
+    let current = repo.manifest.env_recipients(env)?;
+    // Decrypt only where the identity is meant to be a recipient: a staging-only key is
+    // not an error in production.
+    let decrypting = ids.filter(|ids| current.iter().any(|(_, key)| ids.holds(key)));
+    if let Some(ids) = ids {
+        if decrypting.is_none() {
+            f.warning(
+                format!("secrets/{env}"),
+                format!(
+                    "your identity ({}) is not a recipient of {env}: its values were not decrypted",
+                    ids.describe()
+                ),
+                format!("check {env} with an identity of one of its recipients"),
+            );
+        }
+    }
+
+    // The fingerprint key.
+    let key_path = repo.fingerprint_key_path(env);
+    let key_rel = repo.rel(&key_path).display().to_string();
+    match repo.read_optional(&key_path) {
+        Ok(None) => f.error(
+            &key_rel,
+            format!("the fingerprint key of {env} is missing"),
+            "restore it from git, or run `swarmseal rekey` to create a new one",
+        ),
+        Err(e) => f.error(&key_rel, e.message(), e.hint_text().unwrap_or_default()),
+        Ok(Some(bytes)) => {
+            let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
+            let file = FileCheck {
+                repo,
+                env,
+                kind: ScopeKind::FingerprintKey,
+                path: &key_path,
+                rel: &key_rel,
+            };
+            file.check(&bytes, record, &current, decrypting, f);
+        }
+    }
+
+    let mut variables: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for name in scan.secrets.keys() {
+        if let Some(other) = variables.insert(names::env_variable(name), name) {
+            f.warning(
+                format!("secrets/{env}"),
+                format!(
+                    "{other} and {name} would both be passed as {} by `swarmseal exec`, which refuses them",
+                    names::env_variable(name)
+                ),
+                "rename one of them",
+            );
+        }
+    }
+    for (name, file) in &scan.secrets {
+        let rel = file.rel.display().to_string();
+        let bytes = match repo.read(&file.path) {
+            Ok(b) => b,
+            Err(e) => {
+                f.error(&rel, e.message(), e.hint_text().unwrap_or("check the file"));
+                continue;
+            }
+        };
+        let record = index.record(env, name);
+        let check = FileCheck {
+            repo,
+            env,
+            kind: ScopeKind::Secret,
+            path: &file.path,
+            rel: &rel,
+        };
+        check.check(&bytes, record, &current, decrypting, f);
+
+        let rotate_after = repo.manifest.settings(name).and_then(|s| s.rotate_after);
+        let limit = match (rotate_after, max_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(limit) = limit {
+            let stamp = record.and_then(|r| r.changed.as_deref());
+            let changed = record.and_then(Record::changed_at);
+            // A little clock skew between machines is no reason to fail.
+            let future = changed.is_some_and(|c| {
+                c.duration_since(SystemTime::now())
+                    .is_ok_and(|ahead| ahead > Duration::from_secs(86400))
+            });
+            match changed {
+                // A date that is not one, or one in the future, would switch the limit off.
+                _ if stamp.is_some() && (changed.is_none() || future) => f.error(
+                    &rel,
+                    format!(
+                        "{name} has a rotation limit, but the index records its last change {}, so the limit cannot be checked",
+                        if future { "in the future" } else { "with something that is not a date" }
+                    ),
+                    format!("restore .swarmseal/index.yaml from git, or set a new value with `swarmseal -e {env} set {name}` to start the clock again"),
+                ),
+                Some(changed) => {
+                    let age = SystemTime::now().duration_since(changed).unwrap_or_default();
+                    if age > limit {
+                        f.error(
+                            &rel,
+                            format!(
+                                "{name} is overdue for rotation: its value last changed {} ago, the limit is {}",
+                                humantime::format_duration(Duration::from_secs(age.as_secs() / 86400 * 86400)),
+                                humantime::format_duration(limit)
+                            ),
+                            format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)"),
+                        );
+                    }
+                }
+                None => f.warning(
+                    &rel,
+                    format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
+                    format!("set the value with `swarmseal -e {env} set {name}` to start the clock"),
+                ),
+            }
+        }
+    }
+    Ok(scan.secrets.len())
+}
+
+/// One age file of the repository, for [`FileCheck::check`].
+struct FileCheck<'a> {
+    repo: &'a Repo,
+    env: &'a str,
+    kind: ScopeKind,
+    path: &'a std::path::Path,
+    rel: &'a str,
+}
+
+impl FileCheck<'_> {
+    fn check(
+        &self,
+        bytes: &[u8],
+        record: Option<&Record>,
+        current: &[(String, String)],
+        ids: Option<&Identities>,
+        f: &mut Findings,
+    ) {
+        let rel = self.rel;
+        if !crypto::looks_like_age(bytes) {
+            f.error(rel, "not an age file: a plaintext file under the repository is a leak", "remove it (and purge it from git history if it was pushed), then store the value with `swarmseal set`");
+            return;
+        }
+        match secrets::recipient_state(record, bytes, current) {
+            secrets::RecipientState::Current => {}
+            secrets::RecipientState::Unknown => f.warning(
+                rel,
+                if record.is_none() {
+                    "swarmseal has no record of this file, so it cannot tell whom it is encrypted to"
+                } else {
+                    "the file changed since swarmseal wrote it (age CLI? merge?), so swarmseal cannot tell whom it is encrypted to"
+                },
+                "run `swarmseal rekey` to re-encrypt it to the current recipients and record it",
+            ),
+            secrets::RecipientState::Stale { missing, extra } => {
+                let mut parts = Vec::new();
+                if !missing.is_empty() {
+                    parts.push(format!("not readable by {}", missing.join(", ")));
+                }
+                if extra > 0 {
+                    parts.push(format!("still readable by {extra} key(s) that are no longer recipients"));
+                }
+                f.error(rel, format!("not encrypted to the current recipients: {}", parts.join("; ")), "run `swarmseal rekey`");
+            }
+        }
+        let Some(ids) = ids else { return };
+        match self
+            .repo
+            .open_sealed(self.env, self.kind, self.path, bytes, ids, None)
+        {
+            Ok(opened) => {
+                let value = &opened.value;
+                if self.kind == ScopeKind::FingerprintKey
+                    && value.len() != crypto::FINGERPRINT_KEY_LEN
+                {
+                    f.error(
+                        rel,
+                        "does not hold a fingerprint key",
+                        "restore it from git",
+                    );
+                } else if value.is_empty() {
+                    f.error(
+                        rel,
+                        "the value is empty; Docker secrets hold 1 to 511999 bytes",
+                        "set a value with `swarmseal set`",
+                    );
+                } else if value.len() > crypto::MAX_VALUE_LEN {
+                    f.error(
+                        rel,
+                        "the value is larger than Docker's limit of 511999 bytes",
+                        "set a smaller value",
+                    );
+                }
+            }
+            // The file's own name leads the finding; the error's message names it too.
+            Err(e) => f.error(
+                rel,
+                e.message()
+                    .strip_prefix(rel)
+                    .map(|m| m.trim_start_matches(':').trim_start())
+                    .unwrap_or(e.message()),
+                e.hint_text().unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) -> Result<()> {
+    let errors = f.0.iter().filter(|x| x.level == Level::Error).count();
+    let warnings = f.0.len() - errors;
+    let level = |l: Level| {
+        if l == Level::Error {
+            "error"
+        } else {
+            "warning"
+        }
+    };
+    match g.format {
+        Format::Json => {
+            let list: Vec<_> = f
+                .0
+                .iter()
+                .map(|x| json!({"level": level(x.level), "file": x.file, "message": x.message, "hint": x.hint}))
+                .collect();
+            crate::cli::output::outln!(
+                "{}",
+                json!({"ok": errors == 0, "environments": envs, "secrets_checked": checked, "errors": errors, "warnings": warnings, "findings": list})
+            )?;
+        }
+        Format::Markdown => {
+            crate::cli::output::outln!(
+                "### swarmseal check: {}",
+                if errors == 0 { "passed" } else { "failed" }
+            )?;
+            for x in &f.0 {
+                crate::cli::output::outln!(
+                    "- **{}** `{}`: {} ({})",
+                    level(x.level),
+                    x.file,
+                    x.message,
+                    x.hint
+                )?;
+            }
+        }
+        Format::Human => {
+            let on = output::colour(false);
+            for x in &f.0 {
+                if g.quiet && x.level == Level::Warning {
+                    continue;
+                }
+                let tag = match x.level {
+                    Level::Error => output::paint(on, "1;31", "error:"),
+                    Level::Warning => output::paint(on, "1;33", "warning:"),
+                };
+                // Messages that start with the file's name need no prefix.
+                let place = if x.file.is_empty() || x.message.starts_with(&x.file) {
+                    String::new()
+                } else {
+                    format!("{}: ", x.file)
+                };
+                crate::cli::output::errln!("{tag} {place}{}", x.message);
+                if !x.hint.is_empty() {
+                    crate::cli::output::errln!(
+                        "  {} {}",
+                        output::paint(on, "1;36", "hint:"),
+                        x.hint
+                    );
+                }
+            }
+            if !g.quiet || errors > 0 {
+                crate::cli::output::errln!(
+                    "check {}: {checked} secret(s) in {}; {errors} error(s), {warnings} warning(s)",
+                    if errors == 0 { "passed" } else { "failed" },
+                    envs.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! `swarmseal plan`: what apply would change, for people, pipelines and pull requests.
+
+use crate::cli::args::PlanArgs;
+use crate::cli::context::Context;
+use crate::cli::output::{self, Format};
+use crate::error::Result;
+use crate::plan;
+use crate::plan::planfile::PlanFile;
+use crate::plan::render;
+use crate::repo::desired::{self, Decrypt};
+
+use crate::cli::remote::Remote;
+
+pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
+    let g = &cx.global;
+    let repo = cx.repo()?;
+    let env = cx.env()?;
+    let ids = cx.identities()?;
+    let (state, remote) = Remote::connect_while(g, repo, &env, || {
+        desired::read(repo, &env, ids, Decrypt::IfPossible)
+    })?;
+    cx.warn_all(&state.warnings);
+    let names = state.desired.secrets.keys().cloned().collect();
+    let observed = remote.observe(repo, &env, &names)?;
+    if let Ok(Some(lock)) = remote
+        .rt
+        .block_on(remote.swarm.lock_info(&repo.manifest.project, &env))
+    {
+        output::warn(&format!(
+            "an apply is in progress: the lock is held by {}",
+            lock.describe()
+        ));
+    }
+    let plan = plan::plan(&state.desired, &observed);
+    let endpoint = remote.describe();
+    let ctx = render::Context {
+        endpoint: &endpoint,
+        cluster_id: &observed.cluster_id,
+    };
+    match g.format {
+        Format::Human => crate::cli::output::out!(
+            "{}",
+            render::human(&plan, &ctx, output::colour(true), g.verbose)
+        )?,
+        Format::Json => crate::cli::output::outln!("{}", render::json(&plan, &ctx))?,
+        Format::Markdown => crate::cli::output::out!("{}", render::markdown(&plan, &ctx))?,
+    }
+    // What plan accepts, apply completes: a removal a service prevents fails the plan
+    // (and the pull-request check that runs it), not the deploy; such a plan is not saved.
+    plan.refuse_blocked(&env)?;
+    if let Some(out) = &args.out {
+        PlanFile::new(plan.clone(), &observed, &endpoint, &state.digest).save(out)?;
+        if plan.is_unverified() {
+            output::warn(&format!(
+                "saved {}, but it was made without an identity that can read {env}: apply will refuse it",
+                out.display()
+            ));
+        } else {
+            cx.say(format!(
+                "Saved the plan to {}; apply it with `swarmseal -e {env} apply {}`",
+                out.display(),
+                out.display()
+            ));
+        }
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
+}

@@ -1,0 +1,157 @@
+//! Reads the repository into the planner's desired state: one decryption per secret,
+//! to compute its keyed fingerprint (and, for apply, to keep the values that will be
+//! created).
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::crypto::value;
+use crate::crypto::{self, DecryptFailure, Identities, Plaintext, ScopeKind};
+use crate::domain::state::{Desired, DesiredSecret};
+use crate::error::{Error, Result};
+use crate::repo::{LockMode, Repo};
+
+/// What plan and apply know of the repository.
+pub struct RepoState {
+    pub desired: Desired,
+    /// Decrypted values by logical name (only when asked for).
+    pub values: BTreeMap<String, Plaintext>,
+    /// sha256 over the manifest, the fingerprint key file and every secret file: any
+    /// change to the repository changes it (saved plans compare it).
+    pub digest: String,
+    /// True when values were decrypted and fingerprints are exact.
+    pub verified: bool,
+    /// What the caller should tell the user (reading prints nothing).
+    pub warnings: Vec<String>,
+}
+
+/// How to treat identities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decrypt {
+    /// Fingerprints are required (apply): no identity, or one that cannot read the
+    /// environment, is an error.
+    Required { keep_values: bool },
+    /// Use the identity if it can read the environment, else plan from `source` alone.
+    IfPossible,
+}
+
+pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> Result<RepoState> {
+    let _lock = repo.lock(LockMode::Shared)?;
+    if let Some(leak) = repo
+        .scan_outside_envs()?
+        .into_iter()
+        .find(|p| !matches!(p, crate::repo::Problem::Stray { .. }))
+    {
+        return Err(leak.to_error().context(format!(
+            "refusing to plan {env} while the repository has problems"
+        )));
+    }
+    let scan = repo.scan(env)?;
+    scan.ensure_clean().map_err(|e| {
+        e.context(format!(
+            "refusing to plan {env} while the repository has problems"
+        ))
+    })?;
+    let manifest_bytes = repo.read(&repo.manifest_path())?;
+    let key_path = repo.fingerprint_key_path(env);
+    let key_bytes = repo.read(&key_path).map_err(|e| {
+        e.hint("restore the environment's fingerprint key from git, or create one with `swarmseal rekey`")
+    })?;
+
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(&manifest_bytes));
+    hasher.update(Sha256::digest(&key_bytes));
+
+    // The fingerprint key, when an identity can read it.
+    let mut warnings = Vec::new();
+    let key: Option<Plaintext> = match (ids, mode) {
+        (None, Decrypt::IfPossible) => None,
+        (None, Decrypt::Required { .. }) => {
+            return Err(Error::new(format!("no identity to decrypt the secrets of {env}")).hint(
+                "pass -i FILE, or set SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY (in CI: the deploy key's identity text)",
+            ))
+        }
+        (Some(ids), _) => match crypto::decrypt(&key_bytes, ids) {
+            Ok(k) if k.value.len() == crypto::FINGERPRINT_KEY_LEN => {
+                repo.check_scope(
+                    env,
+                    ScopeKind::FingerprintKey,
+                    &key_path,
+                    &key_bytes,
+                    k.scope.as_ref(),
+                    None,
+                )?;
+                Some(k.value)
+            }
+            Ok(_) => {
+                return Err(Error::new(format!("{} does not hold a fingerprint key", repo.rel(&key_path).display()))
+                    .hint("restore it from git"))
+            }
+            Err(DecryptFailure::NoMatchingIdentity) if mode == Decrypt::IfPossible => {
+                warnings.push(format!(
+                    "your identity ({}) cannot read environment {env}: changes are inferred from the files alone (unverified)",
+                    ids.describe()
+                ));
+                None
+            }
+            Err(f) => return Err(crypto::decrypt_error(&repo.rel(&key_path), f, ids)),
+        },
+    };
+    let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
+
+    let mut secrets = BTreeMap::new();
+    let mut values = BTreeMap::new();
+    for (name, file) in &scan.secrets {
+        let bytes = repo.read(&file.path)?;
+        if !crypto::looks_like_age(&bytes) {
+            // A plaintext value in a file named like a secret: refuse, identity or not.
+            return Err(crate::repo::Problem::Plaintext {
+                rel: file.rel.clone(),
+            }
+            .to_error());
+        }
+        let source = crypto::file_digest(&bytes);
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(source.as_bytes());
+        let fingerprint = match (&key, ids) {
+            (Some(key), Some(ids)) => {
+                let v = repo.decrypt_sealed(env, ScopeKind::Secret, &file.path, &bytes, ids)?;
+                value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
+                let fp = crypto::fingerprint(key, &v);
+                if keep_values {
+                    values.insert(name.clone(), v);
+                }
+                Some(fp)
+            }
+            _ => None,
+        };
+        let settings = repo.manifest.settings(name);
+        secrets.insert(
+            name.clone(),
+            DesiredSecret {
+                name: name.clone(),
+                source,
+                fingerprint,
+                labels: settings.map(|s| s.labels.clone()).unwrap_or_default(),
+                target: settings.and_then(|s| s.target.clone()),
+                uid: settings.and_then(|s| s.uid.clone()),
+                gid: settings.and_then(|s| s.gid.clone()),
+                mode: settings.and_then(|s| s.mode),
+            },
+        );
+    }
+    Ok(RepoState {
+        desired: Desired {
+            project: repo.manifest.project.clone(),
+            environment: env.to_string(),
+            secrets,
+            keep_versions: repo.manifest.keep_versions,
+        },
+        values,
+        digest: hex::encode(hasher.finalize()),
+        verified: key.is_some(),
+        warnings,
+    })
+}

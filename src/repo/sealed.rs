@@ -1,0 +1,193 @@
+//! The repository's encrypted files: each is decrypted only where it belongs, and
+//! encrypted for the environment it is written to.
+//!
+//! A pull request controls every file, and the people who merge it and later run
+//! `rekey`, `get` or `apply` often hold identities that can read several environments.
+//! A file copied from `secrets/production/` into `secrets/staging/` decrypts fine with an
+//! admin's identity; re-encrypting it to staging's recipients (`rekey`), or creating it on
+//! the staging Swarm (`apply`), would hand production's value to staging. So every
+//! decryption checks where the file came from:
+//!
+//! - A file swarmseal wrote carries its [`Scope`] (environment, and whether it is a secret
+//!   or a fingerprint key) in its header, authenticated by the header MAC. A file scoped to
+//!   another environment, or of another kind, is refused.
+//! - A file without a scope (written by the age CLI, or by swarmseal before scopes) is
+//!   refused when it is a byte-for-byte copy of a file of another environment, or of a
+//!   fingerprint key. (The age CLI cannot write a scope; write such values with
+//!   `swarmseal set` or `rekey` them to give them one.)
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::crypto::{self, Identities, Plaintext, Scope, ScopeKind};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+
+/// sha256 of every repository age file → (kind, environment, path): what an unscoped
+/// file must not be a copy of. Built on first need.
+pub(crate) type Digests = BTreeMap<String, Vec<(ScopeKind, String, PathBuf)>>;
+
+/// A decrypted file that passed the scope check, with the scope it carried.
+pub struct Opened {
+    pub value: Plaintext,
+    /// `None` for a file without a scope (age CLI, older swarmseal).
+    pub scope: Option<Scope>,
+}
+
+impl Repo {
+    /// Decrypts `bytes`, read from `path`, as a file of `env` holding `kind`; refuses a
+    /// file that belongs elsewhere (see the module). `also` is one more environment whose
+    /// files are accepted (`rekey --moved-from OLD` after renaming OLD).
+    pub fn open_sealed(
+        &self,
+        env: &str,
+        kind: ScopeKind,
+        path: &Path,
+        bytes: &[u8],
+        ids: &Identities,
+        also: Option<&str>,
+    ) -> Result<Opened> {
+        let rel = self.rel(path);
+        let d = crypto::decrypt(bytes, ids).map_err(|f| crypto::decrypt_error(&rel, f, ids))?;
+        self.check_scope(env, kind, path, bytes, d.scope.as_ref(), also)?;
+        Ok(Opened {
+            value: d.value,
+            scope: d.scope,
+        })
+    }
+
+    /// The scope check of [`Repo::open_sealed`], for a file already decrypted: `scope` is
+    /// what its (authenticated) header said.
+    pub fn check_scope(
+        &self,
+        env: &str,
+        kind: ScopeKind,
+        path: &Path,
+        bytes: &[u8],
+        scope: Option<&Scope>,
+        also: Option<&str>,
+    ) -> Result<()> {
+        let rel = self.rel(path);
+        match scope {
+            Some(scope) => {
+                let env_ok = scope.environment == env || also == Some(scope.environment.as_str());
+                if scope.kind != kind {
+                    return Err(Error::new(format!(
+                        "{} holds {} of environment {}, not {}",
+                        rel.display(),
+                        scope.kind.describe(),
+                        scope.environment,
+                        kind.describe()
+                    ))
+                    .hint(format!(
+                        "it was copied here from elsewhere in the repository: remove it (`git rm {}`) and find out how it got there",
+                        rel.display()
+                    )));
+                }
+                if !env_ok {
+                    return Err(Error::new(format!(
+                        "{} was encrypted by swarmseal for environment {}, not {env}: a copy of another environment's file would hand its value to {env}'s recipients",
+                        rel.display(),
+                        scope.environment
+                    ))
+                    .hint(format!(
+                        "remove it (`git rm {}`) and find out how it got there; if environment {} was renamed to {env}, re-encrypt its files with `swarmseal -e {env} rekey --moved-from {}`",
+                        rel.display(),
+                        scope.environment,
+                        scope.environment
+                    )));
+                }
+            }
+            None => {
+                if let Some(original) = self.copy_of(path, bytes, kind)? {
+                    return Err(Error::new(format!(
+                        "{} and {} are byte-for-byte the same file, one a copy of the other; using it as {} of {env} could hand the other's value to {env}'s recipients",
+                        rel.display(),
+                        original.display(),
+                        kind.describe()
+                    ))
+                    .hint(
+                        "remove the copy (`git rm FILE`) and find out how it got there; to use one value in several places, store it in each with `swarmseal -e ENV set` (files written by swarmseal carry their environment, and copies of them are told apart)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decrypts `bytes` read from `path` as a file of `env` holding `kind` (see
+    /// [`Repo::open_sealed`]): the value only.
+    pub fn decrypt_sealed(
+        &self,
+        env: &str,
+        kind: ScopeKind,
+        path: &Path,
+        bytes: &[u8],
+        ids: &Identities,
+    ) -> Result<Plaintext> {
+        Ok(self.open_sealed(env, kind, path, bytes, ids, None)?.value)
+    }
+
+    /// Reads and decrypts a secret file of `env` (see [`Repo::open_sealed`]).
+    pub fn decrypt_secret(&self, env: &str, path: &Path, ids: &Identities) -> Result<Plaintext> {
+        let bytes = self.read(path)?;
+        Ok(self
+            .open_sealed(env, ScopeKind::Secret, path, &bytes, ids, None)?
+            .value)
+    }
+
+    /// Another file of the repository with exactly these bytes, where an unscoped file of
+    /// this kind must not come from: a secret of another environment, or any fingerprint
+    /// key (for a secret); any other file (for a fingerprint key).
+    fn copy_of(&self, path: &Path, bytes: &[u8], kind: ScopeKind) -> Result<Option<PathBuf>> {
+        let digests = match self.digests.get() {
+            Some(d) => d,
+            None => {
+                let built = self.all_digests()?;
+                self.digests.get_or_init(|| built)
+            }
+        };
+        let own_env = self
+            .manifest
+            .environments
+            .keys()
+            .find(|env| path.starts_with(self.env_dir(env)));
+        let Some(found) = digests.get(&crypto::file_digest(bytes)) else {
+            return Ok(None);
+        };
+        Ok(found
+            .iter()
+            .find(|(other_kind, other_env, other)| {
+                *other != path
+                    && (kind == ScopeKind::FingerprintKey
+                        || *other_kind == ScopeKind::FingerprintKey
+                        || Some(other_env) != own_env)
+            })
+            .map(|(_, _, other)| self.rel(other)))
+    }
+
+    /// sha256 of every secret file and fingerprint key of every environment.
+    fn all_digests(&self) -> Result<Digests> {
+        let mut out = Digests::new();
+        for env in self.manifest.environments.keys() {
+            let key = self.fingerprint_key_path(env);
+            if let Ok(Some(bytes)) = self.read_optional(&key) {
+                out.entry(crypto::file_digest(&bytes)).or_default().push((
+                    ScopeKind::FingerprintKey,
+                    env.clone(),
+                    key,
+                ));
+            }
+            for file in self.scan(env)?.secrets.into_values() {
+                if let Ok(bytes) = self.read(&file.path) {
+                    out.entry(crypto::file_digest(&bytes)).or_default().push((
+                        ScopeKind::Secret,
+                        env.clone(),
+                        file.path,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
