@@ -2,6 +2,9 @@
 //! memory and prints the plan, the way `swarmseal plan` does after reading the repository
 //! and the Swarm.
 //!
+//! It then carries the plan out on the in-memory Swarm ([`plan::simulate`]) and plans
+//! again: a plan that was applied leaves nothing to do.
+//!
 //! Run: cargo run --example offline_plan
 
 use std::collections::BTreeMap;
@@ -10,7 +13,7 @@ use swarmseal::domain::names;
 use swarmseal::domain::state::{
     managed_labels, Desired, DesiredSecret, Observed, SecretRef, ServiceRefs, SwarmSecret,
 };
-use swarmseal::plan::{self, render};
+use swarmseal::plan::{self, render, simulate};
 
 fn main() {
     let key = b"an environment's fingerprint key";
@@ -76,4 +79,16 @@ fn main() {
         "\n{}",
         serde_json::to_string_pretty(&render::json(&plan, &ctx)).unwrap_or_default()
     );
+
+    // Apply it in memory, the way the Swarm would, and plan again.
+    match simulate::simulate(&observed, &plan) {
+        Ok(after) => {
+            let again = plan::plan(&desired, &after);
+            println!(
+                "\nafter applying in memory: {} step(s) left to do",
+                again.steps.len()
+            );
+        }
+        Err(why) => println!("\nthe Swarm would refuse this plan: {why}"),
+    }
 }

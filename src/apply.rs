@@ -91,181 +91,95 @@ pub async fn execute(
     progress: &(dyn Fn(Event) + Sync),
     out: &Mutex<Outcome>,
 ) -> Result<()> {
-    let record = |f: &dyn Fn(&mut Outcome)| {
-        if let Ok(mut o) = out.lock() {
-            f(&mut o);
-        }
-    };
-    let parallel = opts.parallel.max(1);
-
-    // Secret IDs by Swarm name: what exists, plus what this apply creates.
-    let mut ids: BTreeMap<String, String> = observed
-        .secrets
-        .iter()
-        .map(|s| (s.name.clone(), s.id.clone()))
-        .collect();
-
+    let mut run = Run::new(Ctx {
+        swarm,
+        plan,
+        observed,
+        opts,
+        progress,
+        out,
+        parallel: opts.parallel.max(1),
+    });
     // 1. Creates and label updates.
-    let creates: Vec<_> = plan
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Create {
-                secret,
-                swarm_name,
-                labels,
-                ..
-            } => Some((secret, swarm_name, labels)),
-            _ => None,
-        })
-        .collect();
-    let mut created = stream::iter(creates)
-        .map(|(secret, swarm_name, labels)| async move {
-            let result = match values.get(secret) {
-                Some(value) => swarm.create_secret(swarm_name, labels, value).await,
-                None => Err(
-                    Error::new(format!("no value for {secret} to create {swarm_name}"))
-                        .hint("make a new plan: the repository no longer matches this one"),
-                ),
-            };
-            (swarm_name.clone(), result)
-        })
-        .buffer_unordered(parallel);
-    while let Some((name, result)) = created.next().await {
-        match result {
-            Ok(id) => {
-                record(&|o| o.created.push(name.clone()));
-                progress(Event::Created(name.clone()));
-                ids.insert(name, id);
-            }
-            // Without the new version nothing else can safely happen.
-            Err(e) => return Err(e.context(format!("creating {name}"))),
-        }
-    }
-    drop(created);
-    for step in &plan.steps {
-        if let Step::Relabel {
-            secret_id,
-            swarm_name,
-            labels,
-            ..
-        } = step
-        {
-            let Some(secret) = observed.secrets.iter().find(|s| &s.id == secret_id) else {
-                continue;
-            };
-            swarm.update_secret_labels(secret, labels).await?;
-            record(&|o| o.relabelled.push(swarm_name.clone()));
-            progress(Event::Relabelled(swarm_name.clone()));
-        }
-    }
-
+    run.create_and_relabel(values).await?;
     // 2. One update per service, all sent first.
-    let mut repoints = Vec::new();
-    for step in &plan.steps {
-        if let Step::Repoint {
-            service_id,
-            service_name,
-            swaps,
-        } = step
-        {
-            let swaps: Vec<Swap> = swaps
-                .iter()
-                .map(|s| {
-                    let new_id = ids.get(&s.new_name).cloned().ok_or_else(|| {
-                        Error::new(format!(
-                            "the version {} to re-point {service_name} to does not exist",
-                            s.new_name
-                        ))
-                        .hint("make a new plan: the Swarm changed since this one was made")
-                    })?;
-                    Ok(Swap {
-                        old_id: s.old_id.clone(),
-                        new_id,
-                        new_name: s.new_name.clone(),
-                        target: s.target.clone(),
-                        uid: s.uid.clone(),
-                        gid: s.gid.clone(),
-                        mode: s.mode,
-                    })
-                })
-                .collect::<Result<_>>()?;
-            repoints.push((service_id.clone(), service_name.clone(), swaps));
-        }
-    }
-    // Services confirmed to have converged (or to need no waiting): a removal that waits
-    // for a service goes only if the service is here.
-    let mut settled: BTreeSet<String> = BTreeSet::new();
-    let mut sent: Vec<(String, String)> = Vec::new();
-    let mut updates = stream::iter(repoints.iter())
-        .map(|(id, name, swaps)| async move {
-            (
-                id.clone(),
-                name.clone(),
-                swarm.repoint_service(id, swaps).await,
-            )
-        })
-        .buffer_unordered(parallel);
-    while let Some((id, name, result)) = updates.next().await {
-        match result {
-            Ok(_) => {
-                record(&|o| o.updated_services.push(name.clone()));
-                progress(Event::UpdateSent(name.clone()));
-                sent.push((id, name));
-            }
-            Err(e) => record(&|o| o.errors.push(e.clone().context(format!("service {name}")))),
-        }
-    }
-    drop(updates);
-
+    let repoints = run.repoints()?;
+    run.repoint_services(&repoints).await;
     // 3. Waiting for the updates to converge (unless --detach).
     if opts.wait {
-        let mut waits = stream::iter(sent.iter())
-            .map(|(id, name)| async move {
-                let on_poll = |p: &WaitProgress| {
-                    progress(Event::Waiting {
-                        service: name.clone(),
-                        progress: p.clone(),
-                    })
-                };
-                let start = std::time::Instant::now();
-                let result = swarm.wait_converged(id, opts.wait_timeout, &on_poll).await;
-                (id.clone(), name.clone(), result, start.elapsed())
-            })
-            .buffer_unordered(parallel);
-        while let Some((id, name, result, elapsed)) = waits.next().await {
-            match result {
-                Ok(()) => {
-                    record(&|o| o.converged.push(name.clone()));
-                    progress(Event::Converged {
-                        service: name.clone(),
-                        elapsed,
-                    });
-                    // A repaired reference to a missing secret is still in the previous
-                    // spec: one more (no-op) update, so that a rollback cannot bring it back.
-                    if repaired_dangling(observed, &repoints, &id) {
-                        if let Err(e) = swarm.settle_previous(&id).await {
-                            record(&|o| {
-                                o.warnings.push(format!(
-                                    "service {name} was repaired, but its previous spec still names a secret that no longer exists, so `docker service rollback` would break it again ({})",
-                                    e.message()
-                                ))
-                            });
-                        }
-                    }
-                    settled.insert(id);
-                }
-                Err(e) => {
-                    record(&|o| o.errors.push(e.clone().context(format!("service {name}"))));
-                    progress(Event::NotConverged(name));
-                }
-            }
+        run.wait_for_updates(&repoints).await;
+        run.look_at_others(&repoints).await;
+    }
+    // 4. Removals, checked against the services as they are now.
+    run.remove_superseded().await
+}
+
+/// One service update: the service's ID and name, and the references it swaps.
+type Repoint = (String, String, Vec<Swap>);
+
+/// What every phase of an apply reads: the Swarm, the plan, the options, and where to
+/// report. Copied into the futures a phase runs, so that they borrow nothing of [`Run`].
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    swarm: &'a Swarm,
+    plan: &'a Plan,
+    observed: &'a Observed,
+    opts: &'a Options,
+    progress: &'a (dyn Fn(Event) + Sync),
+    out: &'a Mutex<Outcome>,
+    /// API calls in flight at once (at least one).
+    parallel: usize,
+}
+
+impl<'a> Ctx<'a> {
+    /// Records into the outcome as it happens (nothing, if the lock is poisoned).
+    fn record(self, f: impl FnOnce(&mut Outcome)) {
+        if let Ok(mut o) = self.out.lock() {
+            f(&mut o);
         }
-        drop(waits);
-        // The other services of this environment, and those a removal waits for, at one
-        // glance: one whose update is in progress (an interrupted apply may have left it
-        // mid-update) is waited for; one that is unhealthy for its own reasons (a crash
-        // loop) is named in a warning, and what waits for it stays.
+    }
+
+    /// Tells the live progress.
+    fn tell(self, event: Event) {
+        (self.progress)(event)
+    }
+
+    /// Waits for service `id` to converge, telling each poll.
+    async fn wait_converged(self, id: &str, name: &str) -> Result<()> {
+        let on_poll = |p: &WaitProgress| {
+            self.tell(Event::Waiting {
+                service: name.to_string(),
+                progress: p.clone(),
+            })
+        };
+        self.swarm
+            .wait_converged(id, self.opts.wait_timeout, &on_poll)
+            .await
+    }
+
+    /// A service's health (waited for if updating): `None` when healthy, else why not.
+    async fn health_or_wait(self, id: &str, name: &str) -> Result<Option<String>> {
+        match self.swarm.health(id).await {
+            Ok(Health::Healthy) => Ok(None),
+            Ok(Health::Updating) => {
+                let start = std::time::Instant::now();
+                let r = self.wait_converged(id, name).await;
+                if r.is_ok() {
+                    self.tell(Event::Converged {
+                        service: name.to_string(),
+                        elapsed: start.elapsed(),
+                    });
+                }
+                r.map(|()| None)
+            }
+            Ok(Health::Unhealthy(why)) => Ok(Some(why)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Services to look at after the updates: the environment's others, and removals' `after`.
+    fn others(self, repoints: &[Repoint]) -> Vec<(&'a str, &'a str)> {
+        let (plan, observed) = (self.plan, self.observed);
         let repointed: BTreeSet<&str> = repoints.iter().map(|(id, ..)| id.as_str()).collect();
         let awaited: BTreeSet<&str> = plan
             .steps
@@ -276,7 +190,7 @@ pub async fn execute(
             })
             .map(String::as_str)
             .collect();
-        let others: Vec<(&str, &str)> = observed
+        observed
             .services
             .iter()
             .filter(|svc| !repointed.contains(svc.id.as_str()))
@@ -285,78 +199,38 @@ pub async fn execute(
                     || observed.uses_environment(svc, &plan.project, &plan.environment)
             })
             .map(|svc| (svc.id.as_str(), svc.name.as_str()))
-            .collect();
-        let mut looks = stream::iter(others)
-            .map(|(id, name)| async move {
-                let result = match swarm.health(id).await {
-                    Ok(Health::Healthy) => Ok(None),
-                    Ok(Health::Updating) => {
-                        let on_poll = |p: &WaitProgress| {
-                            progress(Event::Waiting {
-                                service: name.to_string(),
-                                progress: p.clone(),
-                            })
-                        };
-                        let start = std::time::Instant::now();
-                        let r = swarm.wait_converged(id, opts.wait_timeout, &on_poll).await;
-                        if r.is_ok() {
-                            progress(Event::Converged {
-                                service: name.to_string(),
-                                elapsed: start.elapsed(),
-                            });
-                        }
-                        r.map(|()| None)
-                    }
-                    Ok(Health::Unhealthy(why)) => Ok(Some(why)),
-                    Err(e) => Err(e),
-                };
-                (id.to_string(), name.to_string(), result)
-            })
-            .buffer_unordered(parallel);
-        while let Some((id, name, result)) = looks.next().await {
-            match result {
-                Ok(None) => {
-                    settled.insert(id);
-                }
-                Ok(Some(why)) => record(&|o| {
-                    o.warnings.push(format!(
-                        "service {name} uses secrets of {} but is not healthy ({why}); swarmseal did not change it",
-                        plan.environment
-                    ))
-                }),
-                Err(e) => record(&|o| o.errors.push(e.clone().context(format!("service {name}")))),
-            }
-        }
+            .collect()
     }
 
-    // 4. Removals, checked against the services as they are now.
-    let removals: Vec<(&String, &String, &Vec<String>)> = plan
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Remove {
-                secret_id,
-                swarm_name,
-                after,
-                ..
-            } => Some((secret_id, swarm_name, after)),
-            _ => None,
-        })
-        .collect();
-    if removals.is_empty() {
-        return Ok(());
+    /// The plan's removals: secret ID, Swarm name, and the services each waits for.
+    fn removals(self) -> Vec<(&'a String, &'a String, &'a Vec<String>)> {
+        self.plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Remove {
+                    secret_id,
+                    swarm_name,
+                    after,
+                    ..
+                } => Some((secret_id, swarm_name, after)),
+                _ => None,
+            })
+            .collect()
     }
-    let now: Vec<ServiceRefs> = swarm.services().await?;
-    let mut go = Vec::new();
-    for (id, name, after) in removals {
+
+    /// True when secret `id` is ours (managed, this project and environment), else records why not.
+    fn ours_to_remove(self, id: &str, name: &str) -> bool {
+        let plan = self.plan;
         // Only this project's and environment's managed secrets are ever removed, whatever
         // a (saved, possibly edited) plan says.
-        let ours = observed
+        let ours = self
+            .observed
             .secrets
             .iter()
-            .any(|s| &s.id == id && s.is_managed_by(&plan.project, &plan.environment));
+            .any(|s| s.id == id && s.is_managed_by(&plan.project, &plan.environment));
         if !ours {
-            record(&|o| {
+            self.record(|o| {
                 o.errors.push(
                     Error::new(format!(
                         "refused to remove {name}: it is not a managed secret of {}/{}",
@@ -365,11 +239,296 @@ pub async fn execute(
                     .hint("swarmseal only removes secrets that carry its project's labels"),
                 )
             });
-            continue;
         }
+        ours
+    }
+
+    /// Removes the versions nothing keeps, `parallel` at a time, recording each result.
+    async fn remove_all(self, go: Vec<(&String, &String)>) {
+        let mut removed =
+            stream::iter(go)
+                .map(|(id, name)| async move {
+                    (name.clone(), self.swarm.remove_secret(id, name).await)
+                })
+                .buffer_unordered(self.parallel);
+        while let Some((name, result)) = removed.next().await {
+            match result {
+                Ok(RemoveOutcome::Removed) | Ok(RemoveOutcome::Gone) => {
+                    self.record(|o| o.removed.push(name.clone()));
+                    self.tell(Event::Removed(name));
+                }
+                Ok(RemoveOutcome::InUse(why)) => {
+                    self.record(|o| o.blocked.push(format!("{name}: {why}")))
+                }
+                Err(e) => self.record(|o| o.errors.push(e)),
+            }
+        }
+    }
+}
+
+/// An apply under way: what it reads, and the state its phases share.
+struct Run<'a> {
+    cx: Ctx<'a>,
+    /// Secret IDs by Swarm name: what exists, plus what this apply creates.
+    ids: BTreeMap<String, String>,
+    /// Services confirmed to have converged (or to need no waiting): a removal that waits
+    /// for a service goes only if the service is here.
+    settled: BTreeSet<String>,
+    /// Services whose update was sent (ID, name).
+    sent: Vec<(String, String)>,
+}
+
+impl<'a> Run<'a> {
+    /// Starts with the secrets that exist, nothing settled and nothing sent.
+    fn new(cx: Ctx<'a>) -> Run<'a> {
+        let ids = cx
+            .observed
+            .secrets
+            .iter()
+            .map(|s| (s.name.clone(), s.id.clone()))
+            .collect();
+        Run {
+            cx,
+            ids,
+            settled: BTreeSet::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// Phase 1: creates the new versions, then updates the labels of those relabelled.
+    async fn create_and_relabel(&mut self, values: &BTreeMap<String, Plaintext>) -> Result<()> {
+        self.create_versions(values).await?;
+        self.relabel().await
+    }
+
+    /// Creates the plan's new versions, `parallel` at a time; the first failure stops it.
+    async fn create_versions(&mut self, values: &BTreeMap<String, Plaintext>) -> Result<()> {
+        let cx = self.cx;
+        let creates: Vec<_> = cx
+            .plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Create {
+                    secret,
+                    swarm_name,
+                    labels,
+                    ..
+                } => Some((secret, swarm_name, labels)),
+                _ => None,
+            })
+            .collect();
+        let mut created = stream::iter(creates)
+            .map(|(secret, swarm_name, labels)| async move {
+                let result = match values.get(secret) {
+                    Some(value) => cx.swarm.create_secret(swarm_name, labels, value).await,
+                    None => Err(Error::new(format!(
+                        "no value for {secret} to create {swarm_name}"
+                    ))
+                    .hint("make a new plan: the repository no longer matches this one")),
+                };
+                (swarm_name.clone(), result)
+            })
+            .buffer_unordered(cx.parallel);
+        while let Some((name, result)) = created.next().await {
+            match result {
+                Ok(id) => {
+                    cx.record(|o| o.created.push(name.clone()));
+                    cx.tell(Event::Created(name.clone()));
+                    self.ids.insert(name, id);
+                }
+                // Without the new version nothing else can safely happen.
+                Err(e) => return Err(e.context(format!("creating {name}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates the labels of the versions the plan relabels, one at a time.
+    async fn relabel(&self) -> Result<()> {
+        let cx = self.cx;
+        for step in &cx.plan.steps {
+            if let Step::Relabel {
+                secret_id,
+                swarm_name,
+                labels,
+                ..
+            } = step
+            {
+                let Some(secret) = cx.observed.secrets.iter().find(|s| &s.id == secret_id) else {
+                    continue;
+                };
+                cx.swarm.update_secret_labels(secret, labels).await?;
+                cx.record(|o| o.relabelled.push(swarm_name.clone()));
+                cx.tell(Event::Relabelled(swarm_name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan's service updates, each swap resolved to its new version's ID.
+    fn repoints(&self) -> Result<Vec<Repoint>> {
+        let mut repoints = Vec::new();
+        for step in &self.cx.plan.steps {
+            if let Step::Repoint {
+                service_id,
+                service_name,
+                swaps,
+            } = step
+            {
+                let swaps: Vec<Swap> = swaps
+                    .iter()
+                    .map(|s| {
+                        let new_id = self.ids.get(&s.new_name).cloned().ok_or_else(|| {
+                            Error::new(format!(
+                                "the version {} to re-point {service_name} to does not exist",
+                                s.new_name
+                            ))
+                            .hint("make a new plan: the Swarm changed since this one was made")
+                        })?;
+                        Ok(Swap {
+                            old_id: s.old_id.clone(),
+                            old_target: Some(s.old_target.clone()).filter(|t| !t.is_empty()),
+                            new_id,
+                            new_name: s.new_name.clone(),
+                            target: s.target.clone(),
+                            uid: s.uid.clone(),
+                            gid: s.gid.clone(),
+                            mode: s.mode,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                repoints.push((service_id.clone(), service_name.clone(), swaps));
+            }
+        }
+        Ok(repoints)
+    }
+
+    /// Phase 2: sends every service update, `parallel` at a time; failures are recorded.
+    async fn repoint_services(&mut self, repoints: &[Repoint]) {
+        let cx = self.cx;
+        let mut updates = stream::iter(repoints.iter())
+            .map(|(id, name, swaps)| async move {
+                (
+                    id.clone(),
+                    name.clone(),
+                    cx.swarm.repoint_service(id, swaps).await,
+                )
+            })
+            .buffer_unordered(cx.parallel);
+        while let Some((id, name, result)) = updates.next().await {
+            match result {
+                Ok(_) => {
+                    cx.record(|o| o.updated_services.push(name.clone()));
+                    cx.tell(Event::UpdateSent(name.clone()));
+                    self.sent.push((id, name));
+                }
+                Err(e) => cx.record(|o| o.errors.push(e.context(format!("service {name}")))),
+            }
+        }
+    }
+
+    /// Phase 3: waits for the sent updates to converge; those that do are settled.
+    async fn wait_for_updates(&mut self, repoints: &[Repoint]) {
+        let cx = self.cx;
+        let mut waits = stream::iter(self.sent.iter())
+            .map(|(id, name)| async move {
+                let start = std::time::Instant::now();
+                let result = cx.wait_converged(id, name).await;
+                (id.clone(), name.clone(), result, start.elapsed())
+            })
+            .buffer_unordered(cx.parallel);
+        while let Some((id, name, result, elapsed)) = waits.next().await {
+            match result {
+                Ok(()) => {
+                    cx.record(|o| o.converged.push(name.clone()));
+                    cx.tell(Event::Converged {
+                        service: name.clone(),
+                        elapsed,
+                    });
+                    // A repaired reference to a missing secret is still in the previous
+                    // spec: one more (no-op) update, so that a rollback cannot bring it back.
+                    if repaired_dangling(cx.observed, repoints, &id) {
+                        if let Err(e) = cx.swarm.settle_previous(&id).await {
+                            cx.record(|o| {
+                                o.warnings.push(format!(
+                                    "service {name} was repaired, but its previous spec still names a secret that no longer exists, so `docker service rollback` would break it again ({})",
+                                    e.message()
+                                ))
+                            });
+                        }
+                    }
+                    self.settled.insert(id);
+                }
+                Err(e) => {
+                    cx.record(|o| o.errors.push(e.context(format!("service {name}"))));
+                    cx.tell(Event::NotConverged(name));
+                }
+            }
+        }
+    }
+
+    /// Phase 3, continued: waits for or warns about the services this apply did not update.
+    async fn look_at_others(&mut self, repoints: &[Repoint]) {
+        // One whose update is in progress (an interrupted apply may have left it
+        // mid-update) is waited for; one that is unhealthy for its own reasons (a crash
+        // loop) is named in a warning, and what waits for it stays.
+        let cx = self.cx;
+        let mut looks = stream::iter(cx.others(repoints))
+            .map(|(id, name)| async move {
+                let result = cx.health_or_wait(id, name).await;
+                (id.to_string(), name.to_string(), result)
+            })
+            .buffer_unordered(cx.parallel);
+        while let Some((id, name, result)) = looks.next().await {
+            match result {
+                Ok(None) => {
+                    self.settled.insert(id);
+                }
+                Ok(Some(why)) => cx.record(|o| {
+                    o.warnings.push(format!(
+                        "service {name} uses secrets of {} but is not healthy ({why}); swarmseal did not change it",
+                        cx.plan.environment
+                    ))
+                }),
+                Err(e) => cx.record(|o| o.errors.push(e.context(format!("service {name}")))),
+            }
+        }
+    }
+
+    /// Phase 4: removals, each checked against the services as they are now (else kept).
+    async fn remove_superseded(&self) -> Result<()> {
+        let cx = self.cx;
+        let removals = cx.removals();
+        if removals.is_empty() {
+            return Ok(());
+        }
+        let now: Vec<ServiceRefs> = cx.swarm.services().await?;
+        let mut go = Vec::new();
+        for (id, name, after) in removals {
+            if !cx.ours_to_remove(id, name) {
+                continue;
+            }
+            match self.keep_reason(&now, id, after) {
+                Some(why) => {
+                    cx.record(|o| o.kept.push((name.clone(), why.clone())));
+                    cx.tell(Event::Kept {
+                        swarm_name: name.clone(),
+                        why,
+                    });
+                }
+                None => go.push((id, name)),
+            }
+        }
+        cx.remove_all(go).await;
+        Ok(())
+    }
+
+    /// Why version `id` stays for now, if it does (an unsettled `after`, or a holder).
+    fn keep_reason(&self, now: &[ServiceRefs], id: &str, after: &[String]) -> Option<String> {
         let waiting: Vec<&str> = now
             .iter()
-            .filter(|svc| after.contains(&svc.id) && !settled.contains(&svc.id))
+            .filter(|svc| after.contains(&svc.id) && !self.settled.contains(&svc.id))
             .map(|svc| svc.name.as_str())
             .collect();
         let holders: Vec<&str> = now
@@ -377,51 +536,23 @@ pub async fn execute(
             .filter(|svc| svc.holds(id))
             .map(|svc| svc.name.as_str())
             .collect();
-        let why = if !waiting.is_empty() {
+        if !waiting.is_empty() {
             Some(format!(
                 "waits for {} to converge{}",
                 waiting.join(", "),
-                if opts.wait { "" } else { " (--detach)" }
+                if self.cx.opts.wait { "" } else { " (--detach)" }
             ))
         } else if !holders.is_empty() {
             Some(format!("{} can still run with it", holders.join(", ")))
         } else {
             None
-        };
-        match why {
-            Some(why) => {
-                record(&|o| o.kept.push((name.clone(), why.clone())));
-                progress(Event::Kept {
-                    swarm_name: name.clone(),
-                    why,
-                });
-            }
-            None => go.push((id, name)),
         }
     }
-    let mut removed = stream::iter(go)
-        .map(|(id, name)| async move { (name.clone(), swarm.remove_secret(id, name).await) })
-        .buffer_unordered(parallel);
-    while let Some((name, result)) = removed.next().await {
-        match result {
-            Ok(RemoveOutcome::Removed) | Ok(RemoveOutcome::Gone) => {
-                record(&|o| o.removed.push(name.clone()));
-                progress(Event::Removed(name));
-            }
-            Ok(RemoveOutcome::InUse(why)) => record(&|o| o.blocked.push(format!("{name}: {why}"))),
-            Err(e) => record(&|o| o.errors.push(e.clone())),
-        }
-    }
-    Ok(())
 }
 
 /// True when this apply re-points service `id` away from a reference to a secret that no
 /// longer exists.
-fn repaired_dangling(
-    observed: &Observed,
-    repoints: &[(String, String, Vec<Swap>)],
-    id: &str,
-) -> bool {
+fn repaired_dangling(observed: &Observed, repoints: &[Repoint], id: &str) -> bool {
     let Some(svc) = observed.services.iter().find(|s| s.id == id) else {
         return false;
     };

@@ -52,8 +52,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cli::{
-    assert_exit, assert_no_panic, assert_ok, assert_refused, assert_same_snapshot, contains_bytes,
-    describe, run_command, stderr, stdout, TestRepo,
+    assert_exit, assert_no_panic, assert_ok, assert_refused, assert_refused_kind,
+    assert_same_snapshot, contains_bytes, describe, run_command, stderr, stdout, TestRepo,
 };
 use common::engine::engine;
 use common::sync::{EngineExt, Guard, SyncRepo, ENV};
@@ -158,6 +158,13 @@ fn offline(repo: &TestRepo, env: &str, args: &[&str]) -> Output {
     let mut all = vec!["-e", env, "-H", "unix:///nonexistent/swarmseal.sock"];
     all.extend_from_slice(args);
     repo.run(&all, None)
+}
+
+/// [`offline`] with `--format json`: a refusal is one JSON error with a kind.
+fn offline_json(repo: &TestRepo, env: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--format", "json"];
+    all.extend_from_slice(args);
+    offline(repo, env, &all)
 }
 
 /// A command that takes longer than `limit` is a hang.
@@ -288,7 +295,7 @@ fn cross_environment_link_is_refused_everywhere() {
 
     // Neither the admin nor the staging developer gets the value through staging.
     for identity in [&repo.identity, &dev_id] {
-        let out = repo.run(
+        let out = repo.run_json(
             &[
                 "-e",
                 "staging",
@@ -299,13 +306,13 @@ fn cross_environment_link_is_refused_everywhere() {
             ],
             None,
         );
-        assert_refused(&out, &[link]);
+        assert_refused_kind(&out, "repository", &[link]);
         assert!(!contains_bytes(&out.stdout, b"PRODUCTION-ONLY-VALUE"));
     }
     // plan (and apply) refuse before they reach any Swarm.
     for cmd in [&["plan"][..], &["apply", "--yes"]] {
-        let out = offline(&repo, "staging", cmd);
-        assert_refused(&out, &[link]);
+        let out = offline_json(&repo, "staging", cmd);
+        assert_refused_kind(&out, "repository", &[link]);
         assert!(!stderr(&out).contains("nonexistent"), "{}", describe(&out));
     }
 }
@@ -480,12 +487,14 @@ fn fifo_is_refused_without_waiting() {
     mkfifo(&repo.secret_file("staging", "x"));
     let start = Instant::now();
     assert_check_fails(&repo, &["secrets/staging/x.age", "FIFO"]);
-    assert_refused(
-        &repo.run(&["-e", "staging", "get", "x"], None),
-        &["secrets/staging/x.age"],
+    assert_refused_kind(
+        &repo.run_json(&["-e", "staging", "get", "x"], None),
+        "repository",
+        &["secrets/staging/x.age", "FIFO"],
     );
-    assert_refused(
-        &offline(&repo, "staging", &["plan"]),
+    assert_refused_kind(
+        &offline_json(&repo, "staging", &["plan"]),
+        "repository",
         &["secrets/staging/x.age"],
     );
     // The index and the manifest as FIFOs.
@@ -747,8 +756,16 @@ fn targets_cannot_escape_run_secrets() {
         let manifest = fs::read_to_string(repo.path("swarmseal.yaml")).unwrap();
         let edited = format!("{manifest}secrets:\n  db_password:\n    target: \"{target}\"\n");
         fs::write(repo.path("swarmseal.yaml"), &edited).unwrap();
-        assert_refused(&repo.check(&[]), &["swarmseal.yaml", "invalid target"]);
-        assert_refused(&offline(&repo, "staging", &["plan"]), &["invalid target"]);
+        assert_refused_kind(
+            &repo.run_json(&["check"], None),
+            "manifest",
+            &["swarmseal.yaml", "invalid target"],
+        );
+        assert_refused_kind(
+            &offline_json(&repo, "staging", &["plan"]),
+            "manifest",
+            &["invalid target"],
+        );
         fs::write(repo.path("swarmseal.yaml"), manifest).unwrap();
     }
 }
@@ -982,20 +999,11 @@ fn bad_change_dates_do_not_bypass_rotation() {
     )
     .unwrap();
     assert_ok(&repo.check(&[]));
-    let index_path = repo.path(".swarmseal/index.yaml");
-    let index = fs::read_to_string(&index_path).unwrap();
-    let stamp = index
-        .lines()
-        .find(|l| l.contains("db_password") && l.contains("changed: '"))
-        .and_then(|l| l.split("changed: '").nth(1))
-        .and_then(|s| s.split('\'').next())
-        .expect("a change date for the secret")
-        .to_string();
     for (bad, why) in [
         ("2999-01-01T00:00:00Z", "in the future"),
         ("soon", "not a date"),
     ] {
-        fs::write(&index_path, index.replace(&stamp, bad)).unwrap();
+        repo.set_change_stamp("staging", "db_password", bad);
         let out = repo.check(&[]);
         assert_exit(&out, 1);
         assert!(stderr(&out).contains(why), "{bad}: {}", describe(&out));
@@ -1142,13 +1150,8 @@ fn hangup_and_quit_release_the_apply_lock() {
     let repo = SyncRepo::new(&engine, &guard, "advsig");
     repo.set("db_password", b"one");
     repo.apply();
-    let svc = format!("{}-app", repo.project);
-    guard.service(
-        &svc,
-        &repo.project,
-        &[(&repo.current("db_password").name, "db_password")],
-    );
-    guard.wait_running(&svc);
+    // A service to wait for, so that the apply is still running when the signal comes.
+    repo.app_service(&guard, "db_password");
     let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
     for (i, signal) in ["HUP", "QUIT"].iter().enumerate() {
         repo.set("db_password", format!("value {i}").as_bytes());
@@ -1197,10 +1200,10 @@ fn unlock_refuses_a_live_holder_without_force() {
     let lock = rt
         .block_on(swarm.lock(&repo.project, ENV, &me, Duration::ZERO))
         .unwrap();
-    let out = repo.run(&["unlock"]);
-    assert_refused(&out, &["still running", "--force"]);
-    let out = repo.run(&["apply", "--yes"]);
-    assert_refused(&out, &["running on this host"]);
+    let out = repo.run_json(&["unlock"]);
+    assert_refused_kind(&out, "lock_held", &["still running", "--force"]);
+    let out = repo.run_json(&["apply", "--yes"]);
+    assert_refused_kind(&out, "lock_held", &["running on this host"]);
     let out = repo.run(&["unlock", "--force"]);
     assert_ok(&out);
     assert!(stderr(&out).contains("released"), "{}", describe(&out));
@@ -1215,10 +1218,10 @@ fn unlock_refuses_a_live_holder_without_force() {
     };
     rt.block_on(swarm.lock(&repo.project, ENV, &dead, Duration::ZERO))
         .unwrap();
-    let out = repo.run(&["apply", "--yes"]);
-    // The exact command, with the flags this apply was given.
+    let out = repo.run_json(&["apply", "--yes"]);
+    // The exact command, with the flags this apply was given (--format is not one of them).
     let exact = format!("`swarmseal -e {ENV} -H {} unlock`", engine.host);
-    assert_refused(&out, &["no longer running", &exact]);
+    assert_refused_kind(&out, "lock_held", &["no longer running", &exact]);
     let out = repo.run(&["unlock"]);
     assert_ok(&out);
     assert!(
@@ -1382,6 +1385,6 @@ fn saved_plan_survives_unrelated_service_changes() {
     assert_ok(&repo.run(&["plan", "--out", plan_file.to_str().unwrap()]));
     let user = format!("{}-user", repo.project);
     guard.service(&user, &repo.project, &[(&applied.name, "db_password")]);
-    let out = repo.run(&["apply", plan_file.to_str().unwrap()]);
-    assert_refused(&out, &["stale"]);
+    let out = repo.run_json(&["apply", plan_file.to_str().unwrap()]);
+    assert_refused_kind(&out, "stale_plan", &["stale"]);
 }

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `swarmseal` binary on local repositories (no Swarm needed):
 //! interoperability with the `age` CLI, recipients and rekey, refusal of bad input, and the
-//! repository commands (SPEC §1, §4, §5).
+//! repository commands (the README's "Commands", `docs/design.md#error-model`).
 //!
 //! Every test works in its own temporary folder with its own `HOME`/`XDG_CONFIG_HOME` (see
 //! `tests/common/cli.rs`). Needs the `age`, `age-keygen` and `ssh-keygen` programs.
@@ -11,14 +11,15 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use common::cli::{
-    age_cli, assert_exit, assert_no_panic, assert_ok, assert_refused, assert_same_snapshot,
-    contains_bytes, describe, snapshot, stderr, stdout, TestRepo, ENVS,
+    age_cli, assert_exit, assert_no_panic, assert_ok, assert_refused, assert_refused_kind,
+    assert_same_snapshot, contains_bytes, describe, json_error, on_terminal, snapshot, stderr,
+    stdout, TestRepo, ENVS,
 };
 
 const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
@@ -299,8 +300,9 @@ fn swarmseal_age_key_variable_needs_no_identity_file() {
         );
     }
 
-    let out = repo.run(&["-e", "staging", "get", "x"], None);
-    assert_refused(&out, &["SWARMSEAL_AGE_KEY"]);
+    let out = repo.run_json(&["-e", "staging", "get", "x"], None);
+    // The hint names the variable: the point of this test.
+    assert_refused_kind(&out, "identity", &["SWARMSEAL_AGE_KEY"]);
     assert!(out.stdout.is_empty());
 
     let mut cmd = repo.command();
@@ -351,6 +353,8 @@ fn swarmseal_identity_variable_and_i_flag() {
     let (other, _) = repo.new_age_key("other.txt");
     let mut cmd = repo.command();
     cmd.env("SWARMSEAL_IDENTITY", &moved).args([
+        "--format",
+        "json",
         "-i",
         path_str(&other),
         "-e",
@@ -359,7 +363,7 @@ fn swarmseal_identity_variable_and_i_flag() {
         "x",
     ]);
     let out = repo.run_cmd(cmd, None);
-    assert_refused(&out, &["secrets/staging/x.age"]);
+    assert_refused_kind(&out, "identity", &["secrets/staging/x.age", "other.txt"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -458,6 +462,27 @@ fn assert_refused_unchanged(
         &before,
         &repo.snapshot(),
         &format!("swarmseal {}", args.join(" ")),
+    );
+    out
+}
+
+/// Runs `swarmseal --format json ARGS` (with `stdin`) and asserts a refusal with an error
+/// of this `kind` naming `names`, that leaves the repository byte-identical.
+#[track_caller]
+fn assert_kind_unchanged(
+    repo: &TestRepo,
+    kind: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    names: &[&str],
+) -> Output {
+    let before = repo.snapshot();
+    let out = repo.run_json(args, stdin);
+    assert_refused_kind(&out, kind, names);
+    assert_same_snapshot(
+        &before,
+        &repo.snapshot(),
+        &format!("swarmseal --format json {}", args.join(" ")),
     );
     out
 }
@@ -568,13 +593,27 @@ fn path_escaping_names_are_refused() {
 fn unknown_secret_is_refused() {
     let repo = TestRepo::new();
     repo.set("staging", "db_password", b"v");
-    let out = assert_refused_unchanged(&repo, &["-e", "staging", "get", "nope"], None, &["nope"]);
-    assert!(out.stdout.is_empty());
-    assert_refused_unchanged(&repo, &["-e", "staging", "rm", "nope"], None, &["nope"]);
-    assert_refused_unchanged(&repo, &["-e", "staging", "edit", "nope"], None, &["nope"]);
-    // Present in staging, not in production.
-    assert_refused_unchanged(
+    let out = assert_kind_unchanged(
         &repo,
+        "not_found",
+        &["-e", "staging", "get", "nope"],
+        None,
+        &["nope"],
+    );
+    assert!(out.stdout.is_empty());
+    for command in ["rm", "edit"] {
+        assert_kind_unchanged(
+            &repo,
+            "not_found",
+            &["-e", "staging", command, "nope"],
+            None,
+            &["nope"],
+        );
+    }
+    // Present in staging, not in production.
+    assert_kind_unchanged(
+        &repo,
+        "not_found",
         &["-e", "production", "get", "db_password"],
         None,
         &["db_password", "production"],
@@ -621,16 +660,18 @@ fn unknown_environment_is_refused() {
         vec!["-e", "nope", "check"],
         vec!["-e", "nope", "rekey"],
     ] {
-        let out = assert_refused_unchanged(&repo, &args, Some(b"value"), &["nope"]);
+        let out = assert_kind_unchanged(&repo, "not_found", &args, Some(b"value"), &["nope"]);
         // The error tells which environments there are.
         assert!(
-            stderr(&out).contains("staging"),
+            json_error(&out).unwrap()["hint"]
+                .as_str()
+                .is_some_and(|h| h.contains("staging") && h.contains("production")),
             "known environments not listed\n{}",
             describe(&out)
         );
     }
     // With two environments, no -e is an error too.
-    assert_refused_unchanged(&repo, &["get", "x"], None, &["-e"]);
+    assert_kind_unchanged(&repo, "usage", &["get", "x"], None, &["-e"]);
 }
 
 #[test]
@@ -639,29 +680,33 @@ fn wrong_identity_is_refused() {
     repo.set("staging", "x", b"secret-value");
     let (other, _) = repo.new_age_key("other.txt");
     let other_s = path_str(&other);
-    let out = assert_refused_unchanged(
+    let out = assert_kind_unchanged(
         &repo,
+        "identity",
         &["-i", other_s, "-e", "staging", "get", "x"],
         None,
         &["secrets/staging/x.age"],
     );
     assert!(out.stdout.is_empty());
-    assert_refused_unchanged(
+    assert_kind_unchanged(
         &repo,
+        "identity",
         &["-i", other_s, "-e", "staging", "edit", "x"],
         None,
         &["secrets/staging/x.age"],
     );
-    assert_refused_unchanged(
+    assert_kind_unchanged(
         &repo,
+        "identity",
         &["-i", other_s, "rekey", "--force"],
         None,
         &[".age", other_s],
     );
     // A missing identity file is named, too.
     let missing = repo.work.join("missing.txt");
-    assert_refused_unchanged(
+    assert_kind_unchanged(
         &repo,
+        "not_found",
         &["-i", path_str(&missing), "-e", "staging", "get", "x"],
         None,
         &["missing.txt"],
@@ -719,13 +764,25 @@ fn corrupted_age_files_are_refused() {
 
     for name in ["armored", "binary"] {
         let rel = format!("secrets/staging/{name}.age");
-        let out = assert_refused_unchanged(&repo, &["-e", "staging", "get", name], None, &[&rel]);
+        let out = assert_kind_unchanged(
+            &repo,
+            "repository",
+            &["-e", "staging", "get", name],
+            None,
+            &[&rel],
+        );
         assert!(
             out.stdout.is_empty(),
             "get {name} wrote {} bytes of a damaged file",
             out.stdout.len()
         );
-        assert_refused_unchanged(&repo, &["-e", "staging", "edit", name], None, &[&rel]);
+        assert_kind_unchanged(
+            &repo,
+            "repository",
+            &["-e", "staging", "edit", name],
+            None,
+            &[&rel],
+        );
         let out = repo.run(&["-e", "staging", "check"], None);
         assert_no_panic(&out);
         assert_exit(&out, 1);
@@ -744,8 +801,9 @@ fn truncated_age_file_is_refused() {
     let file = repo.secret_file("staging", "x");
     let bytes = fs::read(&file).unwrap();
     fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-    let out = assert_refused_unchanged(
+    let out = assert_kind_unchanged(
         &repo,
+        "repository",
         &["-e", "staging", "get", "x"],
         None,
         &["secrets/staging/x.age"],
@@ -765,20 +823,16 @@ fn truncated_age_file_is_refused() {
     );
 
     // Only the header left, and an empty file.
-    fs::write(&file, b"age-encryption.org/v1\n").unwrap();
-    assert_refused_unchanged(
-        &repo,
-        &["-e", "staging", "get", "x"],
-        None,
-        &["secrets/staging/x.age"],
-    );
-    fs::write(&file, b"").unwrap();
-    assert_refused_unchanged(
-        &repo,
-        &["-e", "staging", "get", "x"],
-        None,
-        &["secrets/staging/x.age"],
-    );
+    for bytes in [&b"age-encryption.org/v1\n"[..], b""] {
+        fs::write(&file, bytes).unwrap();
+        assert_kind_unchanged(
+            &repo,
+            "repository",
+            &["-e", "staging", "get", "x"],
+            None,
+            &["secrets/staging/x.age"],
+        );
+    }
 }
 
 #[test]
@@ -819,8 +873,9 @@ fn plaintext_files_under_secrets_fail_check() {
     assert_same_snapshot(&before, &repo.snapshot(), "check");
 
     // The plaintext x.age is not served as a value.
-    let out = assert_refused_unchanged(
+    let out = assert_kind_unchanged(
         &repo,
+        "repository",
         &["-e", "staging", "get", "x"],
         None,
         &["secrets/staging/x.age"],
@@ -863,10 +918,11 @@ fn manifest_syntax_error_names_file_and_line() {
         vec!["rekey"],
         vec!["recipients", "ls"],
     ] {
-        let out = assert_refused_unchanged(&repo, &args, Some(b"v"), &["swarmseal.yaml"]);
-        let err = stderr(&out);
+        let out = assert_kind_unchanged(&repo, "manifest", &args, Some(b"v"), &["swarmseal.yaml"]);
+        let error = json_error(&out).unwrap();
+        let message = error["message"].as_str().unwrap_or_default();
         assert!(
-            err.contains(":3:") || err.contains("line 3"),
+            message.contains(":3:") || message.contains("line 3"),
             "{args:?}: the error does not give line 3\n{}",
             describe(&out)
         );
@@ -904,8 +960,9 @@ fn symlinks_out_of_the_repository_are_refused() {
     assert!(text.contains("hint:"), "{}", describe(&out));
     assert_same_snapshot(&before, &repo.snapshot(), "check");
 
-    let out = assert_refused_unchanged(
+    let out = assert_kind_unchanged(
         &repo,
+        "repository",
         &["-e", "staging", "get", "ext"],
         None,
         &["secrets/staging/ext.age"],
@@ -926,7 +983,13 @@ fn symlinks_out_of_the_repository_are_refused() {
         Some(b"new"),
         &["linked"],
     );
-    assert_refused_unchanged(&repo, &["-e", "staging", "rm", "ext"], None, &["ext"]);
+    assert_kind_unchanged(
+        &repo,
+        "repository",
+        &["-e", "staging", "rm", "ext"],
+        None,
+        &["ext"],
+    );
     assert_eq!(
         fs::read(&outside).unwrap(),
         outside_before,
@@ -1027,16 +1090,7 @@ fn sub_folders_map_to_dotted_names() {
         "set tls.api.crt made a second file"
     );
     assert_eq!(repo.get("staging", "tls/api.crt"), b"CERT2");
-    let out = repo.run(&["-e", "staging", "--format", "json", "ls"], None);
-    assert_ok(&out);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = v["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["tls.api.crt"]);
+    assert_eq!(repo.ls_names("staging"), ["tls.api.crt"]);
     assert_ok(&repo.check(&[]));
 }
 
@@ -1072,7 +1126,7 @@ fn commands_refuse_a_name_two_files_map_to() {
         &["-e", "staging", "set", "tls/api.crt"][..],
         &["-e", "staging", "rm", "tls.api.crt"][..],
     ] {
-        assert_refused_unchanged(&repo, args, Some(b"NEW"), &COLLIDING);
+        assert_kind_unchanged(&repo, "repository", args, Some(b"NEW"), &COLLIDING);
     }
 }
 
@@ -1231,17 +1285,12 @@ fn rm_removes_the_file() {
     assert!(!repo.path("secrets/staging/tls/api.crt.age").exists());
     assert_eq!(repo.get("staging", "y"), b"2");
     assert_eq!(repo.get("production", "x"), b"4");
-    assert_refused(&repo.run(&["-e", "staging", "get", "x"], None), &["x"]);
-    let out = repo.run(&["-e", "staging", "--format", "json", "ls"], None);
-    assert_ok(&out);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = v["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["y"]);
+    assert_refused_kind(
+        &repo.run_json(&["-e", "staging", "get", "x"], None),
+        "not_found",
+        &["x"],
+    );
+    assert_eq!(repo.ls_names("staging"), ["y"]);
     assert_ok(&repo.check(&[]));
 }
 
@@ -1306,19 +1355,37 @@ fn completions_and_man_produce_output() {
     assert!(stdout(&out).contains(".TH"), "{}", describe(&out));
 }
 
+/// `--max-age` ages a value by the index's record of when it last changed (written by
+/// `set`). The record is moved two hours back instead of waiting for the clock.
 #[test]
 fn check_max_age_reports_overdue_values() {
     let repo = TestRepo::new();
     repo.set("staging", "x", b"old");
+    let stamp = repo.change_stamp("staging", "x");
+    let changed = humantime::parse_rfc3339(&stamp)
+        .unwrap_or_else(|e| panic!("set recorded {stamp:?}, not a time: {e}"));
+    let age = SystemTime::now()
+        .duration_since(changed)
+        .unwrap_or_default();
+    assert!(
+        age < Duration::from_secs(600),
+        "set recorded {stamp}, not now"
+    );
     assert_ok(&repo.check(&["--max-age", "1h"]));
-    std::thread::sleep(Duration::from_millis(2200));
-    let out = repo.check(&["--max-age", "1s"]);
+
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
+    repo.set_change_stamp(
+        "staging",
+        "x",
+        &humantime::format_rfc3339_seconds(two_hours_ago).to_string(),
+    );
+    let out = repo.check(&["--max-age", "1h"]);
     assert_no_panic(&out);
     assert_exit(&out, 1);
     let text = combined(&out);
     assert!(text.contains("overdue"), "{}", describe(&out));
     assert!(text.contains("secrets/staging/x.age"), "{}", describe(&out));
-    assert_ok(&repo.check(&["--max-age", "1h"]));
+    assert_ok(&repo.check(&["--max-age", "3h"]));
 }
 
 /// The repository's identity, encrypted with the passphrase "correct horse" (as `age -p`
@@ -1522,35 +1589,22 @@ fn plaintext_never_reaches_the_repository() {
 }
 
 /// On a terminal, a passphrase-protected identity is unlocked by a prompt. `script`
-/// (util-linux) gives the command a pseudo-terminal; the passphrase is typed into it.
+/// (util-linux) gives the command a pseudo-terminal; the passphrase is typed into it once
+/// the prompt is shown.
 #[test]
 fn passphrase_protected_identity_is_unlocked_on_a_terminal() {
     let repo = TestRepo::new();
     repo.set("staging", "x", b"terminal-value");
     let protected = protected_identity(&repo);
-    let inner = format!(
-        "{} -C {} -i {} -e staging get x",
-        env!("CARGO_BIN_EXE_swarmseal"),
-        repo.root.display(),
-        protected.display()
-    );
     for (typed, want_ok) in [("correct horse", true), ("wrong horse", false)] {
-        let cmd = repo.command();
-        // `script` runs the command on a new pseudo-terminal; the delay lets the prompt
-        // appear before the passphrase is typed.
-        let mut script = std::process::Command::new("sh");
-        script.arg("-c").arg(format!(
-            "(sleep 1; printf '%s\\n' '{typed}') | script -qec '{inner}' /dev/null"
-        ));
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => script.env(k, v),
-                None => script.env_remove(k),
-            };
-        }
-        let out = script.output().expect("script (util-linux) runs");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(text.contains("Passphrase"), "no prompt: {text}");
+        let mut cmd = repo.command();
+        cmd.arg("-C")
+            .arg(&repo.root)
+            .arg("-i")
+            .arg(&protected)
+            .args(["-e", "staging", "get", "x"]);
+        let (status, text) = on_terminal(&cmd, &[("Passphrase", typed)]);
+        assert_eq!(status.success(), want_ok, "typed {typed:?}: {text}");
         assert_eq!(
             text.contains("terminal-value"),
             want_ok,
@@ -1639,7 +1693,7 @@ fn files_outside_environment_folders_are_checked() {
     assert_refused(&out, &["secrets/passwords.txt", "secrets/prod/db_password"]);
     assert!(!stderr(&out).contains("hunter"), "{}", describe(&out));
     // Plan refuses before it contacts any engine.
-    let out = repo.run(
+    let out = repo.run_json(
         &[
             "-e",
             "staging",
@@ -1649,7 +1703,7 @@ fn files_outside_environment_folders_are_checked() {
         ],
         None,
     );
-    assert_refused(&out, &["secrets/passwords.txt"]);
+    assert_refused_kind(&out, "repository", &["secrets/passwords.txt"]);
     fs::remove_file(repo.path("secrets/passwords.txt")).unwrap();
     fs::remove_file(repo.path("secrets/prod/db_password")).unwrap();
     fs::copy(
@@ -1674,7 +1728,7 @@ fn plan_without_identity_refuses_a_plaintext_age_file() {
     repo.set("staging", "x", b"v");
     fs::write(repo.path("secrets/staging/leak.age"), b"supersecret\n").unwrap();
     fs::remove_file(&repo.identity).unwrap();
-    let out = repo.run(
+    let out = repo.run_json(
         &[
             "-e",
             "staging",
@@ -1684,7 +1738,7 @@ fn plan_without_identity_refuses_a_plaintext_age_file() {
         ],
         None,
     );
-    assert_refused(&out, &["secrets/staging/leak.age"]);
+    assert_refused_kind(&out, "repository", &["secrets/staging/leak.age"]);
     assert!(!stderr(&out).contains("supersecret"));
 }
 

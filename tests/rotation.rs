@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::cli::{assert_exit, assert_no_panic, assert_ok, describe, stderr};
 use common::engine::{engine, wait_until, Engine};
 use common::private::{Cluster, Node};
-use common::sync::{change, strs, EngineExt, Guard, SyncRepo, ENV};
+use common::sync::{change, strs, EngineExt, Guard, SecretInfo, SyncRepo, ENV};
 
 /// `docker service create` of a one-replica service mounting `secret` as `db_password`, that
 /// runs `command` (through `sh -c`), with extra `options`; tracked by `guard`.
@@ -79,6 +79,38 @@ fn wait_settled(engine: &Engine, svc: &str) {
             )
         },
     );
+}
+
+/// A repository (for test `test`) with db_password "good" applied, and `<project>-app`, a
+/// service mounting it that rolls a failed update back and whose task runs only while the
+/// value is "good", running. Returns (repository, the applied version, service).
+fn good_value_service(
+    engine: &Engine,
+    guard: &Guard,
+    test: &str,
+) -> (SyncRepo, SecretInfo, String) {
+    let repo = SyncRepo::new(engine, guard, test);
+    repo.set("db_password", b"good");
+    repo.apply();
+    let good = repo.current("db_password");
+    let svc = format!("{}-app", repo.project);
+    service_with(
+        engine,
+        guard,
+        &svc,
+        &good.name,
+        &[
+            "--update-failure-action",
+            "rollback",
+            "--update-monitor",
+            "4s",
+            "--restart-delay",
+            "1s",
+        ],
+        "test \"$(cat /run/secrets/db_password)\" = good && exec sleep 3600",
+    );
+    wait_for_value(engine, &svc, b"good");
+    (repo, good, svc)
 }
 
 /// Every secret the services of `project` reference, in their current and previous specs,
@@ -192,27 +224,7 @@ fn rollback_after_rotation_never_strands_the_service() {
 fn failed_update_is_rolled_back_and_the_old_version_kept() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "failrollback");
-    repo.set("db_password", b"good");
-    repo.apply();
-    let good = repo.current("db_password");
-    let svc = format!("{}-app", repo.project);
-    service_with(
-        &engine,
-        &guard,
-        &svc,
-        &good.name,
-        &[
-            "--update-failure-action",
-            "rollback",
-            "--update-monitor",
-            "4s",
-            "--restart-delay",
-            "1s",
-        ],
-        "test \"$(cat /run/secrets/db_password)\" = good && exec sleep 3600",
-    );
-    wait_for_value(&engine, &svc, b"good");
+    let (repo, good, svc) = good_value_service(&engine, &guard, "failrollback");
 
     repo.set("db_password", b"bad");
     let t0 = Instant::now();
@@ -276,27 +288,7 @@ fn failed_update_is_rolled_back_and_the_old_version_kept() {
 fn a_service_on_a_removed_version_is_repaired() {
     let Some(engine) = engine() else { return };
     let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "dangling");
-    repo.set("db_password", b"good");
-    repo.apply();
-    let good = repo.current("db_password");
-    let svc = format!("{}-app", repo.project);
-    service_with(
-        &engine,
-        &guard,
-        &svc,
-        &good.name,
-        &[
-            "--update-failure-action",
-            "rollback",
-            "--update-monitor",
-            "4s",
-            "--restart-delay",
-            "1s",
-        ],
-        "test \"$(cat /run/secrets/db_password)\" = good && exec sleep 3600",
-    );
-    wait_for_value(&engine, &svc, b"good");
+    let (repo, good, svc) = good_value_service(&engine, &guard, "dangling");
 
     // The old behaviour, by hand: the update is sent, the old version removed at once (the
     // current spec no longer uses it, so Docker allows it), and the failing update is rolled
@@ -347,13 +339,7 @@ fn apply_waits_by_default_and_shows_progress() {
     let repo = SyncRepo::new(&engine, &guard, "progress");
     repo.set("db_password", b"one");
     repo.apply();
-    let svc = format!("{}-app", repo.project);
-    guard.service(
-        &svc,
-        &repo.project,
-        &[(&repo.current("db_password").name, "db_password")],
-    );
-    guard.wait_running(&svc);
+    let svc = repo.app_service(&guard, "db_password");
 
     repo.set("db_password", b"two");
     let out = repo.run(&["apply", "--yes"]);
@@ -407,13 +393,7 @@ fn interrupted_apply_reports_the_updates_it_sent() {
     let repo = SyncRepo::new(&engine, &guard, "ctrlc");
     repo.set("db_password", b"one");
     repo.apply();
-    let svc = format!("{}-app", repo.project);
-    guard.service(
-        &svc,
-        &repo.project,
-        &[(&repo.current("db_password").name, "db_password")],
-    );
-    guard.wait_running(&svc);
+    let svc = repo.app_service(&guard, "db_password");
     // `sleep` as PID 1 ignores SIGTERM: every task replacement now takes 20 s.
     engine.docker_cli_ok(&[
         "service",
@@ -479,13 +459,7 @@ fn concurrent_updates_of_a_service_lose_nothing() {
     let repo = SyncRepo::new(&engine, &guard, "conflict");
     repo.set("db_password", b"one");
     repo.apply();
-    let svc = format!("{}-app", repo.project);
-    guard.service(
-        &svc,
-        &repo.project,
-        &[(&repo.current("db_password").name, "db_password")],
-    );
-    guard.wait_running(&svc);
+    let svc = repo.app_service(&guard, "db_password");
     repo.set("db_password", b"two");
 
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -583,7 +557,7 @@ fn kill_9_at_any_point_never_strands_a_service() {
 
         let t0 = Instant::now();
         let plan = repo.run(&["plan"]);
-        let locked = common::cli::stderr(&plan).contains("an apply is in progress");
+        let locked = stderr(&plan).contains("an apply is in progress");
         if locked {
             left_lock += 1;
             let out = repo.run(&["unlock"]);

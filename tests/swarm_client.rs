@@ -589,6 +589,7 @@ async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
     // Nothing to swap: no update.
     let unrelated = Swap {
         old_id: "nonexistent0000000000000".into(),
+        old_target: None,
         new_id: new_id.clone(),
         new_name: new_name.clone(),
         target: None,
@@ -603,6 +604,7 @@ async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
 
     let swap = Swap {
         old_id: old_id.clone(),
+        old_target: None,
         new_id: new_id.clone(),
         new_name: new_name.clone(),
         target: None,
@@ -749,6 +751,7 @@ async fn repoint_with_two_swaps_is_one_service_update() {
     let swaps = [
         Swap {
             old_id: a1.clone(),
+            old_target: None,
             new_id: a2.clone(),
             new_name: a2n.clone(),
             target: Some("a_renamed".into()),
@@ -758,6 +761,7 @@ async fn repoint_with_two_swaps_is_one_service_update() {
         },
         Swap {
             old_id: b1.clone(),
+            old_target: None,
             new_id: b2.clone(),
             new_name: b2n.clone(),
             target: None,
@@ -855,6 +859,7 @@ async fn failing_update(
     wait_running(docker, &id, 1).await;
     let swap = Swap {
         old_id: good_id,
+        old_target: None,
         new_id: bad_id,
         new_name: bad,
         target: None,

@@ -1,4 +1,4 @@
-//! End-to-end tests of plan/apply against a real single-node Swarm (SPEC §3, §4): rotation
+//! End-to-end tests of plan/apply against a real single-node Swarm (`docs/design.md#plan-and-apply`): rotation
 //! reaching running containers, adoption, pruning, rekey, saved plans, locking, `exec` with
 //! `docker stack deploy`, and the failure modes around them. Every outcome is checked on the
 //! Swarm with the docker CLI, not only in swarmseal's own output.
@@ -25,8 +25,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use common::cli::{
-    assert_exit, assert_no_panic, assert_ok, contains_bytes, describe, run_command, stderr, stdout,
-    TestRepo,
+    assert_exit, assert_kind, assert_no_panic, assert_ok, contains_bytes, describe, run_command,
+    stderr, stdout, TestRepo,
 };
 use common::engine::{engine, LABEL_NAME};
 use common::sync::{change, count, strs, suffix, EngineExt, Guard, SyncRepo, ENV, LABEL_LOCK};
@@ -325,7 +325,7 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
     // A removal a service prevents fails the plan (what plan accepts, apply completes),
     // naming the secret and the service; the JSON plan still lists everything.
     let (out, plan) = a.plan_json(&["--detailed-exitcode"]);
-    assert_exit(&out, 1);
+    assert_kind(&out, "blocked");
     assert!(
         stderr(&out).contains("gone_used") && stderr(&out).contains(&svc),
         "{}",
@@ -384,9 +384,8 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
     };
 
     // apply refuses the same plan before changing anything.
-    let out = a.run(&["apply", "--yes", "--wait"]);
-    assert_no_panic(&out);
-    assert_exit(&out, 1);
+    let out = a.run_json(&["apply", "--yes", "--wait"]);
+    assert_kind(&out, "blocked");
     let err = stderr(&out);
     assert!(
         err.contains("blocked"),
@@ -677,11 +676,10 @@ fn saved_plans_apply_when_fresh_and_are_refused_when_stale() {
     let plan_file = |n: &str| repo.t.work.join(format!("{n}.plan"));
     let refused_stale = |file: &std::path::Path, what: &str| {
         let before = repo.managed();
-        let mut c = repo.command(&["apply"]);
+        let mut c = repo.command(&["--format", "json", "apply"]);
         c.arg(file);
         let out = run_command(c, None);
-        assert_no_panic(&out);
-        assert_exit(&out, 1);
+        assert_kind(&out, "stale_plan");
         assert!(
             stderr(&out).contains("stale"),
             "{what}: no \"stale\" on stderr\n{}",
@@ -1127,9 +1125,8 @@ fn apply_refuses_without_confirmation_or_on_another_swarm() {
 
     pin("wrong");
     for args in [&["plan"][..], &["apply", "--yes"][..]] {
-        let out = repo.run(args);
-        assert_no_panic(&out);
-        assert_exit(&out, 1);
+        let out = repo.run_json(args);
+        assert_kind(&out, "wrong_swarm");
         let err = stderr(&out);
         assert!(
             err.contains("wrong") && err.contains(&cluster),
@@ -1191,8 +1188,8 @@ fn stale_lock_blocks_apply_until_unlock() {
         describe(&out)
     );
 
-    let out = repo.run(&["apply", "--yes"]);
-    assert_exit(&out, 1);
+    let out = repo.run_json(&["apply", "--yes"]);
+    assert_kind(&out, "lock_held");
     assert!(
         stderr(&out).contains("lock") && stderr(&out).contains(holder),
         "{}",
@@ -1201,9 +1198,9 @@ fn stale_lock_blocks_apply_until_unlock() {
     assert!(repo.managed().is_empty());
 
     let start = Instant::now();
-    let out = repo.run(&["apply", "--yes", "--lock-timeout", "3s"]);
+    let out = repo.run_json(&["apply", "--yes", "--lock-timeout", "3s"]);
     let took = start.elapsed();
-    assert_exit(&out, 1);
+    assert_kind(&out, "lock_held");
     assert!(stderr(&out).contains("lock"), "{}", describe(&out));
     assert!(
         took >= Duration::from_millis(2500),
@@ -1291,7 +1288,7 @@ fn interrupted_apply_releases_its_lock_and_resumes() {
 }
 
 /// On a terminal, apply shows the plan and asks; only "yes" applies. `script` (util-linux)
-/// gives the command a pseudo-terminal and the answer is typed into it.
+/// gives the command a pseudo-terminal and the answer is typed into it once it is asked.
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_asks_for_confirmation_on_a_terminal() {
@@ -1300,26 +1297,11 @@ fn apply_asks_for_confirmation_on_a_terminal() {
     let repo = SyncRepo::new(&engine, &guard, "confirm");
     repo.set("db_password", b"value");
     let on_terminal = |answer: &str| {
-        let cmd = repo.command(&["apply"]);
-        let line = std::iter::once(cmd.get_program())
-            .chain(cmd.get_args())
-            .map(|a| format!("'{}'", a.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut sh = std::process::Command::new("sh");
-        sh.arg("-c")
-            .arg(format!(
-                "(sleep 2; printf '%s\\n' '{answer}') | script -qec \"{line}\" /dev/null"
-            ))
-            .current_dir(cmd.get_current_dir().unwrap_or(std::path::Path::new(".")));
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => sh.env(k, v),
-                None => sh.env_remove(k),
-            };
-        }
-        let out = sh.output().expect("script (util-linux) runs");
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let (_, text) = common::cli::on_terminal(
+            &repo.command(&["apply"]),
+            &[("Only 'yes' is accepted", answer)],
+        );
+        text
     };
     let text = on_terminal("no");
     assert!(
@@ -1360,8 +1342,8 @@ fn an_edited_plan_file_is_refused() {
             "op": "remove", "secret": "db_password", "secret_id": victim_id, "swarm_name": victim,
         }));
     std::fs::write(&file, serde_json::to_vec(&saved).unwrap()).unwrap();
-    let out = repo.run(&["apply", file.to_str().unwrap()]);
-    assert_exit(&out, 1);
+    let out = repo.run_json(&["apply", file.to_str().unwrap()]);
+    assert_kind(&out, "stale_plan");
     assert!(stderr(&out).contains("stale"), "{}", describe(&out));
     assert!(
         engine.secret_named(&victim).is_some(),

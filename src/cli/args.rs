@@ -1,4 +1,4 @@
-//! The command line (SPEC §4): clap definitions and dispatch to [`crate::cli::commands`].
+//! The command line's clap definitions (the README's "Commands"). Nothing here runs a command.
 
 use std::path::PathBuf;
 
@@ -242,11 +242,11 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-fn parse_duration_or_zero(s: &str) -> std::result::Result<std::time::Duration, String> {
+fn parse_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; use a duration such as 30s, 5m or 0s"))
 }
 
-fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("the duration must be longer than zero".into()),

@@ -48,16 +48,12 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     };
     output::set_colour_choice(cli.global.color);
     commands::edit::sweep_stale();
-    let json_errors = cli.global.format == output::Format::Json;
+    output::set_json_errors(cli.global.format == output::Format::Json);
     match dispatch(cli) {
         Ok(code) => code,
         // The reader of standard output is gone (`swarmseal status | head -1`): what it
         // wanted it has; end quietly, as the ripgrep family does.
         Err(err) if err.kind() == crate::error::ErrorKind::BrokenPipe => 0,
-        Err(err) if json_errors => {
-            output::print_error_json(&err);
-            1
-        }
         Err(err) => {
             output::print_error(&err);
             1

@@ -31,6 +31,33 @@ pub fn write_stdout(bytes: &[u8]) -> Result<()> {
         })
 }
 
+/// Writes secret bytes (a value, an identity) to standard output without std's line
+/// buffer: after a flush, straight to the file descriptor, so that no tail of the value
+/// stays behind in a buffer that is never wiped. Errors as [`write_stdout`].
+pub fn write_secret_stdout(bytes: &[u8]) -> Result<()> {
+    use std::os::fd::AsFd;
+    let mut out = std::io::stdout().lock();
+    let fail = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::broken_pipe()
+        } else {
+            Error::new(format!("cannot write to standard output: {e}"))
+                .hint("check where the output goes (a full disk, a closed file?)")
+        }
+    };
+    out.flush().map_err(fail)?;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match rustix::io::write(out.as_fd(), rest) {
+            Ok(0) => return Err(fail(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => rest = &rest[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(fail(e.into())),
+        }
+    }
+    Ok(())
+}
+
 /// Writes text to standard error, ignoring failures (there is nowhere left to report them).
 pub fn write_stderr(text: &str) {
     let mut err = std::io::stderr().lock();
@@ -146,8 +173,18 @@ pub fn print_error_json(err: &Error) {
     write_stderr(&format!("{value}\n"));
 }
 
-/// Prints an error on standard error.
+static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With `--format json`, every error is printed as one JSON object ([`print_error_json`]).
+pub fn set_json_errors(on: bool) {
+    JSON_ERRORS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prints an error on standard error (as JSON with `--format json`).
 pub fn print_error(err: &Error) {
+    if JSON_ERRORS.load(std::sync::atomic::Ordering::Relaxed) {
+        return print_error_json(err);
+    }
     write_stderr(&format!("{}\n", render_error(err)));
 }
 

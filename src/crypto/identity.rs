@@ -13,7 +13,7 @@ use super::{
     decrypt_with, looks_like_age, normalize_key, read_limited, DecryptFailure, ENV_AGE_KEY,
     ENV_IDENTITY, MAX_IDENTITY_FILE,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 static CAPTURED_AGE_KEY: std::sync::OnceLock<Option<Zeroizing<Vec<u8>>>> =
     std::sync::OnceLock::new();
@@ -94,7 +94,7 @@ impl Identities {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "~/.config/swarmseal/identity.txt".into());
         Error::new(format!("no identity to {why}"))
-            .with_kind(crate::error::ErrorKind::Identity)
+            .with_kind(ErrorKind::Identity)
             .hint(format!(
             "pass -i FILE, set {ENV_IDENTITY}=FILE or {ENV_AGE_KEY}=<identity text>, or create {default} with `swarmseal keygen -o {default}`"
         ))
@@ -169,7 +169,8 @@ impl Identities {
 
     fn add_bytes(&mut self, bytes: &[u8], source: &str) -> Result<()> {
         let bad = |why: String| {
-            Error::new(format!("identity {source} cannot be used: {why}")).hint(
+            Error::new(format!("identity {source} cannot be used: {why}"))
+.with_kind(ErrorKind::Identity).hint(
                 "use an age identity (from `swarmseal keygen` or `age-keygen`), an ssh-ed25519/ssh-rsa private key, or a passphrase-protected age identity file",
             )
         };
@@ -192,35 +193,7 @@ impl Identities {
         }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not text".into()))?;
         if text.trim_start().starts_with("-----BEGIN") {
-            let identity = age::ssh::Identity::from_buffer(
-                BufReader::new(text.as_bytes()),
-                Some(source.into()),
-            )
-            .map_err(|e| bad(e.to_string()))?;
-            let identity = match identity {
-                age::ssh::Identity::Unsupported(_) => {
-                    return Err(bad(
-                        "this kind of ssh key is not supported (only ssh-ed25519 and ssh-rsa)"
-                            .into(),
-                    ))
-                }
-                age::ssh::Identity::Encrypted(key) => {
-                    let passphrase =
-                        ask_passphrase(&format!("Passphrase for ssh key {source}"), source)?;
-                    let key = key.decrypt(passphrase).map_err(|_| {
-                        Error::new(format!("wrong passphrase for ssh key {source}"))
-                            .hint("try again with the right passphrase")
-                    })?;
-                    age::ssh::Identity::Unencrypted(key)
-                }
-                unencrypted => unencrypted,
-            };
-            if let Ok(public) = age::ssh::Recipient::try_from(identity.clone()) {
-                self.public_keys.push(normalize_key(&public.to_string()));
-            }
-            self.list.push(Box::new(identity));
-            self.sources.push(source.to_string());
-            return Ok(());
+            return self.add_ssh_key(text, source, &bad);
         }
         let mut found = false;
         for line in text.lines().map(str::trim) {
@@ -246,6 +219,41 @@ impl Identities {
         if !found {
             return Err(bad("it holds no identity".into()));
         }
+        self.sources.push(source.to_string());
+        Ok(())
+    }
+
+    /// An ssh-ed25519 or ssh-rsa private key (asking for its passphrase if it has one).
+    fn add_ssh_key(
+        &mut self,
+        text: &str,
+        source: &str,
+        bad: &dyn Fn(String) -> Error,
+    ) -> Result<()> {
+        let identity =
+            age::ssh::Identity::from_buffer(BufReader::new(text.as_bytes()), Some(source.into()))
+                .map_err(|e| bad(e.to_string()))?;
+        let identity = match identity {
+            age::ssh::Identity::Unsupported(_) => {
+                return Err(bad(
+                    "this kind of ssh key is not supported (only ssh-ed25519 and ssh-rsa)".into(),
+                ))
+            }
+            age::ssh::Identity::Encrypted(key) => {
+                let passphrase =
+                    ask_passphrase(&format!("Passphrase for ssh key {source}"), source)?;
+                let key = key.decrypt(passphrase).map_err(|_| {
+                    Error::new(format!("wrong passphrase for ssh key {source}"))
+                        .hint("try again with the right passphrase")
+                })?;
+                age::ssh::Identity::Unencrypted(key)
+            }
+            unencrypted => unencrypted,
+        };
+        if let Ok(public) = age::ssh::Recipient::try_from(identity.clone()) {
+            self.public_keys.push(normalize_key(&public.to_string()));
+        }
+        self.list.push(Box::new(identity));
         self.sources.push(source.to_string());
         Ok(())
     }

@@ -6,7 +6,7 @@ use similar::{ChangeTag, TextDiff};
 use zeroize::Zeroizing;
 
 use crate::crypto::{Plaintext, MAX_VALUE_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Fails unless a value fits Docker's limits (1 to 511,999 bytes).
 pub fn check_size(name: &str, value: &[u8]) -> Result<()> {
@@ -14,6 +14,7 @@ pub fn check_size(name: &str, value: &[u8]) -> Result<()> {
         return Err(Error::new(format!(
             "the value for {name:?} is empty; Docker secrets hold 1 to {MAX_VALUE_LEN} bytes"
         ))
+        .with_kind(ErrorKind::Usage)
         .hint("provide a value on standard input, with --file FILE, or use --generate"));
     }
     if value.len() > MAX_VALUE_LEN {
@@ -21,6 +22,7 @@ pub fn check_size(name: &str, value: &[u8]) -> Result<()> {
             "the value for {name:?} is {} bytes; Docker secrets hold at most {MAX_VALUE_LEN} bytes",
             value.len()
         ))
+        .with_kind(ErrorKind::Usage)
         .hint("store a smaller value, for example a compressed or split file"));
     }
     Ok(())
@@ -63,6 +65,7 @@ pub fn generate(length: usize, charset: Charset) -> Result<Plaintext> {
         return Err(Error::new(format!(
             "--length {length} is out of range: Docker secrets hold 1 to {MAX_VALUE_LEN} bytes"
         ))
+        .with_kind(ErrorKind::Usage)
         .hint("choose a length such as 32"));
     }
     let alphabet = charset.alphabet();

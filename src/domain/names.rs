@@ -2,12 +2,12 @@
 //! environment).
 //!
 //! A logical name is the path below `secrets/<env>/` without `.age`, with `/` turned into
-//! `.` (SPEC §1). A managed Swarm secret is named `<name>-<first 10 hex of fingerprint>`,
+//! `.` (`docs/design.md#names-and-labels`). A managed Swarm secret is named `<name>-<first 10 hex of fingerprint>`,
 //! which must fit Docker's rule: at most 64 of `[a-zA-Z0-9_.-]`, alphanumeric at both ends.
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Docker's limit on secret names.
 pub const DOCKER_NAME_MAX: usize = 64;
@@ -64,11 +64,13 @@ pub fn parse_user_name(input: &str) -> Result<(String, PathBuf)> {
         return Err(Error::new(format!(
             "invalid secret name {input:?}: it must be a relative name inside the environment folder, without empty, '.' or '..' parts"
         ))
+.with_kind(ErrorKind::Usage)
         .hint("use a name such as db_password or tls/api.crt"));
     }
     if let Some(problem) = name_problem(&logical) {
         return Err(
             Error::new(format!("invalid secret name {input:?}: {problem}"))
+                .with_kind(ErrorKind::Usage)
                 .hint("use a name such as db_password or tls/api.crt"),
         );
     }
@@ -165,8 +167,8 @@ pub fn env_variable(name: &str) -> String {
 mod tests {
     #[test]
     fn env_variable_names() {
-        assert_eq!(super::env_variable("db_password"), "SWARMSEAL_DB_PASSWORD");
-        assert_eq!(super::env_variable("tls.api-crt"), "SWARMSEAL_TLS_API_CRT");
+        assert_eq!(env_variable("db_password"), "SWARMSEAL_DB_PASSWORD");
+        assert_eq!(env_variable("tls.api-crt"), "SWARMSEAL_TLS_API_CRT");
     }
 
     use super::*;

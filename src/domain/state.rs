@@ -1,6 +1,6 @@
 //! Plain data shared by the planner, the Swarm client, the renderers and saved plans:
 //! what the repository wants ([`Desired`]), what the Swarm has ([`Observed`]), and the
-//! labels that tie the two together (SPEC §2). No I/O here.
+//! labels that tie the two together (`docs/design.md#names-and-labels`). No I/O here.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The planner (SPEC §3): a pure function from the desired state (repository) and the
+//! The plan (see `docs/design.md#plan-and-apply`): a pure function from the desired state (repository) and the
 //! observed state (Swarm) to an ordered plan. No I/O.
 //!
 //! A plan has two faces: `changes`, one entry per thing a person cares about (this
@@ -16,8 +16,15 @@
 //! has converged (the step says `after`).
 
 pub mod planfile;
+mod planner;
+#[cfg(test)]
+mod proptests;
 pub mod render;
+pub mod simulate;
 pub mod status;
+
+pub(crate) use planner::names_of;
+pub use planner::{current_names, plan};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,7 +36,7 @@ use crate::domain::state::{
 };
 use crate::error::{Error, ErrorKind};
 
-/// What happens to a secret (SPEC §3).
+/// What happens to a secret (`docs/design.md#actions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -94,6 +101,72 @@ pub struct Keep {
     pub services: Vec<String>,
 }
 
+/// Why a change is planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// Not on the Swarm yet.
+    NotOnSwarm { unverified: bool },
+    /// The value changed (or, unverified, the file did).
+    ValueChanged { unverified: bool },
+    /// An unmanaged secret of this name is used by services: swarmseal takes it over.
+    AdoptUnmanaged,
+    /// Services still use the unmanaged secret that was adopted.
+    StillOnUnmanaged,
+    /// Services point at a version that no longer exists.
+    VersionMissing,
+    /// Services use an older version than the current one (rolled back?).
+    RolledBack,
+    /// A superseded version that nothing uses.
+    SupersededUnused,
+    /// The current version's labels differ from what the manifest wants.
+    LabelsDiffer { labels: Vec<String> },
+    /// Nothing to do.
+    UpToDate,
+    /// Nothing to do; older versions kept (keep_versions).
+    OlderKept { count: usize },
+    /// Gone from the repository.
+    Gone,
+    /// Gone from the repository, but kept while a service can still run with it.
+    GoneKept,
+    /// Gone from the repository, but services still use it.
+    GoneInUse,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::NotOnSwarm { unverified: false } => f.write_str("not on the Swarm"),
+            Reason::NotOnSwarm { unverified: true } => {
+                f.write_str("not on the Swarm (unverified: no identity)")
+            }
+            Reason::ValueChanged { unverified: false } => f.write_str("the value changed"),
+            Reason::ValueChanged { unverified: true } => {
+                f.write_str("the file changed (unverified: no identity)")
+            }
+            Reason::AdoptUnmanaged => {
+                f.write_str("an unmanaged secret of this name is used by services")
+            }
+            Reason::StillOnUnmanaged => f.write_str("services still use the unmanaged secret"),
+            Reason::VersionMissing => {
+                f.write_str("services point at a version that no longer exists")
+            }
+            Reason::RolledBack => {
+                f.write_str("services use an older version than the current one (rolled back?)")
+            }
+            Reason::SupersededUnused => f.write_str("superseded version, unused"),
+            Reason::LabelsDiffer { labels } => write!(f, "labels differ: {}", labels.join(", ")),
+            Reason::UpToDate => f.write_str("up to date"),
+            Reason::OlderKept { count } => write!(f, "{count} older version(s) kept"),
+            Reason::Gone => f.write_str("gone from the repository"),
+            Reason::GoneKept => {
+                f.write_str("gone from the repository; kept while a service can still run with it")
+            }
+            Reason::GoneInUse => f.write_str("gone from the repository, but services still use it"),
+        }
+    }
+}
+
 /// One entry of the plan as shown to people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
@@ -114,8 +187,10 @@ pub struct Change {
     pub removes: Vec<String>,
     /// True when the change was inferred from the file's `source` alone (no identity).
     pub unverified: bool,
-    /// Why, in a few words.
+    /// Why, in a few words (the text of [`Change::cause`]).
     pub reason: String,
+    /// Why, as data.
+    pub cause: Reason,
     /// Mount settings (target, uid, gid, mode) that the re-pointed services change,
     /// because the manifest sets them otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -126,7 +201,7 @@ pub struct Change {
 }
 
 impl Change {
-    fn new(action: Action, secret: &str, swarm_name: Option<String>, reason: &str) -> Change {
+    fn new(action: Action, secret: &str, swarm_name: Option<String>, cause: Reason) -> Change {
         Change {
             action,
             secret: secret.to_string(),
@@ -135,7 +210,8 @@ impl Change {
             replaces: Vec::new(),
             removes: Vec::new(),
             unverified: false,
-            reason: reason.to_string(),
+            reason: cause.to_string(),
+            cause,
             mounts: Vec::new(),
             kept: Vec::new(),
         }
@@ -158,6 +234,10 @@ pub struct MountChange {
 pub struct PlannedSwap {
     pub old_id: String,
     pub old_name: String,
+    /// The target of the reference this swap is for: a service may mount one secret
+    /// several times, with different settings (empty in plans of older versions: any).
+    #[serde(default)]
+    pub old_target: String,
     /// The new version, by name (its ID is known once created).
     pub new_name: String,
     pub target: Option<String>,
@@ -317,685 +397,6 @@ impl Plan {
     }
 }
 
-/// Orders versions oldest first (by creation time, then name, then ID).
-fn by_age(a: &&SwarmSecret, b: &&SwarmSecret) -> std::cmp::Ordering {
-    (&a.created_at, &a.name, &a.id).cmp(&(&b.created_at, &b.name, &b.id))
-}
-
-/// What the phases share: the observation, indexed.
-struct Scope<'a> {
-    desired: &'a Desired,
-    observed: &'a Observed,
-    /// Managed versions of this project and environment by logical name, oldest first.
-    versions: BTreeMap<&'a str, Vec<&'a SwarmSecret>>,
-    /// Unmanaged secrets by name.
-    unmanaged: BTreeMap<&'a str, &'a SwarmSecret>,
-}
-
-impl<'a> Scope<'a> {
-    fn new(desired: &'a Desired, observed: &'a Observed) -> Scope<'a> {
-        let (project, env) = (desired.project.as_str(), desired.environment.as_str());
-        let mut versions: BTreeMap<&str, Vec<&SwarmSecret>> = BTreeMap::new();
-        let mut unmanaged: BTreeMap<&str, &SwarmSecret> = BTreeMap::new();
-        for s in &observed.secrets {
-            if s.is_managed_by(project, env) {
-                versions
-                    .entry(s.label(labels::NAME).unwrap_or(""))
-                    .or_default()
-                    .push(s);
-            } else if !s.has_swarmseal_labels() {
-                unmanaged.entry(s.name.as_str()).or_insert(s);
-            }
-        }
-        for list in versions.values_mut() {
-            list.sort_by(by_age);
-        }
-        Scope {
-            desired,
-            observed,
-            versions,
-            unmanaged,
-        }
-    }
-
-    /// True when a service uses this environment's secrets (see
-    /// [`Observed::uses_environment`]): only such a service is repaired when it points at a
-    /// version that no longer exists (nothing else tells whose it is).
-    fn is_our_service(&self, svc: &ServiceRefs) -> bool {
-        self.observed
-            .uses_environment(svc, &self.desired.project, &self.desired.environment)
-    }
-}
-
-/// Sorted, deduplicated service names.
-pub(crate) fn names_of<'s>(services: impl IntoIterator<Item = &'s ServiceRefs>) -> Vec<String> {
-    services
-        .into_iter()
-        .map(|s| s.name.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
-/// What the first phase decided for one secret of the repository.
-struct SecretPlan<'a> {
-    d: &'a DesiredSecret,
-    current: Option<&'a SwarmSecret>,
-    olds: Vec<&'a SwarmSecret>,
-    target_name: Option<String>,
-    fingerprint: Option<String>,
-    change: Option<Change>,
-}
-
-/// Services re-pointed by this plan: service id -> (name, swaps).
-type Repoints<'a> = BTreeMap<&'a str, (&'a str, Vec<PlannedSwap>)>;
-
-/// Computes the plan. Pure: same inputs, same plan.
-pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    let scope = Scope::new(desired, observed);
-    let mut steps = Vec::new();
-    let mut repoints: Repoints = BTreeMap::new();
-
-    // Phase 1: for each secret, its current version and where its services must point.
-    let mut secrets: Vec<SecretPlan> = desired
-        .secrets
-        .values()
-        .map(|d| moves(&scope, d, &mut repoints, &mut steps))
-        .collect();
-
-    // Phase 2: removals, knowing every service this plan updates.
-    let after = AfterUpdates::new(observed, &repoints);
-    let mut changes = Vec::new();
-    for sp in &mut secrets {
-        superseded(&scope, sp, &after, &mut steps);
-        relabel(&scope, sp, &mut steps, &mut changes);
-        changes.push(sp.change.take().unwrap_or_else(|| unchanged(&scope, sp)));
-    }
-    gone(&scope, &after, &mut steps, &mut changes);
-
-    for (service_id, (service_name, swaps)) in repoints {
-        steps.push(Step::Repoint {
-            service_id: service_id.to_string(),
-            service_name: service_name.to_string(),
-            swaps,
-        });
-    }
-    // Stable order: creates and relabels, then service updates, then removals.
-    steps.sort_by_key(Step::order);
-    changes.sort_by(|a, b| {
-        (&a.secret, a.action, &a.swarm_name).cmp(&(&b.secret, b.action, &b.swarm_name))
-    });
-    let mut summary = Summary::default();
-    for c in &changes {
-        summary.add(c.action);
-    }
-    Plan {
-        project: desired.project.clone(),
-        environment: desired.environment.clone(),
-        changes,
-        steps,
-        summary,
-    }
-}
-
-/// Phase 1 for one secret: its current version (or the one to create), the services to
-/// re-point (users of older versions, of the unmanaged original, and services of this
-/// environment pointing at a version that no longer exists), and its main change.
-fn moves<'a>(
-    scope: &Scope<'a>,
-    d: &'a DesiredSecret,
-    repoints: &mut Repoints<'a>,
-    steps: &mut Vec<Step>,
-) -> SecretPlan<'a> {
-    let observed = scope.observed;
-    let list = scope
-        .versions
-        .get(d.name.as_str())
-        .cloned()
-        .unwrap_or_default();
-    let current = pick_current(d, &list, observed);
-    let olds: Vec<&SwarmSecret> = list
-        .iter()
-        .copied()
-        .filter(|v| current.is_none_or(|c| c.id != v.id))
-        .collect();
-    let adoptable = scope
-        .unmanaged
-        .get(d.name.as_str())
-        .copied()
-        .filter(|u| !observed.users_of(&u.id).is_empty());
-    // Where services end up: the current version, or the one this plan creates.
-    let fingerprint = d
-        .fingerprint
-        .clone()
-        .or_else(|| current.and_then(|c| c.label(labels::FINGERPRINT).map(String::from)));
-    let target_name = match (current, &d.fingerprint) {
-        (Some(c), _) => Some(c.name.clone()),
-        (None, Some(fp)) => Some(names::swarm_name(&d.name, fp)),
-        (None, None) => None,
-    };
-    let unverified = current.is_none() && d.fingerprint.is_none();
-
-    // (service, old id, old name) for every reference to move.
-    let mut from: Vec<(&ServiceRefs, String, String)> = Vec::new();
-    for old in olds.iter().copied().chain(adoptable) {
-        for svc in observed.users_of(&old.id) {
-            from.push((svc, old.id.clone(), old.name.clone()));
-        }
-    }
-    let mut missing: Vec<String> = Vec::new();
-    for svc in observed.services.iter().filter(|s| scope.is_our_service(s)) {
-        for r in svc
-            .secrets
-            .iter()
-            .filter(|r| r.missing && names::is_version_name(&r.secret_name, &d.name))
-        {
-            from.push((svc, r.secret_id.clone(), r.secret_name.clone()));
-            missing.push(r.secret_name.clone());
-        }
-    }
-    let moved_services = names_of(from.iter().map(|(s, ..)| *s));
-    let mut replaces: Vec<String> = from.iter().map(|(_, _, n)| n.clone()).collect();
-    replaces.sort();
-    replaces.dedup();
-    let mut mounts: Vec<MountChange> = Vec::new();
-    if let Some(new_name) = &target_name {
-        for (svc, old_id, old_name) in &from {
-            let entry = repoints
-                .entry(svc.id.as_str())
-                .or_insert_with(|| (svc.name.as_str(), Vec::new()));
-            for r in svc.secrets.iter().filter(|r| &r.secret_id == old_id) {
-                let swap = PlannedSwap {
-                    old_id: old_id.clone(),
-                    old_name: old_name.clone(),
-                    new_name: new_name.clone(),
-                    target: d.target.clone().filter(|t| *t != r.target),
-                    uid: d.uid.clone().filter(|u| *u != r.uid),
-                    gid: d.gid.clone().filter(|g| *g != r.gid),
-                    mode: d.mode.filter(|m| *m != r.mode),
-                };
-                note_mounts(&svc.name, r, &swap, &mut mounts);
-                if !entry.1.contains(&swap) {
-                    entry.1.push(swap);
-                }
-            }
-        }
-    }
-
-    let created = current.is_none();
-    if created {
-        if let (Some(fp), Some(name)) = (&d.fingerprint, &target_name) {
-            steps.push(Step::Create {
-                secret: d.name.clone(),
-                swarm_name: name.clone(),
-                fingerprint: fp.clone(),
-                labels: managed_labels(scope.desired, d, fp),
-            });
-        }
-    }
-    let action = if created {
-        if !olds.is_empty() {
-            Some((
-                Action::Rotate,
-                if unverified {
-                    "the file changed (unverified: no identity)"
-                } else {
-                    "the value changed"
-                },
-            ))
-        } else if adoptable.is_some() {
-            Some((
-                Action::Adopt,
-                "an unmanaged secret of this name is used by services",
-            ))
-        } else {
-            Some((
-                Action::Create,
-                if unverified {
-                    "not on the Swarm (unverified: no identity)"
-                } else {
-                    "not on the Swarm"
-                },
-            ))
-        }
-    } else if !from.is_empty() {
-        if !missing.is_empty() {
-            Some((
-                Action::Repair,
-                "services point at a version that no longer exists",
-            ))
-        } else if adoptable.is_some() && olds.iter().all(|o| observed.users_of(&o.id).is_empty()) {
-            Some((Action::Adopt, "services still use the unmanaged secret"))
-        } else {
-            Some((
-                Action::Repair,
-                "services use an older version than the current one (rolled back?)",
-            ))
-        }
-    } else {
-        None
-    };
-    let change = action.map(|(action, reason)| Change {
-        services: moved_services,
-        replaces,
-        unverified,
-        mounts,
-        ..Change::new(action, &d.name, target_name.clone(), reason)
-    });
-    SecretPlan {
-        d,
-        current,
-        olds,
-        target_name,
-        fingerprint,
-        change,
-    }
-}
-
-/// Records the mount settings a swap changes.
-fn note_mounts(
-    service: &str,
-    r: &crate::domain::state::SecretRef,
-    swap: &PlannedSwap,
-    mounts: &mut Vec<MountChange>,
-) {
-    let mut note = |setting: &str, from: String, to: Option<String>| {
-        if let Some(to) = to {
-            let m = MountChange {
-                service: service.to_string(),
-                setting: setting.into(),
-                from,
-                to,
-            };
-            if !mounts.contains(&m) {
-                mounts.push(m);
-            }
-        }
-    };
-    note("target", r.target.clone(), swap.target.clone());
-    note("uid", r.uid.clone(), swap.uid.clone());
-    note("gid", r.gid.clone(), swap.gid.clone());
-    note(
-        "mode",
-        format!("{:04o}", r.mode),
-        swap.mode.map(|m| format!("{m:04o}")),
-    );
-}
-
-/// Which secrets the services reference once this plan's updates are done: for a
-/// re-pointed service, its current references minus those swapped away (its previous
-/// spec becomes its current one); for the others, as they are.
-struct AfterUpdates<'a> {
-    observed: &'a Observed,
-    /// Re-pointed service id -> the secret IDs it is moved off.
-    moved: BTreeMap<String, BTreeSet<String>>,
-}
-
-/// Where a version stands once this plan's updates are done.
-enum Standing {
-    /// A service's current spec will still reference it.
-    InUse(Vec<String>),
-    /// Only previous specs will reference it.
-    Rollback(Vec<String>),
-    /// Free once these services (id, name) have converged: this plan updates them and
-    /// only their previous specs reference it now, or an update of theirs that involves
-    /// the secret is in progress.
-    AfterUpdate(Vec<(String, String)>),
-    Free,
-}
-
-impl<'a> AfterUpdates<'a> {
-    fn new(observed: &'a Observed, repoints: &Repoints<'_>) -> AfterUpdates<'a> {
-        let moved = repoints
-            .iter()
-            .map(|(id, (_, swaps))| {
-                let off = swaps.iter().map(|s| s.old_id.clone()).collect();
-                (id.to_string(), off)
-            })
-            .collect();
-        AfterUpdates { observed, moved }
-    }
-
-    /// Where version `id` (one of `siblings`, the versions of one secret) stands.
-    fn standing(&self, id: &str, siblings: &[&SwarmSecret]) -> Standing {
-        let mut in_use = Vec::new();
-        let mut rollback = Vec::new();
-        // Services in flight that hold a version of the secret may still run tasks with
-        // any of them.
-        let mut after_update: Vec<&ServiceRefs> = self
-            .observed
-            .services
-            .iter()
-            .filter(|s| s.in_flight() && siblings.iter().any(|v| s.holds(&v.id)))
-            .collect();
-        for svc in &self.observed.services {
-            let current = svc.secrets.iter().any(|r| r.secret_id == id);
-            let previous = svc.previous.iter().any(|r| r.secret_id == id);
-            match self.moved.get(svc.id.as_str()) {
-                Some(off) => {
-                    // Updated by this plan: its current spec becomes its previous one.
-                    if current && !off.contains(id) {
-                        in_use.push(svc);
-                    } else if current {
-                        rollback.push(svc);
-                    } else if previous {
-                        after_update.push(svc);
-                    }
-                }
-                None => {
-                    if current {
-                        in_use.push(svc);
-                    } else if previous {
-                        rollback.push(svc);
-                    }
-                }
-            }
-        }
-        if !in_use.is_empty() {
-            Standing::InUse(names_of(in_use))
-        } else if !rollback.is_empty() {
-            Standing::Rollback(names_of(rollback))
-        } else if !after_update.is_empty() {
-            let mut list: Vec<(String, String)> = after_update
-                .iter()
-                .map(|s| (s.id.clone(), s.name.clone()))
-                .collect();
-            list.sort();
-            list.dedup();
-            Standing::AfterUpdate(list)
-        } else {
-            Standing::Free
-        }
-    }
-}
-
-/// Phase 2 for one secret: its superseded versions are removed, kept (rollback, in
-/// flight, `keep_versions`) or removed once this plan's updates have converged.
-fn superseded(
-    scope: &Scope<'_>,
-    sp: &mut SecretPlan<'_>,
-    after: &AfterUpdates<'_>,
-    steps: &mut Vec<Step>,
-) {
-    if sp.target_name.is_none() {
-        // Unverified: where services end up is unknown, so nothing goes.
-        return;
-    }
-    let siblings: Vec<&SwarmSecret> = sp.olds.iter().copied().chain(sp.current).collect();
-    // Duplicates of the current value (left by a race) are never worth keeping.
-    let is_duplicate = |v: &SwarmSecret| {
-        sp.fingerprint.is_some() && v.label(labels::FINGERPRINT) == sp.fingerprint.as_deref()
-    };
-    let mut removable: Vec<(&SwarmSecret, Vec<(String, String)>)> = Vec::new();
-    let mut kept: Vec<Keep> = Vec::new();
-    for v in sp.olds.iter().copied() {
-        match after.standing(&v.id, &siblings) {
-            Standing::InUse(_) => {} // a reference this plan does not move (cannot happen)
-            Standing::Rollback(services) => kept.push(Keep {
-                swarm_name: v.name.clone(),
-                why: KeepWhy::Rollback,
-                services,
-            }),
-            Standing::AfterUpdate(services) => removable.push((v, services)),
-            Standing::Free => removable.push((v, Vec::new())),
-        }
-    }
-    // keep_versions: the newest superseded versions that would otherwise go.
-    let keep = scope.desired.keep_versions as usize;
-    let candidates: Vec<&SwarmSecret> = removable
-        .iter()
-        .map(|(v, _)| *v)
-        .filter(|v| !is_duplicate(v))
-        .collect();
-    let keep_from = candidates.len().saturating_sub(keep);
-    let kept_by_count: BTreeSet<&str> = candidates[keep_from..]
-        .iter()
-        .map(|v| v.id.as_str())
-        .collect();
-    let mut removes = Vec::new();
-    for (v, waits) in removable {
-        if kept_by_count.contains(v.id.as_str()) {
-            kept.push(Keep {
-                swarm_name: v.name.clone(),
-                why: KeepWhy::KeepVersions,
-                services: Vec::new(),
-            });
-            continue;
-        }
-        if !waits.is_empty() {
-            kept.push(Keep {
-                swarm_name: v.name.clone(),
-                why: KeepWhy::AfterUpdate,
-                services: waits.iter().map(|(_, n)| n.clone()).collect(),
-            });
-        } else {
-            removes.push(v.name.clone());
-        }
-        steps.push(Step::Remove {
-            secret: sp.d.name.clone(),
-            secret_id: v.id.clone(),
-            swarm_name: v.name.clone(),
-            after: waits.into_iter().map(|(id, _)| id).collect(),
-        });
-    }
-    kept.sort_by(|a, b| (&a.swarm_name, a.why).cmp(&(&b.swarm_name, b.why)));
-    match &mut sp.change {
-        Some(change) => {
-            change.removes = removes;
-            change.kept = kept;
-        }
-        None if !removes.is_empty() || kept.iter().any(|k| k.why == KeepWhy::AfterUpdate) => {
-            // Nothing else changes for this secret: the removals are the change.
-            let mut c = Change::new(
-                Action::Remove,
-                &sp.d.name,
-                removes
-                    .first()
-                    .cloned()
-                    .or_else(|| kept.first().map(|k| k.swarm_name.clone())),
-                "superseded version, unused",
-            );
-            c.removes = removes;
-            c.kept = kept;
-            sp.change = Some(c);
-        }
-        None => {
-            // Kept versions alone are no change; the unchanged entry carries them.
-            sp.change = None;
-            if !kept.is_empty() {
-                let mut c = unchanged(scope, sp);
-                c.kept = kept;
-                sp.change = Some(c);
-            }
-        }
-    }
-}
-
-/// Phase 2, labels: the current version's labels as the manifest wants them.
-fn relabel(
-    scope: &Scope<'_>,
-    sp: &SecretPlan<'_>,
-    steps: &mut Vec<Step>,
-    changes: &mut Vec<Change>,
-) {
-    let (Some(c), Some(fp)) = (sp.current, &sp.fingerprint) else {
-        return;
-    };
-    let want = managed_labels(scope.desired, sp.d, fp);
-    if want == c.labels {
-        return;
-    }
-    let mut differing: Vec<String> = want
-        .keys()
-        .chain(c.labels.keys())
-        .filter(|k| want.get(*k) != c.labels.get(*k))
-        .cloned()
-        .collect();
-    differing.sort();
-    differing.dedup();
-    steps.push(Step::Relabel {
-        secret: sp.d.name.clone(),
-        secret_id: c.id.clone(),
-        swarm_name: c.name.clone(),
-        labels: want,
-    });
-    changes.push(Change::new(
-        Action::Relabel,
-        &sp.d.name,
-        Some(c.name.clone()),
-        &format!("labels differ: {}", differing.join(", ")),
-    ));
-}
-
-/// The entry of a secret with nothing to do.
-fn unchanged(scope: &Scope<'_>, sp: &SecretPlan<'_>) -> Change {
-    let keep = scope.desired.keep_versions as usize;
-    let reason = if keep > 0 && !sp.olds.is_empty() {
-        format!("{} older version(s) kept", sp.olds.len())
-    } else {
-        "up to date".into()
-    };
-    Change {
-        services: sp
-            .current
-            .map(|c| names_of(scope.observed.users_of(&c.id)))
-            .unwrap_or_default(),
-        unverified: false,
-        ..Change::new(
-            Action::Unchanged,
-            &sp.d.name,
-            sp.target_name.clone(),
-            &reason,
-        )
-    }
-}
-
-/// The entry of a version of a secret gone from the repository that stays for now.
-fn kept_while(v: &SwarmSecret, why: KeepWhy, services: Vec<String>, logical: &str) -> Change {
-    Change {
-        kept: vec![Keep {
-            swarm_name: v.name.clone(),
-            why,
-            services,
-        }],
-        ..Change::new(
-            Action::Unchanged,
-            logical,
-            Some(v.name.clone()),
-            "gone from the repository; kept while a service can still run with it",
-        )
-    }
-}
-
-/// Phase 2, managed versions of secrets gone from the repository: removed, blocked (a
-/// service uses one: never forced) or kept.
-fn gone(
-    scope: &Scope<'_>,
-    after: &AfterUpdates<'_>,
-    steps: &mut Vec<Step>,
-    changes: &mut Vec<Change>,
-) {
-    for (name, list) in &scope.versions {
-        if scope.desired.secrets.contains_key(*name) {
-            continue;
-        }
-        for v in list {
-            let logical = if name.is_empty() {
-                v.name.clone()
-            } else {
-                name.to_string()
-            };
-            let mut remove = |after: Vec<(String, String)>, kept: Vec<Keep>| {
-                steps.push(Step::Remove {
-                    secret: logical.clone(),
-                    secret_id: v.id.clone(),
-                    swarm_name: v.name.clone(),
-                    after: after.into_iter().map(|(id, _)| id).collect(),
-                });
-                let mut c = Change::new(
-                    Action::Remove,
-                    &logical,
-                    Some(v.name.clone()),
-                    "gone from the repository",
-                );
-                if kept.is_empty() {
-                    c.removes = vec![v.name.clone()];
-                }
-                c.kept = kept;
-                c
-            };
-            let change = match after.standing(&v.id, list) {
-                Standing::InUse(services) => Change {
-                    services,
-                    ..Change::new(
-                        Action::Blocked,
-                        &logical,
-                        Some(v.name.clone()),
-                        "gone from the repository, but services still use it",
-                    )
-                },
-                Standing::Free => remove(Vec::new(), Vec::new()),
-                Standing::AfterUpdate(waits) => {
-                    let keep = Keep {
-                        swarm_name: v.name.clone(),
-                        why: KeepWhy::AfterUpdate,
-                        services: waits.iter().map(|(_, n)| n.clone()).collect(),
-                    };
-                    remove(waits, vec![keep])
-                }
-                Standing::Rollback(services) => {
-                    kept_while(v, KeepWhy::Rollback, services, &logical)
-                }
-            };
-            changes.push(change);
-        }
-    }
-}
-
-/// The Swarm name of the version that holds each desired secret's value, or `None` when
-/// no version does yet (or, without an identity, when the file changed since).
-pub fn current_names(desired: &Desired, observed: &Observed) -> BTreeMap<String, Option<String>> {
-    let mut out = BTreeMap::new();
-    for d in desired.secrets.values() {
-        let list: Vec<&SwarmSecret> = observed
-            .secrets
-            .iter()
-            .filter(|s| {
-                s.is_managed_by(&desired.project, &desired.environment)
-                    && s.label(labels::NAME) == Some(d.name.as_str())
-            })
-            .collect();
-        out.insert(
-            d.name.clone(),
-            pick_current(d, &list, observed).map(|s| s.name.clone()),
-        );
-    }
-    out
-}
-
-/// The version that already holds the desired value: by fingerprint when it is known,
-/// else by `source` (the file is unchanged since that version was applied). When several
-/// match (a race), the one services use, else the oldest.
-fn pick_current<'a>(
-    d: &DesiredSecret,
-    list: &[&'a SwarmSecret],
-    observed: &Observed,
-) -> Option<&'a SwarmSecret> {
-    let matching: Vec<&SwarmSecret> = list
-        .iter()
-        .copied()
-        .filter(|v| match &d.fingerprint {
-            Some(fp) => v.label(labels::FINGERPRINT) == Some(fp.as_str()),
-            None => v.label(labels::SOURCE) == Some(d.source.as_str()),
-        })
-        .collect();
-    matching
-        .iter()
-        .copied()
-        .find(|v| !observed.users_of(&v.id).is_empty())
-        .or_else(|| matching.first().copied())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1046,7 +447,7 @@ mod tests {
         }
     }
 
-    fn unmanaged(id: &str, name: &str) -> SwarmSecret {
+    pub(super) fn unmanaged(id: &str, name: &str) -> SwarmSecret {
         SwarmSecret {
             id: id.into(),
             name: name.into(),
@@ -1095,103 +496,9 @@ mod tests {
         o.services.iter().any(|s| s.holds(id))
     }
 
-    /// Carries out a plan on an in-memory Swarm the way Docker and the executor do: an
-    /// update makes the service's current references its previous ones (and converges at
-    /// once), a secret a current spec uses cannot be removed (Docker's rule), and a removal
-    /// is carried out only if no current or previous spec references the secret (the
-    /// executor's last look) — a planned removal that fails that look is a planner bug and
-    /// an error here. Only swarmseal's own secrets may be touched.
+    /// Carries out a plan on an in-memory Swarm ([`crate::plan::simulate`]).
     fn execute(observed: &Observed, plan: &Plan) -> Result<Observed, String> {
-        let mut o = observed.clone();
-        let mut n = 0;
-        for step in &plan.steps {
-            match step {
-                Step::Create {
-                    swarm_name, labels, ..
-                } => {
-                    if o.secrets.iter().any(|s| &s.name == swarm_name) {
-                        return Err(format!("create of existing name {swarm_name}"));
-                    }
-                    n += 1;
-                    o.secrets.push(SwarmSecret {
-                        id: format!("new{n}"),
-                        name: swarm_name.clone(),
-                        version: 1,
-                        created_at: format!("9999-{n:04}"),
-                        labels: labels.clone(),
-                    });
-                }
-                Step::Relabel {
-                    secret_id, labels, ..
-                } => {
-                    let s = o
-                        .secrets
-                        .iter_mut()
-                        .find(|s| &s.id == secret_id)
-                        .ok_or("relabel of unknown")?;
-                    if !s.is_managed_by(P, E) {
-                        return Err(format!("relabel of foreign secret {}", s.name));
-                    }
-                    s.labels = labels.clone();
-                }
-                Step::Repoint {
-                    service_id, swaps, ..
-                } => {
-                    let ids: BTreeMap<String, String> = o
-                        .secrets
-                        .iter()
-                        .map(|s| (s.name.clone(), s.id.clone()))
-                        .collect();
-                    let svc = o
-                        .services
-                        .iter_mut()
-                        .find(|s| &s.id == service_id)
-                        .ok_or("unknown service")?;
-                    svc.version += 1;
-                    svc.previous = svc.secrets.clone();
-                    svc.update = Some(UpdateState::Completed);
-                    for swap in swaps {
-                        let new_id = ids
-                            .get(&swap.new_name)
-                            .ok_or(format!("repoint to missing {}", swap.new_name))?;
-                        for r in svc
-                            .secrets
-                            .iter_mut()
-                            .filter(|r| r.secret_id == swap.old_id)
-                        {
-                            r.secret_id = new_id.clone();
-                            r.secret_name = swap.new_name.clone();
-                            r.missing = false;
-                        }
-                    }
-                }
-                Step::Remove {
-                    secret_id,
-                    swarm_name,
-                    after,
-                    ..
-                } => {
-                    if !o.users_of(secret_id).is_empty() {
-                        return Err(format!("removal of {swarm_name}, which a service uses"));
-                    }
-                    if referenced(&o, secret_id) {
-                        return Err(format!(
-                            "removal of {swarm_name}, which a previous spec references (after {after:?})"
-                        ));
-                    }
-                    let s = o
-                        .secrets
-                        .iter()
-                        .find(|s| &s.id == secret_id)
-                        .ok_or("remove of unknown")?;
-                    if !s.is_managed_by(P, E) {
-                        return Err(format!("removal of foreign secret {}", s.name));
-                    }
-                    o.secrets.retain(|s| &s.id != secret_id);
-                }
-            }
-        }
-        Ok(o)
+        simulate::simulate(observed, plan)
     }
 
     /// True when, at planning time, a service in flight referenced a version of `name`:

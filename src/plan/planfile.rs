@@ -130,7 +130,7 @@ impl PlanFile {
                 path.display(),
                 self.cluster_id
             ))
-            .with_kind(ErrorKind::StalePlan)
+            .with_kind(ErrorKind::WrongSwarm)
             .hint("apply it against the Swarm it was made for, or make a new plan"));
         }
         if self.repo_digest != repo_digest {

@@ -1,4 +1,4 @@
-//! Renderers of a plan: for people (colour only on a terminal), JSON (SPEC §4) and
+//! Renderers of a plan: for people (colour only on a terminal), JSON (`docs/design.md#plan-output`) and
 //! markdown for pull-request comments. None of them ever sees a value.
 
 use serde_json::{json, Value};
@@ -128,49 +128,7 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         if c.action == Action::Unchanged && !verbose {
             continue;
         }
-        let (sym, code) = symbol(c.action);
-        let head = format!("{sym} {:<8}", c.action.as_str());
-        let mut line = format!("  {} {:<width$}  ", paint(colour, code, &head), c.secret);
-        match c.action {
-            Action::Create | Action::Rotate | Action::Adopt | Action::Repair => {
-                line.push_str(&format!("-> {}", target(c)))
-            }
-            _ => line.push_str(&target(c)),
-        }
-        line.push_str(&format!("  ({}", c.reason));
-        if c.unverified {
-            line.push_str(&format!(", {}", paint(colour, "1;33", "unverified")));
-        }
-        line.push(')');
-        out.push_str(&line);
-        out.push('\n');
-        let pad = " ".repeat(15 + width);
-        if !c.services.is_empty() {
-            let verb = match c.action {
-                Action::Blocked | Action::Unchanged => "used by",
-                _ => "re-points",
-            };
-            let services: Vec<String> = c.services.iter().map(|s| clean(s).into_owned()).collect();
-            out.push_str(&format!("{pad}{verb}: {}\n", services.join(", ")));
-        }
-        if c.action == Action::Adopt {
-            for r in &c.replaces {
-                out.push_str(&format!("{pad}leaves the unmanaged secret {r} alone\n"));
-            }
-        } else if !c.replaces.is_empty() {
-            out.push_str(&format!("{pad}replaces: {}\n", c.replaces.join(", ")));
-        }
-        if !c.removes.is_empty() && c.action != Action::Remove {
-            out.push_str(&format!("{pad}removes: {}\n", c.removes.join(", ")));
-        }
-        for m in &c.mounts {
-            out.push_str(&format!("{pad}{}\n", mount_note(m)));
-        }
-        if c.action != Action::Unchanged {
-            for k in &c.kept {
-                out.push_str(&format!("{pad}{}\n", keep_note(k)));
-            }
-        }
+        out.push_str(&human_change(c, width, colour));
     }
     out.push_str(&format!("\nPlan: {}.\n", summary_line(plan)));
     footer(&mut out);
@@ -181,6 +139,90 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
         out.push_str("Blocked removals are never forced: remove the secret from those services (or put it back in the repository) first.\n");
     }
     out
+}
+
+/// One change of the plan for people: its line and what it does to services and versions.
+fn human_change(c: &Change, width: usize, colour: bool) -> String {
+    let mut out = String::new();
+    let (sym, code) = symbol(c.action);
+    let head = format!("{sym} {:<8}", c.action.as_str());
+    let mut line = format!("  {} {:<width$}  ", paint(colour, code, &head), c.secret);
+    match c.action {
+        Action::Create | Action::Rotate | Action::Adopt | Action::Repair => {
+            line.push_str(&format!("-> {}", target(c)))
+        }
+        _ => line.push_str(&target(c)),
+    }
+    line.push_str(&format!("  ({}", c.reason));
+    if c.unverified {
+        line.push_str(&format!(", {}", paint(colour, "1;33", "unverified")));
+    }
+    line.push(')');
+    out.push_str(&line);
+    out.push('\n');
+    let pad = " ".repeat(15 + width);
+    if !c.services.is_empty() {
+        let verb = match c.action {
+            Action::Blocked | Action::Unchanged => "used by",
+            _ => "re-points",
+        };
+        let services: Vec<String> = c.services.iter().map(|s| clean(s).into_owned()).collect();
+        out.push_str(&format!("{pad}{verb}: {}\n", services.join(", ")));
+    }
+    if c.action == Action::Adopt {
+        for r in &c.replaces {
+            out.push_str(&format!("{pad}leaves the unmanaged secret {r} alone\n"));
+        }
+    } else if !c.replaces.is_empty() {
+        out.push_str(&format!("{pad}replaces: {}\n", c.replaces.join(", ")));
+    }
+    if !c.removes.is_empty() && c.action != Action::Remove {
+        out.push_str(&format!("{pad}removes: {}\n", c.removes.join(", ")));
+    }
+    for m in &c.mounts {
+        out.push_str(&format!("{pad}{}\n", mount_note(m)));
+    }
+    if c.action != Action::Unchanged {
+        for k in &c.kept {
+            out.push_str(&format!("{pad}{}\n", keep_note(k)));
+        }
+    }
+    out
+}
+
+/// The notes column of a change in the markdown table.
+fn markdown_notes(c: &Change) -> Vec<String> {
+    let mut notes = vec![c.reason.clone()];
+    if c.unverified {
+        notes.push("**unverified**".into());
+    }
+    if !c.replaces.is_empty() {
+        notes.push(format!(
+            "replaces {}",
+            c.replaces
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for m in &c.mounts {
+        notes.push(format!("`{}`", mount_note(m)));
+    }
+    for k in &c.kept {
+        notes.push(keep_note(k));
+    }
+    if !c.removes.is_empty() && c.action != Action::Remove {
+        notes.push(format!(
+            "removes {}",
+            c.removes
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    notes
 }
 
 /// `web: target db_pw -> db_password` (the manifest's settings win over the service's).
@@ -210,7 +252,7 @@ fn change_json(c: &Change) -> Value {
     })
 }
 
-/// SPEC §4: `{"format_version": 1, "project", "environment", "changes": [...], "summary": {...}}`.
+/// `docs/design.md#plan-output`: `{"format_version": 1, "project", "environment", "changes": [...], "summary": {...}}`.
 /// `changes` lists every change other than `unchanged`.
 pub fn json(plan: &Plan, ctx: &Context<'_>) -> Value {
     let s = &plan.summary;
@@ -271,36 +313,7 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>) -> String {
         .filter(|c| c.action != Action::Unchanged)
     {
         let (sym, _) = symbol(c.action);
-        let mut notes = vec![c.reason.clone()];
-        if c.unverified {
-            notes.push("**unverified**".into());
-        }
-        if !c.replaces.is_empty() {
-            notes.push(format!(
-                "replaces {}",
-                c.replaces
-                    .iter()
-                    .map(|r| format!("`{r}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        for m in &c.mounts {
-            notes.push(format!("`{}`", mount_note(m)));
-        }
-        for k in &c.kept {
-            notes.push(keep_note(k));
-        }
-        if !c.removes.is_empty() && c.action != Action::Remove {
-            notes.push(format!(
-                "removes {}",
-                c.removes
-                    .iter()
-                    .map(|r| format!("`{r}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+        let notes = markdown_notes(c);
         out.push_str(&format!(
             "| `{sym}` | **{}** | `{}` | `{}` | {} | {} |\n",
             c.action.as_str(),

@@ -1,4 +1,4 @@
-//! Files inside a repository, under one rule (SPEC §1): every path swarmseal reads or
+//! Files inside a repository, under one rule (`docs/design.md#repository-files`): every path swarmseal reads or
 //! writes stays inside the repository, follows no symbolic link (neither the file nor any
 //! folder on the way), is a regular file, and is read with a size bound.
 //!
@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Name prefix of swarmseal's temporary files. Leftovers (a killed command) are removed by
 /// the next command that holds the repository lock, and are never taken for secrets.
@@ -55,6 +55,7 @@ fn check_relative(rel: &Path) -> Result<()> {
             "{} is not a plain path inside the repository",
             display(rel)
         ))
+        .with_kind(ErrorKind::Repository)
         .hint("report this as a bug in swarmseal"));
     }
     Ok(())
@@ -67,6 +68,7 @@ pub fn symlink_error(rel: &Path) -> Error {
          to another environment's secrets or out of the repository)",
         display(rel)
     ))
+    .with_kind(ErrorKind::Repository)
     .hint("replace the link with the file or folder itself, or remove it")
 }
 
@@ -94,6 +96,7 @@ pub fn not_regular_error(rel: &Path, ft: &fs::FileType) -> Error {
         display(rel),
         kind_of(ft)
     ))
+    .with_kind(ErrorKind::Repository)
     .hint("remove it: a swarmseal repository holds regular files only")
 }
 
@@ -102,6 +105,7 @@ fn too_large_error(rel: &Path, limit: u64) -> Error {
         "{} is larger than {limit} bytes, more than such a file can hold",
         display(rel)
     ))
+    .with_kind(ErrorKind::Repository)
     .hint("restore it from git (`git checkout -- FILE`)")
 }
 
@@ -125,6 +129,7 @@ pub fn ensure_dirs(root: &Path, rel_dir: &Path, create: bool) -> Result<bool> {
                     display(&at),
                     kind_of(&meta.file_type())
                 ))
+                .with_kind(ErrorKind::Repository)
                 .hint("move it out of the way"))
             }
             Ok(_) => {}
@@ -180,6 +185,7 @@ fn open(root: &Path, rel: &Path, limit: u64) -> Result<Option<(fs::File, u64)>> 
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
             return Err(
                 Error::new(format!("{} is not a regular file", display(rel)))
+                    .with_kind(ErrorKind::Repository)
                     .hint("remove it: a swarmseal repository holds regular files only"),
             )
         }

@@ -36,6 +36,9 @@ pub enum Decrypt {
     IfPossible,
 }
 
+/// Reads the environment into the desired state: refuses a repository with problems,
+/// decrypts each secret once (when an identity can read the environment) to compute its
+/// keyed fingerprint, and digests everything read for saved plans.
 pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> Result<RepoState> {
     let _lock = repo.lock(LockMode::Shared)?;
     if let Some(leak) = repo
@@ -63,41 +66,8 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
     hasher.update(Sha256::digest(&manifest_bytes));
     hasher.update(Sha256::digest(&key_bytes));
 
-    // The fingerprint key, when an identity can read it.
     let mut warnings = Vec::new();
-    let key: Option<Plaintext> = match (ids, mode) {
-        (None, Decrypt::IfPossible) => None,
-        (None, Decrypt::Required { .. }) => {
-            return Err(Error::new(format!("no identity to decrypt the secrets of {env}")).hint(
-                "pass -i FILE, or set SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY (in CI: the deploy key's identity text)",
-            ))
-        }
-        (Some(ids), _) => match crypto::decrypt(&key_bytes, ids) {
-            Ok(k) if k.value.len() == crypto::FINGERPRINT_KEY_LEN => {
-                repo.check_scope(
-                    env,
-                    ScopeKind::FingerprintKey,
-                    &key_path,
-                    &key_bytes,
-                    k.scope.as_ref(),
-                    None,
-                )?;
-                Some(k.value)
-            }
-            Ok(_) => {
-                return Err(Error::new(format!("{} does not hold a fingerprint key", repo.rel(&key_path).display()))
-                    .hint("restore it from git"))
-            }
-            Err(DecryptFailure::NoMatchingIdentity) if mode == Decrypt::IfPossible => {
-                warnings.push(format!(
-                    "your identity ({}) cannot read environment {env}: changes are inferred from the files alone (unverified)",
-                    ids.describe()
-                ));
-                None
-            }
-            Err(f) => return Err(crypto::decrypt_error(&repo.rel(&key_path), f, ids)),
-        },
-    };
+    let key = fingerprint_key(repo, env, ids, mode, &key_bytes, &mut warnings)?;
     let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
 
     let mut secrets = BTreeMap::new();
@@ -127,19 +97,9 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
             }
             _ => None,
         };
-        let settings = repo.manifest.settings(name);
         secrets.insert(
             name.clone(),
-            DesiredSecret {
-                name: name.clone(),
-                source,
-                fingerprint,
-                labels: settings.map(|s| s.labels.clone()).unwrap_or_default(),
-                target: settings.and_then(|s| s.target.clone()),
-                uid: settings.and_then(|s| s.uid.clone()),
-                gid: settings.and_then(|s| s.gid.clone()),
-                mode: settings.and_then(|s| s.mode),
-            },
+            desired_secret(repo, name, source, fingerprint),
         );
     }
     Ok(RepoState {
@@ -154,4 +114,70 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
         verified: key.is_some(),
         warnings,
     })
+}
+
+/// The environment's fingerprint key, when an identity can read it (else, for
+/// [`Decrypt::IfPossible`], `None` and a warning).
+fn fingerprint_key(
+    repo: &Repo,
+    env: &str,
+    ids: Option<&Identities>,
+    mode: Decrypt,
+    key_bytes: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<Option<Plaintext>> {
+    let key_path = repo.fingerprint_key_path(env);
+    Ok(match (ids, mode) {
+        (None, Decrypt::IfPossible) => None,
+        (None, Decrypt::Required { .. }) => {
+            return Err(Error::new(format!("no identity to decrypt the secrets of {env}")).hint(
+                "pass -i FILE, or set SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY (in CI: the deploy key's identity text)",
+            ))
+        }
+        (Some(ids), _) => match crypto::decrypt(key_bytes, ids) {
+            Ok(k) if k.value.len() == crypto::FINGERPRINT_KEY_LEN => {
+                repo.check_scope(
+                    env,
+                    ScopeKind::FingerprintKey,
+                    &key_path,
+                    key_bytes,
+                    k.scope.as_ref(),
+                    None,
+                )?;
+                Some(k.value)
+            }
+            Ok(_) => {
+                return Err(Error::new(format!("{} does not hold a fingerprint key", repo.rel(&key_path).display()))
+                    .hint("restore it from git"))
+            }
+            Err(DecryptFailure::NoMatchingIdentity) if mode == Decrypt::IfPossible => {
+                warnings.push(format!(
+                    "your identity ({}) cannot read environment {env}: changes are inferred from the files alone (unverified)",
+                    ids.describe()
+                ));
+                None
+            }
+            Err(f) => return Err(crypto::decrypt_error(&repo.rel(&key_path), f, ids)),
+        },
+    })
+}
+
+/// A secret as the planner wants it: its digests and the manifest's settings.
+fn desired_secret(
+    repo: &Repo,
+    name: &str,
+    source: String,
+    fingerprint: Option<String>,
+) -> DesiredSecret {
+    let settings = repo.manifest.settings(name);
+    DesiredSecret {
+        name: name.to_string(),
+        source,
+        fingerprint,
+        labels: settings.map(|s| s.labels.clone()).unwrap_or_default(),
+        target: settings.and_then(|s| s.target.clone()),
+        uid: settings.and_then(|s| s.uid.clone()),
+        gid: settings.and_then(|s| s.gid.clone()),
+        mode: settings.and_then(|s| s.mode),
+    }
 }

@@ -18,11 +18,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::FlowMap;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     pub file: String,
@@ -81,6 +82,7 @@ impl Index {
                 "{} is not a swarmseal index (not UTF-8 text)",
                 rel.display()
             ))
+            .with_kind(ErrorKind::Repository)
             .hint(restore)
         })?;
         let index: Index = serde_saphyr::from_str(text).map_err(|e| {
@@ -92,6 +94,7 @@ impl Index {
                 "{}{at}: not a valid swarmseal index (its content is not shown)",
                 rel.display()
             ))
+            .with_kind(ErrorKind::Repository)
             .hint(restore)
         })?;
         if index.version != 1 {
@@ -100,6 +103,7 @@ impl Index {
                 rel.display(),
                 index.version
             ))
+            .with_kind(ErrorKind::Repository)
             .hint("upgrade swarmseal"));
         }
         Ok(index)
@@ -117,43 +121,50 @@ impl Index {
         self.environments.entry(env.to_string()).or_default()
     }
 
-    /// The index as text: sorted, one record per line.
+    /// The index as text: sorted, one record per line (each record a YAML flow mapping),
+    /// written by serde-saphyr's serializer, which quotes every string that would read back
+    /// as something else (`null`, `true`, `1e3`, hex that looks like a number).
     pub fn render(&self) -> String {
-        let mut out = String::from(
+        #[derive(Serialize)]
+        struct Out<'a> {
+            version: u32,
+            environments: BTreeMap<&'a str, EnvOut<'a>>,
+        }
+        #[derive(Serialize)]
+        struct EnvOut<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fingerprint_key: Option<FlowMap<&'a Record>>,
+            secrets: BTreeMap<&'a str, FlowMap<&'a Record>>,
+        }
+        let out = Out {
+            version: self.version,
+            environments: self
+                .environments
+                .iter()
+                .map(|(env, idx)| {
+                    let secrets = idx
+                        .secrets
+                        .iter()
+                        .map(|(name, r)| (name.as_str(), FlowMap(r)))
+                        .collect();
+                    let fingerprint_key = idx.fingerprint_key.as_ref().map(FlowMap);
+                    (
+                        env.as_str(),
+                        EnvOut {
+                            fingerprint_key,
+                            secrets,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let body = serde_saphyr::to_string(&out).expect("an index always serializes");
+        format!(
             "# Written by swarmseal; commit it, do not edit it by hand.\n\
              # For each secret file: sha256 of the file as written, ids of the public keys it is\n\
-             # encrypted to, and when its value last changed. It holds no secret values.\n\
-             version: 1\nenvironments:\n",
-        );
-        // Keys are quoted: a secret or environment named `null`, `true` or `1e3` must stay
-        // a string (names are letters, digits, '_', '.' and '-', so quoting is plain).
-        for (env, idx) in &self.environments {
-            out.push_str(&format!("  '{env}':\n"));
-            if let Some(r) = &idx.fingerprint_key {
-                out.push_str(&format!("    fingerprint_key: {}\n", render_record(r)));
-            }
-            if idx.secrets.is_empty() {
-                out.push_str("    secrets: {}\n");
-            } else {
-                out.push_str("    secrets:\n");
-                for (name, r) in &idx.secrets {
-                    out.push_str(&format!("      '{name}': {}\n", render_record(r)));
-                }
-            }
-        }
-        out
+             # encrypted to, and when its value last changed. It holds no secret values.\n{body}"
+        )
     }
-}
-
-fn render_record(r: &Record) -> String {
-    // Quoted, so that hex that happens to look like a number stays a string.
-    let ids: Vec<String> = r.recipients.iter().map(|id| format!("'{id}'")).collect();
-    let mut s = format!("{{file: '{}', recipients: [{}]", r.file, ids.join(", "));
-    if let Some(changed) = &r.changed {
-        s.push_str(&format!(", changed: '{changed}'"));
-    }
-    s.push('}');
-    s
 }
 
 #[cfg(test)]

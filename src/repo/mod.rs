@@ -1,7 +1,7 @@
 //! The repository store: finding the repository, discovering secret files, and writing
 //! files atomically.
 //!
-//! Layout (SPEC §1, plus swarmseal's own metadata):
+//! Layout (`docs/design.md#repository-files`):
 //!
 //! ```text
 //! swarmseal.yaml                       manifest
@@ -12,10 +12,12 @@
 //! ```
 
 pub mod confined;
+pub mod create;
 pub mod desired;
 pub mod gitattributes;
 pub mod index;
 pub mod manifest;
+pub mod rekey;
 pub mod sealed;
 pub mod secrets;
 
@@ -42,7 +44,7 @@ pub struct Repo {
     /// True while this process holds the repository lock ([`Repo::lock`]).
     locked: Cell<bool>,
     /// Digests of every age file, for the copy check of [`crate::repo::sealed`].
-    pub(crate) digests: std::cell::OnceCell<crate::repo::sealed::Digests>,
+    pub(crate) digests: std::cell::OnceCell<sealed::Digests>,
     /// Told once when [`Repo::lock`] has to wait for another command (the library prints
     /// nothing; the command line passes its warning printer).
     on_lock_wait: Cell<fn(&str)>,
@@ -194,6 +196,7 @@ impl Repo {
                             "no {MANIFEST_FILE} in {} or any parent folder: this is not a swarmseal repository",
                             cwd.display()
                         ))
+                        .with_kind(ErrorKind::NotFound)
                         .hint("run the command inside a repository, pass -C DIR, or create one with `swarmseal init`")
                     })?
             }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::crypto::{self, Identities, Plaintext, Scope, ScopeKind};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repo;
 
 /// sha256 of every repository age file → (kind, environment, path): what an unscoped
@@ -79,6 +79,7 @@ impl Repo {
                         scope.environment,
                         kind.describe()
                     ))
+.with_kind(ErrorKind::Repository)
                     .hint(format!(
                         "it was copied here from elsewhere in the repository: remove it (`git rm {}`) and find out how it got there",
                         rel.display()
@@ -90,6 +91,7 @@ impl Repo {
                         rel.display(),
                         scope.environment
                     ))
+.with_kind(ErrorKind::Repository)
                     .hint(format!(
                         "remove it (`git rm {}`) and find out how it got there; if environment {} was renamed to {env}, re-encrypt its files with `swarmseal -e {env} rekey --moved-from {}`",
                         rel.display(),
@@ -106,6 +108,7 @@ impl Repo {
                         original.display(),
                         kind.describe()
                     ))
+.with_kind(ErrorKind::Repository)
                     .hint(
                         "remove the copy (`git rm FILE`) and find out how it got there; to use one value in several places, store it in each with `swarmseal -e ENV set` (files written by swarmseal carry their environment, and copies of them are told apart)"
                     ));

@@ -2,13 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    LocalNodeState, SecretSpec, Service, ServiceUpdateStatusStateEnum, TaskSpecContainerSpecFile,
-    TaskSpecContainerSpecSecrets, TaskState,
+    LocalNodeState, SecretSpec, Service, ServiceSpec, SwarmInfo, Task, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecSecrets,
 };
 use bollard::query_parameters::{
     ListSecretsOptions, ListTasksOptionsBuilder, UpdateSecretOptionsBuilder,
@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use super::endpoint::{Address, Endpoint, Scheme};
 use super::ssh::SshDial;
 use super::transport::{Dial, Transport};
-use super::{Health, RemoveOutcome, Swap, WaitProgress};
+use super::{RemoveOutcome, Swap};
 use crate::domain::state::{labels, Observed, ServiceRefs, SwarmSecret};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -33,11 +33,6 @@ pub(crate) const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const FIRST_CONTACT_TIMEOUT_SSH: Duration = Duration::from_secs(15);
 /// Attempts of a service update that meets a version conflict.
 const UPDATE_ATTEMPTS: u32 = 5;
-/// Poll interval of [`Swarm::wait_converged`].
-const CONVERGE_POLL: Duration = Duration::from_millis(500);
-/// Consecutive polls without an update status but with up-to-date tasks that count as
-/// converged (Docker may not have published the update's status yet at the first one).
-const QUIET_POLLS: u32 = 3;
 
 /// A connection to a Swarm manager.
 #[derive(Clone)]
@@ -103,7 +98,7 @@ pub(crate) fn reason(err: &DockerError) -> String {
     }
 }
 
-fn status_of(err: &DockerError) -> Option<u16> {
+pub(super) fn status_of(err: &DockerError) -> Option<u16> {
     match err {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
@@ -166,60 +161,7 @@ impl Swarm {
             }
         };
 
-        let at = endpoint.describe();
-        let swarm = info.swarm.unwrap_or_default();
-        match swarm.local_node_state {
-            Some(LocalNodeState::ACTIVE) => {}
-            Some(LocalNodeState::LOCKED) => {
-                return Err(Error::new(format!(
-                    "the Docker engine at {at} is part of a locked Swarm"
-                ))
-                .with_kind(ErrorKind::WrongSwarm)
-                .hint("unlock it with `docker swarm unlock` on that node, then retry"))
-            }
-            Some(LocalNodeState::PENDING) => {
-                return Err(Error::new(format!(
-                    "the Docker engine at {at} is still joining a Swarm"
-                ))
-                .with_kind(ErrorKind::WrongSwarm)
-                .hint("wait until `docker info` there shows Swarm: active, then retry"))
-            }
-            Some(LocalNodeState::ERROR) => {
-                return Err(Error::new(format!(
-                    "the Docker engine at {at} reports a Swarm error: {}",
-                    swarm.error.as_deref().unwrap_or("(no details)")
-                ))
-                .hint("check `docker info` on that node"))
-            }
-            _ => {
-                return Err(Error::new(format!(
-                    "the Docker engine at {at} is not in swarm mode; Swarm secrets need a Swarm"
-                ))
-                .with_kind(ErrorKind::WrongSwarm)
-                .hint(
-                    "run `docker swarm init` there to make it a single-node Swarm, or point \
-                     --host/DOCKER_HOST at a manager of your Swarm",
-                ))
-            }
-        }
-        if swarm.control_available != Some(true) {
-            return Err(Error::new(format!(
-                "the Docker engine at {at} is a Swarm worker, not a manager; secrets and services \
-                 can only be managed through a manager"
-            ))
-.with_kind(ErrorKind::WrongSwarm)
-            .hint("run against a manager node (`docker node ls` on a manager lists them) with --host or DOCKER_HOST"));
-        }
-        let cluster_id = swarm
-            .cluster
-            .and_then(|c| c.id)
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                Error::new(format!(
-                    "the Docker engine at {at} is a Swarm manager but reports no cluster ID"
-                ))
-                .hint("check `docker info` on that node")
-            })?;
+        let cluster_id = manager_cluster_id(&endpoint, info.swarm.unwrap_or_default())?;
         Ok(Swarm {
             docker,
             transport,
@@ -340,18 +282,28 @@ impl Swarm {
         Ok(observed)
     }
 
-    /// The secret IDs the service's tasks (its task history included) ran with.
-    async fn task_secret_ids(&self, service_id: &str) -> Result<Vec<String>> {
-        let filters = HashMap::from([("service", vec![service_id])]);
-        let tasks = self
-            .docker
+    /// The tasks of a service (only those meant to run, with `running_only`).
+    pub(super) async fn tasks_of(
+        &self,
+        service_id: &str,
+        running_only: bool,
+    ) -> std::result::Result<Vec<Task>, DockerError> {
+        let mut filters = HashMap::from([("service", vec![service_id])]);
+        if running_only {
+            filters.insert("desired-state", vec!["running"]);
+        }
+        self.docker
             .list_tasks(Some(
                 ListTasksOptionsBuilder::new().filters(&filters).build(),
             ))
             .await
-            .map_err(|e| {
-                self.api_error(&format!("listing the tasks of service {service_id}"), &e)
-            })?;
+    }
+
+    /// The secret IDs the service's tasks (its task history included) ran with.
+    async fn task_secret_ids(&self, service_id: &str) -> Result<Vec<String>> {
+        let tasks = self.tasks_of(service_id, false).await.map_err(|e| {
+            self.api_error(&format!("listing the tasks of service {service_id}"), &e)
+        })?;
         let ids: BTreeSet<String> = tasks
             .into_iter()
             .filter_map(|t| t.spec?.container_spec?.secrets)
@@ -518,7 +470,10 @@ impl Swarm {
         }
     }
 
-    async fn inspect_service(&self, service_id: &str) -> std::result::Result<Service, DockerError> {
+    pub(super) async fn inspect_service(
+        &self,
+        service_id: &str,
+    ) -> std::result::Result<Service, DockerError> {
         self.docker.inspect_service(service_id, None).await
     }
 
@@ -526,6 +481,33 @@ impl Swarm {
     /// Returns false when no reference needed swapping any more (already done, or the
     /// service is gone).
     pub async fn repoint_service(&self, service_id: &str, swaps: &[Swap]) -> Result<bool> {
+        self.update_spec(service_id, |spec| {
+            spec.task_template
+                .as_mut()
+                .and_then(|t| t.container_spec.as_mut())
+                .and_then(|c| c.secrets.as_mut())
+                .is_some_and(|refs| apply_swaps(refs, swaps))
+        })
+        .await
+    }
+
+    /// Submits a service's spec again, unchanged: its previous spec becomes the current
+    /// one. After a reference to a secret that no longer exists was repaired, the previous
+    /// spec still holds the broken reference, and a rollback would bring it back; this
+    /// closes that door. No task is replaced (the task spec does not change).
+    pub async fn settle_previous(&self, service_id: &str) -> Result<()> {
+        self.update_spec(service_id, |_| true).await.map(|_| ())
+    }
+
+    /// Reads the service's spec, lets `edit` change it (false: nothing to change), and
+    /// submits it at the version read, again on a version conflict (another writer came
+    /// between). True when an update was sent; false when the service is gone or `edit`
+    /// changed nothing.
+    async fn update_spec(
+        &self,
+        service_id: &str,
+        edit: impl Fn(&mut ServiceSpec) -> bool,
+    ) -> Result<bool> {
         let mut last_conflict = None;
         for _attempt in 0..UPDATE_ATTEMPTS {
             let service = match self.inspect_service(service_id).await {
@@ -540,36 +522,7 @@ impl Swarm {
             let Some(mut spec) = service.spec else {
                 return Ok(false);
             };
-            let refs = spec
-                .task_template
-                .as_mut()
-                .and_then(|t| t.container_spec.as_mut())
-                .and_then(|c| c.secrets.as_mut());
-            let Some(refs) = refs else {
-                return Ok(false);
-            };
-            let mut changed = false;
-            for r in refs.iter_mut() {
-                let Some(swap) = swaps
-                    .iter()
-                    .find(|s| r.secret_id.as_deref() == Some(s.old_id.as_str()))
-                else {
-                    continue;
-                };
-                let old = r.file.clone().unwrap_or_default();
-                *r = TaskSpecContainerSpecSecrets {
-                    secret_id: Some(swap.new_id.clone()),
-                    secret_name: Some(swap.new_name.clone()),
-                    file: Some(TaskSpecContainerSpecFile {
-                        name: swap.target.clone().or(old.name).or(r.secret_name.clone()),
-                        uid: swap.uid.clone().or(old.uid).or(Some("0".into())),
-                        gid: swap.gid.clone().or(old.gid).or(Some("0".into())),
-                        mode: swap.mode.or(old.mode).or(Some(0o444)),
-                    }),
-                };
-                changed = true;
-            }
-            if !changed {
+            if !edit(&mut spec) {
                 return Ok(false);
             }
             let version = i32::try_from(version).map_err(|_| {
@@ -609,320 +562,11 @@ impl Swarm {
         ))
         .hint("something else (another deploy?) is updating it; retry apply when it is done"))
     }
-
-    /// Submits a service's spec again, unchanged: its previous spec becomes the current
-    /// one. After a reference to a secret that no longer exists was repaired, the previous
-    /// spec still holds the broken reference, and a rollback would bring it back; this
-    /// closes that door. No task is replaced (the task spec does not change).
-    pub async fn settle_previous(&self, service_id: &str) -> Result<()> {
-        for _attempt in 0..UPDATE_ATTEMPTS {
-            let service = match self.inspect_service(service_id).await {
-                Ok(s) => s,
-                Err(e) if status_of(&e) == Some(404) => return Ok(()),
-                Err(e) => {
-                    return Err(self.api_error(&format!("inspecting service {service_id}"), &e))
-                }
-            };
-            let name = service_name(&service, service_id);
-            let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-            let Some(spec) = service.spec else {
-                return Ok(());
-            };
-            let version = i32::try_from(version).map_err(|_| {
-                Error::new(format!(
-                    "service {name} has an out-of-range version {version}"
-                ))
-            })?;
-            let options = UpdateServiceOptionsBuilder::new().version(version).build();
-            match self
-                .docker
-                .update_service(service_id, spec, options, None)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if is_version_conflict(&e) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(self.api_error(&format!("updating service {name}"), &e)),
-            }
-        }
-        Err(Error::new(format!(
-            "service {service_id} kept changing while swarmseal was updating it"
-        )))
-    }
-
-    /// Polls until the service's update completed (Ok) or failed/paused/rolled back (Err),
-    /// telling `progress` what it sees at every poll.
-    pub async fn wait_converged(
-        &self,
-        service_id: &str,
-        timeout: Duration,
-        progress: &(dyn Fn(&WaitProgress) + Sync),
-    ) -> Result<()> {
-        let start = Instant::now();
-        let mut name = service_id.to_owned();
-        let mut quiet = 0u32;
-        loop {
-            let look = self.converge_step(service_id, &mut name).await?;
-            let state = match &look.step {
-                Step::Done => "converged",
-                Step::Quiet => "tasks up to date",
-                Step::Updating => "updating",
-                Step::Waiting(_) => "starting tasks",
-            };
-            progress(&WaitProgress {
-                state,
-                done: look.done,
-                total: look.total,
-                elapsed: start.elapsed(),
-            });
-            let last_state = match look.step {
-                Step::Done => return Ok(()),
-                Step::Quiet => {
-                    quiet += 1;
-                    if quiet >= QUIET_POLLS {
-                        return Ok(());
-                    }
-                    "no update in progress, tasks up to date".to_owned()
-                }
-                Step::Updating => {
-                    quiet = 0;
-                    format!("updating, {} of {} tasks updated", look.done, look.total)
-                }
-                Step::Waiting(state) => {
-                    quiet = 0;
-                    state
-                }
-            };
-            if start.elapsed() >= timeout {
-                return Err(Error::new(format!(
-                    "service {name} on {} did not finish its update within {} (last state: \
-                     {last_state})",
-                    self.endpoint.describe(),
-                    humantime::format_duration(Duration::from_secs(timeout.as_secs()))
-                ))
-                .with_kind(ErrorKind::UpdateFailed)
-                .hint(format!(
-                    "the update goes on in the background; watch it with `docker service ps \
-                     {name}`. The old secret versions are kept until services stop using them \
-                     (a later apply removes them)"
-                )));
-            }
-            let left = timeout.saturating_sub(start.elapsed());
-            tokio::time::sleep(CONVERGE_POLL.min(left.max(Duration::from_millis(10)))).await;
-        }
-    }
-
-    /// One look at a service that apply does not update: is an update of it in progress
-    /// (to be waited for), or is it unhealthy (to be named in a warning)?
-    pub async fn health(&self, service_id: &str) -> Result<Health> {
-        let mut name = service_id.to_owned();
-        match self.converge_step(service_id, &mut name).await {
-            Ok(Look {
-                step: Step::Done | Step::Quiet,
-                ..
-            }) => Ok(Health::Healthy),
-            Ok(Look {
-                step: Step::Updating,
-                ..
-            }) => Ok(Health::Updating),
-            Ok(Look {
-                step: Step::Waiting(state),
-                ..
-            }) => Ok(Health::Unhealthy(state)),
-            Err(e) if self.inspect_service(service_id).await.is_ok() => {
-                Ok(Health::Unhealthy(e.message().to_owned()))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn converge_step(&self, service_id: &str, name: &mut String) -> Result<Look> {
-        let service = match self.inspect_service(service_id).await {
-            Ok(s) => s,
-            Err(e) if status_of(&e) == Some(404) => {
-                return Err(Error::new(format!(
-                    "service {name} on {} was removed while swarmseal waited for its update",
-                    self.endpoint.describe()
-                ))
-                .hint("run plan again to see what is left to do"))
-            }
-            Err(e) => return Err(self.api_error(&format!("inspecting service {name}"), &e)),
-        };
-        *name = service_name(&service, service_id);
-        let name = name.as_str();
-        let mut updating = false;
-        let mut completed = false;
-        if let Some(status) = &service.update_status {
-            let mut message =
-                crate::domain::text::clean(status.message.as_deref().unwrap_or_default())
-                    .into_owned();
-            let failing_state = matches!(
-                status.state,
-                Some(
-                    ServiceUpdateStatusStateEnum::PAUSED
-                        | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
-                        | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED
-                        | ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
-                )
-            );
-            if failing_state {
-                if let Some(task_error) = self.last_task_error(service_id).await {
-                    if message.is_empty() {
-                        message = task_error;
-                    } else {
-                        message = format!("{message}; last task error: {task_error}");
-                    }
-                }
-            }
-            let failed = |what: &str| {
-                Err(Error::new(format!(
-                    "the update of service {name} on {} {what}: {}",
-                    self.endpoint.describe(),
-                    if message.is_empty() {
-                        "(Docker gave no reason)"
-                    } else {
-                        &message
-                    }
-                ))
-                .with_kind(ErrorKind::UpdateFailed)
-                .hint(format!(
-                    "swarmseal kept the old secret versions; inspect the tasks with `docker \
-                     service ps {name}` and `docker service inspect {name}`, fix the cause and \
-                     run apply again (plan shows the service as `repair`)"
-                )))
-            };
-            match status.state {
-                // Docker resets the status when a service is updated, so a "completed" here
-                // is the latest update's.
-                Some(ServiceUpdateStatusStateEnum::COMPLETED) => completed = true,
-                Some(ServiceUpdateStatusStateEnum::PAUSED) => return failed("paused"),
-                Some(ServiceUpdateStatusStateEnum::ROLLBACK_STARTED) => {
-                    return failed("failed and is being rolled back")
-                }
-                Some(ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED) => {
-                    return failed("failed and its rollback paused")
-                }
-                Some(ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED) => {
-                    return failed("failed and was rolled back")
-                }
-                Some(ServiceUpdateStatusStateEnum::UPDATING) => updating = true,
-                _ => {}
-            }
-        }
-        // Without an update status: Docker sets none when no task needed updating (no
-        // replicas, say), but also shows none for a moment before its updater starts, while
-        // tasks are being replaced. So: quiet when the tasks meant to run all run with the
-        // spec's secrets (as many as the replica count says), and done only once that holds
-        // over a few polls. The same count is the progress of an update under way.
-        let replicas = service
-            .spec
-            .as_ref()
-            .and_then(|s| s.mode.as_ref())
-            .and_then(|m| m.replicated.as_ref())
-            .and_then(|r| r.replicas);
-        let wanted: BTreeSet<(String, String)> = secret_keys(
-            service
-                .spec
-                .as_ref()
-                .and_then(|s| s.task_template.as_ref())
-                .and_then(|t| t.container_spec.as_ref())
-                .and_then(|c| c.secrets.as_ref()),
-        );
-        let filters = HashMap::from([
-            ("service", vec![service_id]),
-            ("desired-state", vec!["running"]),
-        ]);
-        let tasks = self
-            .docker
-            .list_tasks(Some(
-                ListTasksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(|e| self.api_error(&format!("listing the tasks of service {name}"), &e))?;
-        let mut pending = 0usize;
-        for task in &tasks {
-            let running = task.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING);
-            let has = secret_keys(
-                task.spec
-                    .as_ref()
-                    .and_then(|t| t.container_spec.as_ref())
-                    .and_then(|c| c.secrets.as_ref()),
-            );
-            if !running || has != wanted {
-                pending += 1;
-            }
-        }
-        let short = replicas
-            .and_then(|r| usize::try_from(r).ok())
-            .map_or(0, |r| r.saturating_sub(tasks.len()));
-        let total = tasks.len() + short;
-        let done = tasks.len() - pending;
-        let step = if completed {
-            Step::Done
-        } else if updating {
-            Step::Updating
-        } else if pending == 0 && short == 0 {
-            Step::Quiet
-        } else if pending == 0 {
-            Step::Waiting(format!("{} of {total} replicas running", tasks.len()))
-        } else {
-            Step::Waiting(format!(
-                "{pending} of {} tasks not yet running with the new secrets",
-                tasks.len()
-            ))
-        };
-        Ok(Look { step, done, total })
-    }
 }
 
-impl Swarm {
-    /// The most recent task error of a service (`docker service ps --no-trunc` ERROR), to
-    /// explain a failed update; None when there is none or it cannot be read.
-    async fn last_task_error(&self, service_id: &str) -> Option<String> {
-        let filters = HashMap::from([("service", vec![service_id])]);
-        let tasks = self
-            .docker
-            .list_tasks(Some(
-                ListTasksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .ok()?;
-        tasks
-            .into_iter()
-            .filter_map(|t| {
-                let status = t.status?;
-                let err = status.err.filter(|e| !e.trim().is_empty())?;
-                let when = status
-                    .timestamp
-                    .as_deref()
-                    .and_then(|ts| humantime::parse_rfc3339_weak(ts).ok());
-                Some((when, err))
-            })
-            .max_by(|a, b| a.0.cmp(&b.0))
-            .map(|(_, err)| crate::domain::text::clean(err.trim()).into_owned())
-    }
-}
-
-/// One look at a service's update: where it stands, and how many of the tasks meant to run
-/// run with its current spec's secrets.
-struct Look {
-    step: Step,
-    done: usize,
-    total: usize,
-}
-
-enum Step {
-    /// Docker reports the update completed.
-    Done,
-    /// Docker reports an update in progress.
-    Updating,
-    /// No update status, and the tasks are up to date.
-    Quiet,
-    Waiting(String),
-}
-
-fn secret_keys(refs: Option<&Vec<TaskSpecContainerSpecSecrets>>) -> BTreeSet<(String, String)> {
+pub(super) fn secret_keys(
+    refs: Option<&Vec<TaskSpecContainerSpecSecrets>>,
+) -> BTreeSet<(String, String)> {
     refs.map(|refs| {
         refs.iter()
             .map(|r| {
@@ -939,7 +583,7 @@ fn secret_keys(refs: Option<&Vec<TaskSpecContainerSpecSecrets>>) -> BTreeSet<(St
     .unwrap_or_default()
 }
 
-fn service_name(service: &Service, fallback: &str) -> String {
+pub(super) fn service_name(service: &Service, fallback: &str) -> String {
     service
         .spec
         .as_ref()
@@ -949,6 +593,93 @@ fn service_name(service: &Service, fallback: &str) -> String {
 
 /// Connections kept open per command (keep-alive pool): enough for `--parallel`.
 const POOL: usize = 8;
+
+/// The cluster ID of the Swarm whose manager answered, or why it cannot serve (not in
+/// swarm mode, locked, joining, a worker).
+fn manager_cluster_id(endpoint: &Endpoint, swarm: SwarmInfo) -> Result<String> {
+    let at = endpoint.describe();
+    match swarm.local_node_state {
+        Some(LocalNodeState::ACTIVE) => {}
+        Some(LocalNodeState::LOCKED) => {
+            return Err(Error::new(format!(
+                "the Docker engine at {at} is part of a locked Swarm"
+            ))
+            .with_kind(ErrorKind::WrongSwarm)
+            .hint("unlock it with `docker swarm unlock` on that node, then retry"))
+        }
+        Some(LocalNodeState::PENDING) => {
+            return Err(Error::new(format!(
+                "the Docker engine at {at} is still joining a Swarm"
+            ))
+            .with_kind(ErrorKind::WrongSwarm)
+            .hint("wait until `docker info` there shows Swarm: active, then retry"))
+        }
+        Some(LocalNodeState::ERROR) => {
+            return Err(Error::new(format!(
+                "the Docker engine at {at} reports a Swarm error: {}",
+                swarm.error.as_deref().unwrap_or("(no details)")
+            ))
+            .hint("check `docker info` on that node"))
+        }
+        _ => {
+            return Err(Error::new(format!(
+                "the Docker engine at {at} is not in swarm mode; Swarm secrets need a Swarm"
+            ))
+            .with_kind(ErrorKind::WrongSwarm)
+            .hint(
+                "run `docker swarm init` there to make it a single-node Swarm, or point \
+                 --host/DOCKER_HOST at a manager of your Swarm",
+            ))
+        }
+    }
+    if swarm.control_available != Some(true) {
+        return Err(Error::new(format!(
+            "the Docker engine at {at} is a Swarm worker, not a manager; secrets and services \
+             can only be managed through a manager"
+        ))
+.with_kind(ErrorKind::WrongSwarm)
+        .hint("run against a manager node (`docker node ls` on a manager lists them) with --host or DOCKER_HOST"));
+    }
+    swarm
+        .cluster
+        .and_then(|c| c.id)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            Error::new(format!(
+                "the Docker engine at {at} is a Swarm manager but reports no cluster ID"
+            ))
+            .hint("check `docker info` on that node")
+        })
+}
+
+/// Swaps the references of a service's spec that point at an old version to the new one,
+/// with the manifest's mount settings where it sets them (else the service's own, else
+/// Docker's defaults). True when a reference changed.
+fn apply_swaps(refs: &mut [TaskSpecContainerSpecSecrets], swaps: &[Swap]) -> bool {
+    let mut changed = false;
+    for r in refs.iter_mut() {
+        let at = r.file.as_ref().and_then(|f| f.name.as_deref());
+        let Some(swap) = swaps.iter().find(|s| {
+            r.secret_id.as_deref() == Some(s.old_id.as_str())
+                && s.old_target.as_deref().is_none_or(|t| Some(t) == at)
+        }) else {
+            continue;
+        };
+        let old = r.file.clone().unwrap_or_default();
+        *r = TaskSpecContainerSpecSecrets {
+            secret_id: Some(swap.new_id.clone()),
+            secret_name: Some(swap.new_name.clone()),
+            file: Some(TaskSpecContainerSpecFile {
+                name: swap.target.clone().or(old.name).or(r.secret_name.clone()),
+                uid: swap.uid.clone().or(old.uid).or(Some("0".into())),
+                gid: swap.gid.clone().or(old.gid).or(Some("0".into())),
+                mode: swap.mode.or(old.mode).or(Some(0o444)),
+            }),
+        };
+        changed = true;
+    }
+    changed
+}
 
 /// A bollard client for the endpoint over swarmseal's own transport (no network traffic
 /// yet); the TLS files are read here, and their errors name them.

@@ -1,4 +1,4 @@
-//! Which Docker engine to talk to, and how (SPEC §4 "Docker endpoint").
+//! Which Docker engine to talk to, and how (`docs/design.md#transports`).
 //!
 //! First found wins: `--host`, the environment's `docker_host`, `DOCKER_HOST` (with
 //! `DOCKER_CERT_PATH`), the current docker context (`DOCKER_CONTEXT`, else `currentContext`
@@ -164,12 +164,13 @@ enum CertSource {
     Context { name: String, dir: PathBuf },
 }
 
-/// The endpoint of the current docker context, if one other than `default` is selected.
-fn current_context(
+/// The selected docker context and what selected it: `DOCKER_CONTEXT`, else
+/// `currentContext` in the docker CLI's `config.json`.
+fn selected_context(
     var: &dyn Fn(&str) -> Option<String>,
     config_dir: Option<&Path>,
-) -> Result<Option<Endpoint>> {
-    let (name, chosen_by) = match var("DOCKER_CONTEXT") {
+) -> Result<Option<(String, String)>> {
+    Ok(Some(match var("DOCKER_CONTEXT") {
         Some(name) => (name.trim().to_owned(), "DOCKER_CONTEXT".to_owned()),
         None => {
             let Some(dir) = config_dir else {
@@ -199,6 +200,40 @@ fn current_context(
                 _ => return Ok(None),
             }
         }
+    }))
+}
+
+/// A context's `meta.json`, parsed.
+fn read_context_meta(name: &str, chosen_by: &str, meta_path: &Path) -> Result<serde_json::Value> {
+    let text =
+        match std::fs::read_to_string(meta_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::new(format!(
+                "docker context {name} (from {chosen_by}) does not exist: there is no {}",
+                meta_path.display()
+            ))
+            .hint(
+                "list the contexts with `docker context ls`, select one with `docker context use \
+                 NAME`, or choose the engine with --host",
+            )),
+            Err(e) => return Err(Error::io("read docker context", meta_path, e)),
+        };
+    serde_json::from_str(&text).map_err(|e| {
+        Error::new(format!(
+            "docker context {name}: {} is not valid JSON ({e})",
+            meta_path.display()
+        ))
+        .hint("recreate the context with `docker context create`, or use --host")
+    })
+}
+
+/// The endpoint of the current docker context, if one other than `default` is selected.
+fn current_context(
+    var: &dyn Fn(&str) -> Option<String>,
+    config_dir: Option<&Path>,
+) -> Result<Option<Endpoint>> {
+    let Some((name, chosen_by)) = selected_context(var, config_dir)? else {
+        return Ok(None);
     };
     let source = format!("docker context {name}");
     if name == "default" {
@@ -225,26 +260,7 @@ fn current_context(
         .join("meta")
         .join(&id)
         .join("meta.json");
-    let text =
-        match std::fs::read_to_string(&meta_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::new(format!(
-                "docker context {name} (from {chosen_by}) does not exist: there is no {}",
-                meta_path.display()
-            ))
-            .hint(
-                "list the contexts with `docker context ls`, select one with `docker context use \
-                 NAME`, or choose the engine with --host",
-            )),
-            Err(e) => return Err(Error::io("read docker context", &meta_path, e)),
-        };
-    let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::new(format!(
-            "docker context {name}: {} is not valid JSON ({e})",
-            meta_path.display()
-        ))
-        .hint("recreate the context with `docker context create`, or use --host")
-    })?;
+    let meta = read_context_meta(&name, &chosen_by, &meta_path)?;
     let docker = meta.pointer("/Endpoints/docker");
     let host = docker
         .and_then(|d| d.get("Host"))

@@ -1,4 +1,4 @@
-//! The apply lock: a marker secret whose creation is atomic on the Swarm (SPEC §3 "Locking").
+//! The apply lock: a marker secret whose creation is atomic on the Swarm (`docs/design.md#apply-lock`).
 //!
 //! `swarmseal-lock-<first 16 hex of sha256("<project>/<env>")>`, labelled
 //! `io.swarmseal.lock=<project>/<env>`, `io.swarmseal.lock.holder=<user@host pid N>`,

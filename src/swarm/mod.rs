@@ -17,6 +17,7 @@
 //! says what to do next.
 
 mod client;
+mod converge;
 mod endpoint;
 pub mod holder;
 mod lock;
@@ -46,6 +47,8 @@ pub enum RemoveOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Swap {
     pub old_id: String,
+    /// The target of the reference to swap (`None`: every reference to `old_id`).
+    pub old_target: Option<String>,
     pub new_id: String,
     pub new_name: String,
     pub target: Option<String>,

@@ -134,7 +134,7 @@ impl SshDial {
     /// its own.
     pub(crate) fn new(target: SshTarget) -> SshDial {
         use std::io::IsTerminal;
-        let batch = !std::io::stdin().is_terminal();
+        let batch = !io::stdin().is_terminal();
         let share = if user_shares_connections(&target) {
             None
         } else {

@@ -13,6 +13,9 @@
 //! let out = repo.run(&["-e", "staging", "get", "nope"], None);
 //! assert_refused(&out, &["nope"]);
 //! assert_eq!(repo.snapshot(), before);
+//! // With --format json, the error is one JSON object whose kind a test can match.
+//! let out = repo.run_json(&["-e", "staging", "get", "nope"], None);
+//! assert_kind(&out, "not_found");
 //! ```
 
 use std::collections::BTreeMap;
@@ -161,7 +164,7 @@ pub fn assert_exit(out: &Output, code: i32) {
     );
 }
 
-/// Fails unless the command was refused the way SPEC §5 asks: exit code 1, `error:` and
+/// Fails unless the command was refused the way `docs/design.md#error-model` asks: exit code 1, `error:` and
 /// `hint:` on stderr, no panic, and every one of `names` (the secret, file, environment...)
 /// on stderr.
 #[track_caller]
@@ -183,6 +186,56 @@ pub fn assert_refused(out: &Output, names: &[&str]) {
         assert!(
             err.contains(name),
             "stderr does not name {name:?}\n{}",
+            describe(out)
+        );
+    }
+}
+
+/// The error object a failing `--format json` command printed on stderr: the last line
+/// of stderr that parses as `{"error": {"kind": ..., "message": ..., "hint": ...}}`.
+pub fn json_error(out: &Output) -> Option<serde_json::Value> {
+    stderr(out).lines().rev().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+        v.get("error").filter(|e| e.is_object()).cloned()
+    })
+}
+
+/// The `kind` of the error a `--format json` command printed (see [`json_error`]).
+pub fn error_kind(out: &Output) -> Option<String> {
+    json_error(out)?.get("kind")?.as_str().map(str::to_owned)
+}
+
+/// Fails unless the command (run with `--format json`) failed with exit 1, without a panic,
+/// printing an error of this `kind` (`not_found`, `repository`, `identity`, ...).
+#[track_caller]
+pub fn assert_kind(out: &Output, kind: &str) {
+    assert_no_panic(out);
+    assert_exit(out, 1);
+    assert_eq!(
+        error_kind(out).as_deref(),
+        Some(kind),
+        "expected an error of kind {kind:?}\n{}",
+        describe(out)
+    );
+}
+
+/// [`assert_refused`] for a command run with `--format json`: exit 1, an error of this
+/// `kind` with a hint, and every one of `names` in its message or hint.
+#[track_caller]
+pub fn assert_refused_kind(out: &Output, kind: &str, names: &[&str]) {
+    assert_kind(out, kind);
+    let error = json_error(out).unwrap();
+    let message = error["message"].as_str().unwrap_or_default();
+    let hint = error["hint"].as_str().unwrap_or_default();
+    assert!(
+        !hint.is_empty(),
+        "the error has no hint saying what to do\n{}",
+        describe(out)
+    );
+    for name in names {
+        assert!(
+            message.contains(name) || hint.contains(name),
+            "the error does not name {name:?}\n{}",
             describe(out)
         );
     }
@@ -247,6 +300,141 @@ pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
         stdout: out_reader.join().unwrap(),
         stderr: err_reader.join().unwrap(),
     }
+}
+
+/// How long [`on_terminal`] waits for each prompt to appear.
+const PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `arg` quoted for `sh`.
+fn shell_quote(arg: &OsStr) -> String {
+    format!("'{}'", arg.to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// Where `needle` starts in `haystack`.
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Runs `cmd` (its program, arguments, folder and environment) on a pseudo-terminal, given by
+/// `script` (util-linux), and holds a dialogue with it: for each `(prompt, answer)` in turn,
+/// waits until the terminal shows `prompt` (after the previous prompt), then types `answer`
+/// and Enter. Returns the exit status and everything the terminal showed.
+///
+/// No fixed delays: it fails naming the prompt when the command ends without showing it, or
+/// when it does not appear within [`PROMPT_TIMEOUT`].
+pub fn on_terminal(cmd: &Command, dialogue: &[(&str, &str)]) -> (ExitStatus, String) {
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    // -e: script exits with the command's status.
+    script.args(["-qec", &line, "/dev/null"]);
+    if let Some(dir) = cmd.get_current_dir() {
+        script.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = script.spawn().expect("script (util-linux) runs");
+    // Kept open until the command ends: what is written here is typed on the terminal.
+    let mut keyboard = child.stdin.take().unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut screen = child.stdout.take().unwrap();
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = screen.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let mut err_pipe = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let text = |shown: &std::sync::Mutex<Vec<u8>>| {
+        String::from_utf8_lossy(&shown.lock().unwrap()).into_owned()
+    };
+    let mut reader = Some(reader);
+    let mut from = 0;
+    for (prompt, answer) in dialogue {
+        let deadline = Instant::now() + PROMPT_TIMEOUT;
+        loop {
+            if let Some(at) = find_bytes(&shown.lock().unwrap()[from..], prompt.as_bytes()) {
+                from += at + prompt.len();
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                // Everything it printed is read once the pipe is closed: look once more.
+                if let Some(r) = reader.take() {
+                    let _ = r.join();
+                    continue;
+                }
+                panic!(
+                    "the command ended ({status}) without asking {prompt:?}; the terminal showed:\n{}",
+                    text(&shown)
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "no {prompt:?} on the terminal within {PROMPT_TIMEOUT:?}; it showed:\n{}",
+                    text(&shown)
+                );
+            }
+            // Polling the output, not a delay before typing.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        keyboard
+            .write_all(format!("{answer}\n").as_bytes())
+            .and_then(|()| keyboard.flush())
+            .unwrap_or_else(|e| panic!("cannot type {answer:?} after {prompt:?}: {e}"));
+    }
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the command did not finish within {COMMAND_TIMEOUT:?}; the terminal showed:\n{}",
+                text(&shown)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(keyboard);
+    if let Some(r) = reader {
+        let _ = r.join();
+    }
+    let err = err_reader.join().unwrap();
+    assert!(
+        !err.starts_with(b"script:"),
+        "script could not run {line}: {}",
+        String::from_utf8_lossy(&err)
+    );
+    (status, text(&shown))
 }
 
 /// A new age identity written by `age-keygen`: (file, public key).
@@ -329,6 +517,29 @@ impl TestRepo {
     /// `swarmseal keygen -o <default identity path>`, then
     /// `swarmseal init --project testproj --env staging --env production --recipient me=<public>`.
     pub fn new() -> TestRepo {
+        let repo = TestRepo::with_identity();
+        let recipient = format!("me={}", repo.public);
+        let out = repo.run(
+            &[
+                "init",
+                "--project",
+                "testproj",
+                "--env",
+                "staging",
+                "--env",
+                "production",
+                "--recipient",
+                &recipient,
+            ],
+            None,
+        );
+        assert_ok(&out);
+        repo
+    }
+
+    /// The folders and the default identity (`swarmseal keygen -o <identity>`, its public
+    /// key in `public`); no repository yet.
+    pub fn with_identity() -> TestRepo {
         let repo = TestRepo::bare();
         let out = repo.run_in(
             repo.tmp.path(),
@@ -355,24 +566,7 @@ impl TestRepo {
             public.starts_with("age1"),
             "unexpected public key {public:?}"
         );
-        let repo = TestRepo { public, ..repo };
-        let recipient = format!("me={}", repo.public);
-        let out = repo.run(
-            &[
-                "init",
-                "--project",
-                "testproj",
-                "--env",
-                "staging",
-                "--env",
-                "production",
-                "--recipient",
-                &recipient,
-            ],
-            None,
-        );
-        assert_ok(&out);
-        repo
+        TestRepo { public, ..repo }
     }
 
     /// The folders only: no identity, no repository (the `root` folder exists and is empty).
@@ -429,6 +623,14 @@ impl TestRepo {
         run_command(c, stdin)
     }
 
+    /// Runs `swarmseal --format json ARGS` in the repository root: errors come as one JSON
+    /// object on stderr (see [`assert_kind`]).
+    pub fn run_json(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut c = self.command();
+        c.args(["--format", "json"]).args(args);
+        run_command(c, stdin)
+    }
+
     /// Runs `swarmseal ARGS... EXTRA` in `cwd`; `extra` is a trailing path argument.
     pub fn run_in<'a>(
         &self,
@@ -465,6 +667,21 @@ impl TestRepo {
         out.stdout
     }
 
+    /// `swarmseal -e ENV --format json ls`; asserts success and returns the listed names.
+    #[track_caller]
+    pub fn ls_names(&self, env: &str) -> Vec<String> {
+        let out = self.run(&["-e", env, "--format", "json", "ls"], None);
+        assert_ok(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("ls --format json is not JSON: {e}\n{}", describe(&out)));
+        v["secrets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no \"secrets\" list\n{}", describe(&out)))
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// `swarmseal check`; returns the output (no assertion).
     pub fn check(&self, extra: &[&str]) -> Output {
         let mut args = vec!["check"];
@@ -494,6 +711,68 @@ impl TestRepo {
             })
             .map(|(p, _)| p.display().to_string())
             .collect()
+    }
+
+    /// Where the index records when the value of secret `name` of `env` last changed:
+    /// (the index's lines, the number of the secret's line, the byte range of the stamp in
+    /// that line, inside its quotes if it has any). Keys and values may be quoted either way
+    /// or not at all.
+    fn change_stamp_at(
+        &self,
+        env: &str,
+        name: &str,
+    ) -> (Vec<String>, usize, std::ops::Range<usize>) {
+        let text = std::fs::read_to_string(self.path(".swarmseal/index.yaml")).unwrap();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let is_key = |line: &str, key: &str| {
+            ["", "'", "\""]
+                .iter()
+                .any(|q| line.starts_with(&format!("{q}{key}{q}:")))
+        };
+        let mut in_env = false;
+        for (i, line) in lines.iter().enumerate() {
+            let content = line.trim_start();
+            let indent = line.len() - content.len();
+            if indent == 2 {
+                in_env = is_key(content, env);
+            } else if in_env && indent > 4 && is_key(content, name) {
+                let after = line
+                    .find("changed:")
+                    .map(|at| at + "changed:".len())
+                    .unwrap_or_else(|| panic!("no changed: stamp for {name} in {env}:\n{text}"));
+                let value = &line[after..];
+                let start = after + value.len() - value.trim_start().len();
+                let (start, end) = match line[start..].chars().next() {
+                    Some(q @ ('\'' | '"')) => {
+                        let end = start + 1 + line[start + 1..].find(q).unwrap();
+                        (start + 1, end)
+                    }
+                    _ => {
+                        let len = line[start..].find([',', '}']).unwrap_or(line.len() - start);
+                        (start, start + line[start..start + len].trim_end().len())
+                    }
+                };
+                return (lines, i, start..end);
+            }
+        }
+        panic!("the index has no line for {name} in {env}:\n{text}");
+    }
+
+    /// The index's `changed:` stamp of a secret: when its value last changed (what `check`
+    /// ages values by, for `rotate_after` and `--max-age`).
+    pub fn change_stamp(&self, env: &str, name: &str) -> String {
+        let (lines, i, range) = self.change_stamp_at(env, name);
+        lines[i][range].to_owned()
+    }
+
+    /// Writes `stamp` as the index's `changed:` stamp of a secret: a value that changed at
+    /// another time, without waiting for the clock.
+    pub fn set_change_stamp(&self, env: &str, name: &str, stamp: &str) {
+        let (mut lines, i, range) = self.change_stamp_at(env, name);
+        lines[i].replace_range(range, stamp);
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(self.path(".swarmseal/index.yaml"), text).unwrap();
     }
 
     /// A snapshot of the repository.

@@ -27,7 +27,7 @@ pub const REQUIRE_VAR: &str = "SWARMSEAL_REQUIRE_ENGINE";
 /// The image `tests/engine.sh` imports.
 pub const DEFAULT_IMAGE: &str = "swarmseal-test/busybox:1";
 
-/// Label keys swarmseal puts on managed secrets (SPEC §2).
+/// Label keys swarmseal puts on managed secrets (`docs/design.md#names-and-labels`).
 pub const LABEL_MANAGED: &str = "io.swarmseal.managed";
 pub const LABEL_PROJECT: &str = "io.swarmseal.project";
 pub const LABEL_ENVIRONMENT: &str = "io.swarmseal.environment";

@@ -489,21 +489,7 @@ impl SyncRepo {
     pub fn new(engine: &Engine, guard: &Guard, test: &str) -> SyncRepo {
         let project = engine.unique_project(test);
         guard.project(&project);
-        let bare = TestRepo::bare();
-        let out = bare.run_in(
-            bare.tmp.path(),
-            ["keygen", "-o"],
-            Some(&bare.identity),
-            None,
-        );
-        assert_ok(&out);
-        let text = std::fs::read_to_string(&bare.identity).expect("keygen -o wrote no file");
-        let public = text
-            .lines()
-            .find_map(|l| l.strip_prefix("# public key: "))
-            .map(|s| s.trim().to_owned())
-            .expect("no public key in the identity file");
-        let t = TestRepo { public, ..bare };
+        let t = TestRepo::with_identity();
         let recipient = format!("me={}", t.public);
         assert_ok(&t.run(
             &[
@@ -534,6 +520,14 @@ impl SyncRepo {
 
     pub fn run(&self, args: &[&str]) -> Output {
         run_command(self.command(args), None)
+    }
+
+    /// [`SyncRepo::run`] with `--format json`: a failure prints one JSON error with a kind
+    /// (see [`super::cli::assert_kind`]).
+    pub fn run_json(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        self.run(&all)
     }
 
     /// `set NAME` with the value on stdin; asserts success.
@@ -591,6 +585,16 @@ impl SyncRepo {
             Some(0),
             "changes left\n{plan:#}"
         );
+    }
+
+    /// Creates `<project>-app`, a service (tracked by `guard`) mounting the current version
+    /// of `secret` as `/run/secrets/<secret>`, and waits until it runs; returns its name.
+    #[track_caller]
+    pub fn app_service(&self, guard: &Guard, secret: &str) -> String {
+        let svc = format!("{}-app", self.project);
+        guard.service(&svc, &self.project, &[(&self.current(secret).name, secret)]);
+        guard.wait_running(&svc);
+        svc
     }
 
     /// Every secret labelled with this repository's project (managed versions).

@@ -24,12 +24,66 @@ use crate::repo::desired::{self, Decrypt, RepoState};
 use crate::repo::Repo;
 
 use crate::cli::remote::Remote;
-use crate::swarm::holder;
+use crate::swarm::{holder, Lock};
 
 pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     let g = &cx.global;
     let repo = cx.repo()?;
     let env = cx.env()?;
+    let saved = load_saved(&args, repo, &env)?;
+    let ids = cx.require_identities(&format!("decrypt the secrets of {env}"))?;
+    let (state, remote) = Remote::connect_while(g, repo, &env, || {
+        desired::read(
+            repo,
+            &env,
+            Some(ids),
+            Decrypt::Required { keep_values: true },
+        )
+    })?;
+    cx.warn_all(&state.warnings);
+    if repo.manifest.environment(&env)?.swarm_id.is_none() && !g.quiet {
+        output::warn(&format!(
+            "environment {env} is not pinned to a Swarm; to make sure it is only ever applied to this one, add `swarm_id: {}` under environments.{env} in swarmseal.yaml",
+            remote.swarm.cluster_id
+        ));
+    }
+    // A person reviews the plan before the lock is taken, so that a prompt left open
+    // never holds the lock; under the lock the Swarm is observed again, and the reviewed
+    // plan is carried out only if it is still the plan.
+    let reviewed = match (&saved, args.yes) {
+        (None, false) => match review(g, repo, &env, &state, &remote)? {
+            Review::Confirmed(plan) => Some(plan),
+            Review::NothingToDo(code) => return Ok(code),
+        },
+        _ => None,
+    };
+    // From here on, the terminating signals (Ctrl-C, SIGTERM from a cancelled CI job,
+    // SIGHUP from a closed terminal, Ctrl-\) no longer kill the process outright: they
+    // stop the apply between API calls, and the lock is released on the way out.
+    let mut signals = {
+        let _runtime = remote.rt.enter();
+        Interrupts::new()
+    };
+    let lock = take_lock(&args, repo, &env, &remote, &mut signals)?;
+    let result = locked(
+        g,
+        &args,
+        repo,
+        &env,
+        &state,
+        &remote,
+        saved.as_ref(),
+        reviewed,
+        &mut signals,
+    );
+    let released = remote.rt.block_on(remote.swarm.release(lock));
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+/// Loads the saved plan, if any, refusing one for elsewhere or made without an identity.
+fn load_saved(args: &ApplyArgs, repo: &Repo, env: &str) -> Result<Option<PlanFile>> {
     let saved = args
         .planfile
         .as_ref()
@@ -55,70 +109,69 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
                 .hint("make the plan with an identity (-i FILE, SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY)"));
         }
     }
-    let ids = cx.require_identities(&format!("decrypt the secrets of {env}"))?;
-    let (state, remote) = Remote::connect_while(g, repo, &env, || {
-        desired::read(
-            repo,
-            &env,
-            Some(ids),
-            Decrypt::Required { keep_values: true },
-        )
-    })?;
-    cx.warn_all(&state.warnings);
-    if repo.manifest.environment(&env)?.swarm_id.is_none() && !g.quiet {
-        output::warn(&format!(
-            "environment {env} is not pinned to a Swarm; to make sure it is only ever applied to this one, add `swarm_id: {}` under environments.{env} in swarmseal.yaml",
-            remote.swarm.cluster_id
-        ));
+    Ok(saved)
+}
+
+/// What came of showing the plan to a person before the lock is taken.
+enum Review {
+    /// They confirmed this plan.
+    Confirmed(Plan),
+    /// There was nothing to do, and the (empty) report was made, with this exit code.
+    NothingToDo(i32),
+}
+
+/// Observes, plans, shows the plan and asks for confirmation, all without the lock.
+fn review(
+    g: &Global,
+    repo: &Repo,
+    env: &str,
+    state: &RepoState,
+    remote: &Remote,
+) -> Result<Review> {
+    let names = state.desired.secrets.keys().cloned().collect();
+    let observed = remote.observe(repo, env, &names)?;
+    let plan = plan::plan(&state.desired, &observed);
+    show(g, &plan, remote, &observed).map_err(|e| output_failed(e, false))?;
+    plan.refuse_blocked(env)?;
+    if plan.steps.is_empty() {
+        return finish(g, &plan, &context(remote, &observed), &Outcome::default())
+            .map_err(|e| output_failed(e, true))
+            .map(Review::NothingToDo);
     }
-    // A person reviews the plan before the lock is taken, so that a prompt left open
-    // never holds the lock; under the lock the Swarm is observed again, and the reviewed
-    // plan is carried out only if it is still the plan.
-    let reviewed = match (&saved, args.yes) {
-        (None, false) => {
-            let names = state.desired.secrets.keys().cloned().collect();
-            let observed = remote.observe(repo, &env, &names)?;
-            let plan = plan::plan(&state.desired, &observed);
-            show(g, &plan, &remote, &observed).map_err(|e| output_failed(e, false))?;
-            plan.refuse_blocked(&env)?;
-            if plan.steps.is_empty() {
-                return finish(g, &plan, &context(&remote, &observed), &Outcome::default())
-                    .map_err(|e| output_failed(e, true));
-            }
-            if g.format != Format::Human || g.quiet {
-                // Nobody confirms a plan they have not seen.
-                let endpoint = remote.describe();
-                let ctx = render::Context {
-                    endpoint: &endpoint,
-                    cluster_id: &observed.cluster_id,
-                };
-                crate::cli::output::err!(
-                    "{}",
-                    render::human(&plan, &ctx, output::colour(false), g.verbose)
-                );
-            }
-            confirm(&env, &remote.describe())?;
-            Some(plan)
-        }
-        _ => None,
-    };
-    // From here on, the terminating signals (Ctrl-C, SIGTERM from a cancelled CI job,
-    // SIGHUP from a closed terminal, Ctrl-\) no longer kill the process outright: they
-    // stop the apply between API calls, and the lock is released on the way out.
-    let mut signals = {
-        let _runtime = remote.rt.enter();
-        Interrupts::new()
-    };
+    if g.format != Format::Human || g.quiet {
+        // Nobody confirms a plan they have not seen.
+        let endpoint = remote.describe();
+        let ctx = render::Context {
+            endpoint: &endpoint,
+            cluster_id: &observed.cluster_id,
+        };
+        crate::cli::output::err!(
+            "{}",
+            render::human(&plan, &ctx, output::colour(false), g.verbose)
+        );
+    }
+    confirm(env, &remote.describe())?;
+    Ok(Review::Confirmed(plan))
+}
+
+/// Takes the apply lock, waiting up to `--lock-timeout` unless a signal comes first.
+fn take_lock(
+    args: &ApplyArgs,
+    repo: &Repo,
+    env: &str,
+    remote: &Remote,
+    signals: &mut Interrupts,
+) -> Result<Lock> {
     let project = repo.manifest.project.clone();
     let holder = holder::this_process();
-    let lock = remote.rt.block_on(async {
+    remote.rt.block_on(async {
         tokio::select! {
-            lock = remote.swarm.lock(&project, &env, &holder, args.lock_timeout) => lock,
+            lock = remote.swarm.lock(&project, env, &holder, args.lock_timeout) => lock,
             signal = signals.recv() => {
                 // The lock's creation may have gone through just as the signal came.
-                if let Ok(Some(info)) = remote.swarm.lock_info(&project, &env).await {
+                if let Ok(Some(info)) = remote.swarm.lock_info(&project, env).await {
                     if info.process.is_some() && info.process == holder.process {
-                        let _ = remote.swarm.unlock(&project, &env, true).await;
+                        let _ = remote.swarm.unlock(&project, env, true).await;
                     }
                 }
                 Err(Error::new(format!(
@@ -127,22 +180,7 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
 .with_kind(ErrorKind::Interrupted))
             }
         }
-    })?;
-    let result = locked(
-        g,
-        &args,
-        repo,
-        &env,
-        &state,
-        &remote,
-        saved.as_ref(),
-        reviewed,
-        &mut signals,
-    );
-    let released = remote.rt.block_on(remote.swarm.release(lock));
-    let code = result?;
-    released?;
-    Ok(code)
+    })
 }
 
 /// An output error in apply: unlike a report, an apply whose output is gone is not a
@@ -188,6 +226,7 @@ fn show(g: &Global, plan: &Plan, remote: &Remote, observed: &Observed) -> Result
     Ok(())
 }
 
+/// Under the lock: observes and plans again, then carries the plan out.
 #[allow(clippy::too_many_arguments)]
 fn locked(
     g: &Global,
@@ -202,46 +241,8 @@ fn locked(
 ) -> Result<i32> {
     let names = state.desired.secrets.keys().cloned().collect();
     let observed = remote.observe(repo, env, &names)?;
-    let plan: Plan = match (saved, reviewed) {
-        (Some(file), _) => {
-            let path = args
-                .planfile
-                .as_deref()
-                .unwrap_or(std::path::Path::new("plan"));
-            file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, &observed)?;
-            // Same repository, same Swarm: the planner must give the same plan. Anything
-            // else (an edited file, another swarmseal version) is not carried out.
-            let now = plan::plan(&state.desired, &observed);
-            if now != file.plan {
-                return Err(Error::new(format!(
-                    "the plan {} is stale: it is not what swarmseal plans for this repository and Swarm (was the file edited, or made by another swarmseal version?)",
-                    path.display()
-                ))
-.with_kind(ErrorKind::StalePlan)
-                .hint("make a new plan with `swarmseal plan --out FILE` and review it"));
-            }
-            show(g, &now, remote, &observed).map_err(|e| output_failed(e, false))?;
-            now
-        }
-        (None, Some(reviewed)) => {
-            let now = plan::plan(&state.desired, &observed);
-            if now.steps != reviewed.steps {
-                return Err(Error::new(
-                    "the Swarm changed while the plan was being confirmed (another apply?); nothing was changed",
-                )
-.with_kind(ErrorKind::StalePlan)
-                .hint("run apply again and review the new plan"));
-            }
-            now
-        }
-        (None, None) => {
-            let plan = plan::plan(&state.desired, &observed);
-            show(g, &plan, remote, &observed).map_err(|e| output_failed(e, false))?;
-            plan
-        }
-    };
+    let plan = replan(g, args, state, remote, &observed, saved, reviewed)?;
     plan.refuse_blocked(env)?;
-    let ctx = context(remote, &observed);
     // Nothing to do, unless a service of this environment is still updating (an
     // interrupted apply sent its update): apply waits for it, as it would have.
     let in_flight = !args.detach
@@ -250,6 +251,7 @@ fn locked(
             .iter()
             .any(|s| s.in_flight() && observed.uses_environment(s, &repo.manifest.project, env));
     if plan.steps.is_empty() && !in_flight {
+        let ctx = context(remote, &observed);
         return finish(g, &plan, &ctx, &Outcome::default()).map_err(|e| output_failed(e, true));
     }
     let opts = Options {
@@ -257,6 +259,70 @@ fn locked(
         wait_timeout: args.wait_timeout,
         parallel: args.parallel as usize,
     };
+    carry_out(g, remote, state, &plan, &observed, &opts, signals)
+}
+
+/// Plans again under the lock, checking the saved or reviewed plan is still the plan.
+fn replan(
+    g: &Global,
+    args: &ApplyArgs,
+    state: &RepoState,
+    remote: &Remote,
+    observed: &Observed,
+    saved: Option<&PlanFile>,
+    reviewed: Option<Plan>,
+) -> Result<Plan> {
+    match (saved, reviewed) {
+        (Some(file), _) => {
+            let path = args
+                .planfile
+                .as_deref()
+                .unwrap_or(std::path::Path::new("plan"));
+            file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, observed)?;
+            // Same repository, same Swarm: the planner must give the same plan. Anything
+            // else (an edited file, another swarmseal version) is not carried out.
+            let now = plan::plan(&state.desired, observed);
+            if now != file.plan {
+                return Err(Error::new(format!(
+                    "the plan {} is stale: it is not what swarmseal plans for this repository and Swarm (was the file edited, or made by another swarmseal version?)",
+                    path.display()
+                ))
+.with_kind(ErrorKind::StalePlan)
+                .hint("make a new plan with `swarmseal plan --out FILE` and review it"));
+            }
+            show(g, &now, remote, observed).map_err(|e| output_failed(e, false))?;
+            Ok(now)
+        }
+        (None, Some(reviewed)) => {
+            let now = plan::plan(&state.desired, observed);
+            if now.steps != reviewed.steps {
+                return Err(Error::new(
+                    "the Swarm changed while the plan was being confirmed (another apply?); nothing was changed",
+                )
+.with_kind(ErrorKind::StalePlan)
+                .hint("run apply again and review the new plan"));
+            }
+            Ok(now)
+        }
+        (None, None) => {
+            let plan = plan::plan(&state.desired, observed);
+            show(g, &plan, remote, observed).map_err(|e| output_failed(e, false))?;
+            Ok(plan)
+        }
+    }
+}
+
+/// Executes the plan, raced against the signals, and reports what was done.
+fn carry_out(
+    g: &Global,
+    remote: &Remote,
+    state: &RepoState,
+    plan: &Plan,
+    observed: &Observed,
+    opts: &Options,
+    signals: &mut Interrupts,
+) -> Result<i32> {
+    let ctx = context(remote, observed);
     let live = ApplyProgress::new(g.quiet || g.format != Format::Human);
     let progress = |event: Event| live.event(event);
     let outcome = Mutex::new(Outcome::default());
@@ -265,7 +331,7 @@ fn locked(
     // what was done before the stop.
     let result = remote.rt.block_on(async {
         tokio::select! {
-            r = apply::execute(&remote.swarm, &plan, &observed, &state.values, &opts, &progress, &outcome) => r,
+            r = apply::execute(&remote.swarm, plan, observed, &state.values, opts, &progress, &outcome) => r,
             signal = signals.recv() => Err(Error::new(format!(
                 "interrupted by {signal}: the apply stopped part-way and released its lock"
             ))
@@ -276,7 +342,7 @@ fn locked(
     live.finish();
     let outcome = outcome.into_inner().unwrap_or_else(|p| p.into_inner());
     match result {
-        Ok(()) => finish(g, &plan, &ctx, &outcome).map_err(|e| output_failed(e, true)),
+        Ok(()) => finish(g, plan, &ctx, &outcome).map_err(|e| output_failed(e, true)),
         Err(e) => {
             summary(g, &outcome, "Done before it stopped");
             Err(e)
@@ -357,6 +423,7 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
                 "not removed because services use them now: {}",
                 outcome.blocked.join("; ")
             ))
+            .with_kind(ErrorKind::Blocked)
             .hint("a service started using them after the plan was made; run plan again"),
         );
         return Ok(1);

@@ -1,4 +1,4 @@
-//! `swarmseal check`: every local check of SPEC §4, without the Swarm.
+//! `swarmseal check`: every local check (the README's "What `check` knows"), without the Swarm.
 
 use std::time::{Duration, SystemTime};
 
@@ -152,42 +152,8 @@ fn check_env(
         }
     }
 
-    // The fingerprint key.
-    let key_path = repo.fingerprint_key_path(env);
-    let key_rel = repo.rel(&key_path).display().to_string();
-    match repo.read_optional(&key_path) {
-        Ok(None) => f.error(
-            &key_rel,
-            format!("the fingerprint key of {env} is missing"),
-            "restore it from git, or run `swarmseal rekey` to create a new one",
-        ),
-        Err(e) => f.error(&key_rel, e.message(), e.hint_text().unwrap_or_default()),
-        Ok(Some(bytes)) => {
-            let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
-            let file = FileCheck {
-                repo,
-                env,
-                kind: ScopeKind::FingerprintKey,
-                path: &key_path,
-                rel: &key_rel,
-            };
-            file.check(&bytes, record, &current, decrypting, f);
-        }
-    }
-
-    let mut variables: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
-    for name in scan.secrets.keys() {
-        if let Some(other) = variables.insert(names::env_variable(name), name) {
-            f.warning(
-                format!("secrets/{env}"),
-                format!(
-                    "{other} and {name} would both be passed as {} by `swarmseal exec`, which refuses them",
-                    names::env_variable(name)
-                ),
-                "rename one of them",
-            );
-        }
-    }
+    check_fingerprint_key(repo, env, index, &current, decrypting, f);
+    check_exec_variables(env, &scan, f);
     for (name, file) in &scan.secrets {
         let rel = file.rel.display().to_string();
         let bytes = match repo.read(&file.path) {
@@ -213,46 +179,108 @@ fn check_env(
             (a, b) => a.or(b),
         };
         if let Some(limit) = limit {
-            let stamp = record.and_then(|r| r.changed.as_deref());
-            let changed = record.and_then(Record::changed_at);
-            // A little clock skew between machines is no reason to fail.
-            let future = changed.is_some_and(|c| {
-                c.duration_since(SystemTime::now())
-                    .is_ok_and(|ahead| ahead > Duration::from_secs(86400))
-            });
-            match changed {
-                // A date that is not one, or one in the future, would switch the limit off.
-                _ if stamp.is_some() && (changed.is_none() || future) => f.error(
-                    &rel,
-                    format!(
-                        "{name} has a rotation limit, but the index records its last change {}, so the limit cannot be checked",
-                        if future { "in the future" } else { "with something that is not a date" }
-                    ),
-                    format!("restore .swarmseal/index.yaml from git, or set a new value with `swarmseal -e {env} set {name}` to start the clock again"),
-                ),
-                Some(changed) => {
-                    let age = SystemTime::now().duration_since(changed).unwrap_or_default();
-                    if age > limit {
-                        f.error(
-                            &rel,
-                            format!(
-                                "{name} is overdue for rotation: its value last changed {} ago, the limit is {}",
-                                humantime::format_duration(Duration::from_secs(age.as_secs() / 86400 * 86400)),
-                                humantime::format_duration(limit)
-                            ),
-                            format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)"),
-                        );
-                    }
-                }
-                None => f.warning(
-                    &rel,
-                    format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
-                    format!("set the value with `swarmseal -e {env} set {name}` to start the clock"),
-                ),
-            }
+            check_rotation(env, name, &rel, record, limit, f);
         }
     }
     Ok(scan.secrets.len())
+}
+
+/// The environment's fingerprint key: present, readable, of this environment.
+fn check_fingerprint_key(
+    repo: &Repo,
+    env: &str,
+    index: &Index,
+    current: &[(String, String)],
+    decrypting: Option<&Identities>,
+    f: &mut Findings,
+) {
+    let key_path = repo.fingerprint_key_path(env);
+    let key_rel = repo.rel(&key_path).display().to_string();
+    match repo.read_optional(&key_path) {
+        Ok(None) => f.error(
+            &key_rel,
+            format!("the fingerprint key of {env} is missing"),
+            "restore it from git, or run `swarmseal rekey` to create a new one",
+        ),
+        Err(e) => f.error(&key_rel, e.message(), e.hint_text().unwrap_or_default()),
+        Ok(Some(bytes)) => {
+            let record = index.env(env).and_then(|e| e.fingerprint_key.as_ref());
+            let file = FileCheck {
+                repo,
+                env,
+                kind: ScopeKind::FingerprintKey,
+                path: &key_path,
+                rel: &key_rel,
+            };
+            file.check(&bytes, record, current, decrypting, f);
+        }
+    }
+}
+
+/// Secrets that `exec` would pass under the same variable name.
+fn check_exec_variables(env: &str, scan: &crate::repo::Scan, f: &mut Findings) {
+    let mut variables: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for name in scan.secrets.keys() {
+        if let Some(other) = variables.insert(names::env_variable(name), name) {
+            f.warning(
+                format!("secrets/{env}"),
+                format!(
+                    "{other} and {name} would both be passed as {} by `swarmseal exec`, which refuses them",
+                    names::env_variable(name)
+                ),
+                "rename one of them",
+            );
+        }
+    }
+}
+
+/// Fails a secret whose value is older than its rotation limit (`rotate_after`, or
+/// `--max-age`), or whose recorded change date cannot be trusted.
+fn check_rotation(
+    env: &str,
+    name: &str,
+    rel: &str,
+    record: Option<&Record>,
+    limit: Duration,
+    f: &mut Findings,
+) {
+    let stamp = record.and_then(|r| r.changed.as_deref());
+    let changed = record.and_then(Record::changed_at);
+    // A little clock skew between machines is no reason to fail.
+    let future = changed.is_some_and(|c| {
+        c.duration_since(SystemTime::now())
+            .is_ok_and(|ahead| ahead > Duration::from_secs(86400))
+    });
+    match changed {
+            // A date that is not one, or one in the future, would switch the limit off.
+            _ if stamp.is_some() && (changed.is_none() || future) => f.error(
+                rel,
+                format!(
+                    "{name} has a rotation limit, but the index records its last change {}, so the limit cannot be checked",
+                    if future { "in the future" } else { "with something that is not a date" }
+                ),
+                format!("restore .swarmseal/index.yaml from git, or set a new value with `swarmseal -e {env} set {name}` to start the clock again"),
+            ),
+            Some(changed) => {
+                let age = SystemTime::now().duration_since(changed).unwrap_or_default();
+                if age > limit {
+                    f.error(
+                        rel,
+                        format!(
+                            "{name} is overdue for rotation: its value last changed {} ago, the limit is {}",
+                            humantime::format_duration(Duration::from_secs(age.as_secs() / 86400 * 86400)),
+                            humantime::format_duration(limit)
+                        ),
+                        format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)"),
+                    );
+                }
+            }
+            None => f.warning(
+                rel,
+                format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
+                format!("set the value with `swarmseal -e {env} set {name}` to start the clock"),
+            ),
+        }
 }
 
 /// One age file of the repository, for [`FileCheck::check`].

@@ -15,7 +15,7 @@ use crate::cli::args::NameArg;
 use crate::cli::context::Context;
 use crate::crypto::value;
 use crate::crypto::{self, MAX_VALUE_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::repo::secrets;
 
 pub fn run(cx: &Context, args: NameArg) -> Result<i32> {
@@ -111,6 +111,7 @@ fn run_editor(path: &Path) -> Result<()> {
         return Err(Error::new(
             "the edit was interrupted (SIGTERM or SIGHUP); nothing was changed",
         )
+        .with_kind(ErrorKind::Interrupted)
         .hint("edit again"));
     }
     if !status.success() {

@@ -11,6 +11,6 @@ pub fn run(cx: &Context, args: NameArg) -> Result<i32> {
     let file = secrets::find_secret(repo, &env, &args.name)?;
     let ids = cx.require_identities(&format!("decrypt {}", file.rel.display()))?;
     let value = repo.decrypt_secret(&env, &file.path, ids)?;
-    crate::cli::output::write_stdout(&value)?;
+    crate::cli::output::write_secret_stdout(&value)?;
     Ok(0)
 }

@@ -7,10 +7,7 @@ use crate::cli::context::Context;
 use crate::crypto::{self};
 use crate::domain::names;
 use crate::error::{Error, Result};
-use crate::repo::gitattributes;
-use crate::repo::manifest::{self, MANIFEST_FILE};
-use crate::repo::secrets;
-use crate::repo::{LockMode, Repo};
+use crate::repo::manifest::MANIFEST_FILE;
 
 pub fn run(cx: &Context, args: InitArgs) -> Result<i32> {
     let g = &cx.global;
@@ -37,20 +34,7 @@ pub fn run(cx: &Context, args: InitArgs) -> Result<i32> {
     } else {
         g.env.clone()
     };
-    for env in &envs {
-        names::check_scope_name("environment", env)
-            .map_err(|e| Error::new(e).hint("choose another name with --env NAME"))?;
-    }
-    if let Some(dup) = envs
-        .iter()
-        .enumerate()
-        .find(|(i, e)| envs[..*i].contains(e))
-        .map(|(_, e)| e)
-    {
-        return Err(
-            Error::new(format!("-e {dup} is given twice")).hint("name each environment once")
-        );
-    }
+    check_environments(&envs)?;
     let recipients = if args.recipients.is_empty() {
         vec![own_recipient(cx)?]
     } else {
@@ -69,22 +53,7 @@ pub fn run(cx: &Context, args: InitArgs) -> Result<i32> {
         return Err(Error::new(format!("--recipient {dup} is given twice"))
             .hint("give each recipient one name and one key"));
     }
-    // Everything at once, the manifest last: a failed init leaves no half repository.
-    let text = manifest::render_new(&project, &envs, &recipients);
-    let parsed = manifest::Manifest::parse(&text, &manifest_path)?;
-    let root = std::fs::canonicalize(&root).map_err(|e| Error::io("open", &root, e))?;
-    let repo = Repo::with_manifest(root, parsed);
-    let _lock = repo.lock(LockMode::Exclusive)?;
-    let mut index = repo.load_index()?;
-    let mut tx = repo.transaction();
-    for env in &envs {
-        tx.write(&repo.env_dir(env).join(".gitkeep"), b"")?;
-        secrets::create_fingerprint_key(&repo, &mut tx, &mut index, env)?;
-    }
-    secrets::stage_index(&repo, &mut tx, &index)?;
-    gitattributes::stage(&repo, &mut tx)?;
-    tx.write(&repo.manifest_path(), text.as_bytes())?;
-    tx.commit()?;
+    let repo = crate::repo::create::create(&root, &project, &envs, &recipients)?;
 
     cx.say(format!(
         "Created a swarmseal repository for project {project:?} in {}",
@@ -105,6 +74,25 @@ pub fn run(cx: &Context, args: InitArgs) -> Result<i32> {
         "Next: store a secret with `swarmseal set NAME` (the value is read from standard input).",
     );
     Ok(0)
+}
+
+/// The environments to create: valid names, each once.
+fn check_environments(envs: &[String]) -> Result<()> {
+    for env in envs {
+        names::check_scope_name("environment", env)
+            .map_err(|e| Error::new(e).hint("choose another name with --env NAME"))?;
+    }
+    if let Some(dup) = envs
+        .iter()
+        .enumerate()
+        .find(|(i, e)| envs[..*i].contains(e))
+        .map(|(_, e)| e)
+    {
+        return Err(
+            Error::new(format!("-e {dup} is given twice")).hint("name each environment once")
+        );
+    }
+    Ok(())
 }
 
 fn default_project(root: &Path) -> Result<String> {

@@ -14,7 +14,7 @@ pub fn run(cx: &Context, args: KeygenArgs) -> Result<i32> {
         }
         None => {
             let (text, public) = crypto::generate_identity();
-            crate::cli::output::write_stdout(text.as_bytes())?;
+            crate::cli::output::write_secret_stdout(text.as_bytes())?;
             cx.say(format!("Public key: {public}"));
         }
     }

@@ -57,6 +57,6 @@ pub fn run(cx: &Context, args: TextconvArgs) -> Result<i32> {
 }
 
 fn emit(bytes: &[u8]) -> Result<i32> {
-    crate::cli::output::write_stdout(bytes)?;
+    crate::cli::output::write_secret_stdout(bytes)?;
     Ok(0)
 }
