@@ -22,12 +22,11 @@ use swarmseal::repo::desired::{self, Decrypt};
 use swarmseal::repo::Repo;
 use swarmseal::swarm::{resolve_endpoint, Swarm};
 
-const RUNS: usize = 15;
+mod common;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use common::{bench_args_and_host, median, BenchRepo};
+
+const RUNS: usize = 15;
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
     let mut samples = Vec::with_capacity(runs);
@@ -43,20 +42,8 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn run_cli(args: &[&str]) {
-    let mut full = vec!["swarmseal"];
-    full.extend_from_slice(args);
-    let code = swarmseal::run_cli(full.iter().map(|s| std::ffi::OsString::from(*s)));
-    assert_eq!(code, 0, "swarmseal {args:?} failed");
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        return; // built and run by `cargo test --all-targets`: nothing to measure
-    }
-    let Ok(host) = std::env::var("SWARMSEAL_TEST_DOCKER_HOST") else {
-        eprintln!("no engine: run `tests/engine.sh cargo bench --bench plan`");
+    let Some((args, host)) = bench_args_and_host("plan") else {
         return;
     };
     let image =
@@ -78,48 +65,10 @@ fn main() {
         "secrets", "API floor", "observe", "repo read", "planner", "plan", "plan - floor"
     );
     for n in sizes {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("repo");
-        let root_s = root.to_str().unwrap().to_string();
-        let idfile = dir.path().join("id.txt");
-        let (text, public) = swarmseal::crypto::generate_identity();
-        std::fs::write(&idfile, text.as_bytes()).unwrap();
         let project = format!("bench{}-{n}", std::process::id());
-        run_cli(&[
-            "-C",
-            &root_s,
-            "-q",
-            "init",
-            "--project",
-            &project,
-            "-e",
-            "prod",
-            "--recipient",
-            &format!("bench={public}"),
-        ]);
-        for i in 0..n {
-            run_cli(&[
-                "-C",
-                &root_s,
-                "-q",
-                "-i",
-                idfile.to_str().unwrap(),
-                "set",
-                &format!("secret{i:04}"),
-                "--generate",
-            ]);
-        }
-        run_cli(&[
-            "-C",
-            &root_s,
-            "-q",
-            "-i",
-            idfile.to_str().unwrap(),
-            "-H",
-            &host,
-            "apply",
-            "--yes",
-        ]);
+        let bench = BenchRepo::new(&project, (0..n).map(|i| format!("secret{i:04}")));
+        bench.run(&["-H", &host, "apply", "--yes"]);
+        let (root, text) = (&bench.root, &bench.text);
 
         let endpoint = resolve_endpoint(Some(&host), None).unwrap();
         let swarm = rt.block_on(Swarm::connect(endpoint.clone())).unwrap();
@@ -185,7 +134,7 @@ fn main() {
             rt.block_on(swarm.observe(&project, "prod", &wanted))
                 .unwrap()
         });
-        let repo = Repo::open(&root).unwrap();
+        let repo = Repo::open(root).unwrap();
         let ids = Identities::from_text(text.as_bytes(), "bench").unwrap();
         let read = time(RUNS, || {
             desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible)

@@ -14,31 +14,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 5;
+mod common;
 
-fn run_cli(args: &[&str]) {
-    let mut full = vec!["swarmseal"];
-    full.extend_from_slice(args);
-    let code = swarmseal::run_cli(full.iter().map(|s| std::ffi::OsString::from(*s)));
-    assert_eq!(code, 0, "swarmseal {args:?} failed");
-}
+use common::{bench_args_and_host, median, BenchRepo};
+
+const ROUNDS: usize = 5;
 
 fn sshd_sh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sshd.sh")
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        return; // built and run by `cargo test --all-targets`: nothing to measure
-    }
-    let Ok(host) = std::env::var("SWARMSEAL_TEST_DOCKER_HOST") else {
-        eprintln!("no engine: run `tests/engine.sh cargo bench --bench transport`");
+    let Some((args, host)) = bench_args_and_host("transport") else {
         return;
     };
     if !Path::new("/usr/sbin/sshd").exists() || !rustix::process::geteuid().is_root() {
@@ -52,37 +39,9 @@ fn main() {
         .unwrap_or(1000);
     let bin = env!("CARGO_BIN_EXE_swarmseal");
 
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("repo");
-    let root_s = root.to_str().unwrap().to_string();
-    let idfile = dir.path().join("id.txt");
-    let (text, public) = swarmseal::crypto::generate_identity();
-    std::fs::write(&idfile, text.as_bytes()).unwrap();
     let project = format!("benchssh{}", std::process::id());
-    run_cli(&[
-        "-C",
-        &root_s,
-        "-q",
-        "init",
-        "--project",
-        &project,
-        "-e",
-        "prod",
-        "--recipient",
-        &format!("bench={public}"),
-    ]);
-    for i in 0..n {
-        run_cli(&[
-            "-C",
-            &root_s,
-            "-q",
-            "-i",
-            idfile.to_str().unwrap(),
-            "set",
-            &format!("s{i:05}"),
-            "--generate",
-        ]);
-    }
+    let bench = BenchRepo::new(&project, (0..n).map(|i| format!("s{i:05}")));
+    let (dir, root_s) = (&bench.dir, &bench.root_s);
 
     let sshd = dir.path().join("sshd");
     let out = Command::new(sshd_sh())
@@ -115,10 +74,10 @@ fn main() {
         };
         cmd.args([
             "-C",
-            &root_s,
+            root_s,
             "-q",
             "-i",
-            idfile.to_str().unwrap(),
+            bench.idfile_s(),
             "-H",
             endpoint,
             "apply",

@@ -55,8 +55,7 @@ use common::cli::{
     assert_exit, assert_no_panic, assert_ok, assert_refused, assert_refused_kind,
     assert_same_snapshot, contains_bytes, describe, run_command, stderr, stdout, TestRepo,
 };
-use common::engine::engine;
-use common::sync::{EngineExt, Guard, SyncRepo, ENV};
+use common::sync::{engine_repo, EngineExt, ENV};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -1086,9 +1085,9 @@ fn ssh_host_cannot_be_an_option() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn status_into_a_closed_pipe_exits_quietly() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advpipe");
+    let Some((_engine, _guard, repo)) = engine_repo("advpipe") else {
+        return;
+    };
     repo.set("db_password", b"value");
     repo.apply();
     for args in [
@@ -1104,9 +1103,9 @@ fn status_into_a_closed_pipe_exits_quietly() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_to_a_full_stdout_releases_its_lock() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advfull");
+    let Some((engine, _guard, repo)) = engine_repo("advfull") else {
+        return;
+    };
     repo.set("db_password", b"value");
     let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
     for (stdout, what) in [
@@ -1145,9 +1144,9 @@ fn apply_to_a_full_stdout_releases_its_lock() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn hangup_and_quit_release_the_apply_lock() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advsig");
+    let Some((engine, guard, repo)) = engine_repo("advsig") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.apply();
     // A service to wait for, so that the apply is still running when the signal comes.
@@ -1190,9 +1189,9 @@ fn hangup_and_quit_release_the_apply_lock() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn unlock_refuses_a_live_holder_without_force() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advunlock");
+    let Some((engine, _guard, repo)) = engine_repo("advunlock") else {
+        return;
+    };
     repo.set("db_password", b"value");
     let (rt, swarm) = common::sync::library_swarm(&engine);
     // This test process holds the lock: alive, on this host.
@@ -1222,21 +1221,15 @@ fn unlock_refuses_a_live_holder_without_force() {
     // The exact command, with the flags this apply was given (--format is not one of them).
     let exact = format!("`swarmseal -e {ENV} -H {} unlock`", engine.host);
     assert_refused_kind(&out, "lock_held", &["no longer running", &exact]);
-    let out = repo.run(&["unlock"]);
-    assert_ok(&out);
-    assert!(
-        stderr(&out).contains("no longer running"),
-        "{}",
-        describe(&out)
-    );
+    repo.unlock_dead_holder();
 }
 
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn swarm_text_is_escaped_on_the_terminal() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advansi");
+    let Some((engine, _guard, repo)) = engine_repo("advansi") else {
+        return;
+    };
     repo.set("db_password", b"value");
     repo.apply();
     let (rt, swarm) = common::sync::library_swarm(&engine);
@@ -1274,9 +1267,9 @@ fn precreated_version_is_trusted_as_documented() {
     // next version (made by someone with API access, who could as well run any service)
     // is taken for it. The README's threat model says so; this pins the behaviour it
     // describes, and that swarmseal never changes or removes what it did not create.
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advprecreate");
+    let Some((engine, guard, repo)) = engine_repo("advprecreate") else {
+        return;
+    };
     repo.set("db_password", b"real value");
     let (_, plan) = repo.plan_json(&[]);
     let change = common::sync::change(&plan, "create", "db_password");
@@ -1297,29 +1290,25 @@ fn precreated_version_is_trusted_as_documented() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn unrelated_unhealthy_service_is_a_warning() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advcrash");
+    let Some((engine, guard, repo)) = engine_repo("advcrash") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.set("api_key", b"key");
     repo.apply();
     // A service of the environment that crash-loops for its own reasons.
     let broken = format!("{}-broken", repo.project);
-    guard.track_service(&broken);
-    engine.docker_cli_ok(&[
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--name",
+    guard.create_service(
         &broken,
-        "--secret",
-        &format!("source={},target=api_key", repo.current("api_key").name),
-        &engine.image,
-        "sh",
-        "-c",
-        "exit 1",
-    ]);
+        &[
+            "--secret",
+            &format!("source={},target=api_key", repo.current("api_key").name),
+            &engine.image,
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
     common::engine::wait_until(
         "the broken service to fail once",
         Duration::from_secs(60),
@@ -1355,9 +1344,9 @@ fn unrelated_unhealthy_service_is_a_warning() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn saved_plan_survives_unrelated_service_changes() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "advstale");
+    let Some((engine, guard, repo)) = engine_repo("advstale") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.apply();
     // Another stack's service, with another secret of its own.

@@ -405,10 +405,7 @@ fn removed_recipient_loses_access_after_rekey() {
         "the manifest still holds x's key:\n{manifest}"
     );
 
-    let out = repo.check(&[]);
-    assert_no_panic(&out);
-    assert_exit(&out, 1);
-    let text = combined(&out);
+    let (out, text) = check_fails(&repo);
     for rel in &files {
         assert!(
             text.contains(rel.as_str()),
@@ -487,6 +484,66 @@ fn assert_kind_unchanged(
     out
 }
 
+/// `check`, which must fail (exit 1, no panic); its report (stdout and stderr together).
+#[track_caller]
+fn check_fails(repo: &TestRepo) -> (Output, String) {
+    let out = repo.check(&[]);
+    assert_no_panic(&out);
+    assert_exit(&out, 1);
+    let text = combined(&out);
+    (out, text)
+}
+
+/// `get NAME` (staging) is refused as a `repository` error naming its file, leaving the
+/// repository unchanged.
+#[track_caller]
+fn get_refused_as_repository(repo: &TestRepo, name: &str) -> Output {
+    assert_kind_unchanged(
+        repo,
+        "repository",
+        &["-e", "staging", "get", name],
+        None,
+        &[&format!("secrets/staging/{name}.age")],
+    )
+}
+
+/// The refusal names Docker's size limit (511,999 bytes).
+#[track_caller]
+fn assert_names_the_limit(out: &Output) {
+    let err = stderr(out);
+    assert!(
+        err.contains("511999") || err.contains("511,999"),
+        "the limit is not named\n{}",
+        describe(out)
+    );
+}
+
+/// `plan` (staging) with `--format json` against an engine that cannot be there.
+fn plan_without_engine(repo: &TestRepo) -> Output {
+    repo.run_json(
+        &[
+            "-e",
+            "staging",
+            "-H",
+            "unix:///nonexistent/docker.sock",
+            "plan",
+        ],
+        None,
+    )
+}
+
+/// Both `set NAME` and `get NAME` (staging) are refused naming `name`, changing nothing.
+#[track_caller]
+fn assert_set_and_get_refused(repo: &TestRepo, name: &str) {
+    assert_refused_unchanged(
+        repo,
+        &["-e", "staging", "set", "--", name],
+        Some(b"value"),
+        &[name],
+    );
+    assert_refused_unchanged(repo, &["-e", "staging", "get", "--", name], None, &[name]);
+}
+
 #[test]
 fn set_refuses_an_empty_value() {
     let repo = TestRepo::new();
@@ -517,12 +574,7 @@ fn set_refuses_values_over_docker_limit_and_takes_511999_bytes() {
         Some(&too_big),
         &["big"],
     );
-    let err = stderr(&out);
-    assert!(
-        err.contains("511999") || err.contains("511,999"),
-        "the limit is not named\n{}",
-        describe(&out)
-    );
+    assert_names_the_limit(&out);
     let big_file = repo.work.join("big.bin");
     fs::write(&big_file, &too_big).unwrap();
     let out = assert_refused_unchanged(
@@ -531,12 +583,7 @@ fn set_refuses_values_over_docker_limit_and_takes_511999_bytes() {
         None,
         &["big"],
     );
-    let err = stderr(&out);
-    assert!(
-        err.contains("511999") || err.contains("511,999"),
-        "the limit is not named\n{}",
-        describe(&out)
-    );
+    assert_names_the_limit(&out);
     assert!(!repo.secret_file("staging", "big").exists());
 
     let max = binary_value(511_999);
@@ -551,13 +598,7 @@ fn invalid_names_are_refused() {
     let repo = TestRepo::new();
     repo.set("staging", "ok", b"v");
     for name in ["a b", "-x", "ä", "x-", ".hidden", ""] {
-        assert_refused_unchanged(
-            &repo,
-            &["-e", "staging", "set", "--", name],
-            Some(b"value"),
-            &[name],
-        );
-        assert_refused_unchanged(&repo, &["-e", "staging", "get", "--", name], None, &[name]);
+        assert_set_and_get_refused(&repo, name);
     }
 }
 
@@ -573,13 +614,7 @@ fn path_escaping_names_are_refused() {
         "a//b",
         "./x",
     ] {
-        assert_refused_unchanged(
-            &repo,
-            &["-e", "staging", "set", "--", name],
-            Some(b"value"),
-            &[name],
-        );
-        assert_refused_unchanged(&repo, &["-e", "staging", "get", "--", name], None, &[name]);
+        assert_set_and_get_refused(&repo, name);
         assert_refused_unchanged(&repo, &["-e", "staging", "rm", "--", name], None, &[name]);
     }
     for escaped in ["/etc/passwd.age", "/tmp/escaped.age"] {
@@ -801,13 +836,7 @@ fn truncated_age_file_is_refused() {
     let file = repo.secret_file("staging", "x");
     let bytes = fs::read(&file).unwrap();
     fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-    let out = assert_kind_unchanged(
-        &repo,
-        "repository",
-        &["-e", "staging", "get", "x"],
-        None,
-        &["secrets/staging/x.age"],
-    );
+    let out = get_refused_as_repository(&repo, "x");
     assert!(
         out.stdout.is_empty(),
         "get wrote {} bytes of a truncated file",
@@ -853,10 +882,7 @@ fn plaintext_files_under_secrets_fail_check() {
         fs::write(&path, text).unwrap();
     }
     let before = repo.snapshot();
-    let out = repo.check(&[]);
-    assert_no_panic(&out);
-    assert_exit(&out, 1);
-    let text = combined(&out);
+    let (out, text) = check_fails(&repo);
     assert!(text.contains("hint:"), "{}", describe(&out));
     for (rel, _) in &leaks {
         assert!(
@@ -873,13 +899,7 @@ fn plaintext_files_under_secrets_fail_check() {
     assert_same_snapshot(&before, &repo.snapshot(), "check");
 
     // The plaintext x.age is not served as a value.
-    let out = assert_kind_unchanged(
-        &repo,
-        "repository",
-        &["-e", "staging", "get", "x"],
-        None,
-        &["secrets/staging/x.age"],
-    );
+    let out = get_refused_as_repository(&repo, "x");
     assert!(
         !contains_bytes(&out.stdout, b"hunter2-leaked"),
         "get printed a plaintext file"
@@ -948,10 +968,7 @@ fn symlinks_out_of_the_repository_are_refused() {
     std::os::unix::fs::symlink(&outdir, repo.path("secrets/staging/linked")).unwrap();
 
     let before = repo.snapshot();
-    let out = repo.check(&[]);
-    assert_no_panic(&out);
-    assert_exit(&out, 1);
-    let text = combined(&out);
+    let (out, text) = check_fails(&repo);
     assert!(
         text.contains("secrets/staging/ext.age"),
         "check does not name the link\n{}",
@@ -960,13 +977,7 @@ fn symlinks_out_of_the_repository_are_refused() {
     assert!(text.contains("hint:"), "{}", describe(&out));
     assert_same_snapshot(&before, &repo.snapshot(), "check");
 
-    let out = assert_kind_unchanged(
-        &repo,
-        "repository",
-        &["-e", "staging", "get", "ext"],
-        None,
-        &["secrets/staging/ext.age"],
-    );
+    let out = get_refused_as_repository(&repo, "ext");
     assert!(
         !contains_bytes(&out.stdout, b"outside-value"),
         "get followed the link out of the repository"
@@ -1100,10 +1111,7 @@ fn sub_folders_map_to_dotted_names() {
 fn two_files_for_one_name_fail_check() {
     let repo = collision_repo();
     let before = repo.snapshot();
-    let out = repo.check(&[]);
-    assert_no_panic(&out);
-    assert_exit(&out, 1);
-    let text = combined(&out);
+    let (out, text) = check_fails(&repo);
     assert!(text.contains("hint:"), "{}", describe(&out));
     for rel in COLLIDING {
         assert!(
@@ -1693,16 +1701,7 @@ fn files_outside_environment_folders_are_checked() {
     assert_refused(&out, &["secrets/passwords.txt", "secrets/prod/db_password"]);
     assert!(!stderr(&out).contains("hunter"), "{}", describe(&out));
     // Plan refuses before it contacts any engine.
-    let out = repo.run_json(
-        &[
-            "-e",
-            "staging",
-            "-H",
-            "unix:///nonexistent/docker.sock",
-            "plan",
-        ],
-        None,
-    );
+    let out = plan_without_engine(&repo);
     assert_refused_kind(&out, "repository", &["secrets/passwords.txt"]);
     fs::remove_file(repo.path("secrets/passwords.txt")).unwrap();
     fs::remove_file(repo.path("secrets/prod/db_password")).unwrap();
@@ -1728,16 +1727,7 @@ fn plan_without_identity_refuses_a_plaintext_age_file() {
     repo.set("staging", "x", b"v");
     fs::write(repo.path("secrets/staging/leak.age"), b"supersecret\n").unwrap();
     fs::remove_file(&repo.identity).unwrap();
-    let out = repo.run_json(
-        &[
-            "-e",
-            "staging",
-            "-H",
-            "unix:///nonexistent/docker.sock",
-            "plan",
-        ],
-        None,
-    );
+    let out = plan_without_engine(&repo);
     assert_refused_kind(&out, "repository", &["secrets/staging/leak.age"]);
     assert!(!stderr(&out).contains("supersecret"));
 }
@@ -1772,4 +1762,26 @@ fn exec_refuses_colliding_variable_names() {
         "{}",
         describe(&out)
     );
+}
+
+/// `edit` with a passphrase-protected identity asks for the passphrase once: the identity
+/// that decrypted the value also re-encrypts it (a second prompt, where a typo lost the
+/// edit, would leave the command waiting here until the terminal helper gives up).
+#[test]
+fn edit_asks_for_the_passphrase_once() {
+    let repo = TestRepo::new();
+    repo.set("staging", "x", b"before\n");
+    let protected = protected_identity(&repo);
+    let script = editor_script(&repo, "edit-once", "printf 'after\\n' > \"$1\"");
+    let mut cmd = repo.command();
+    cmd.env("EDITOR", &script)
+        .arg("-C")
+        .arg(&repo.root)
+        .arg("-i")
+        .arg(&protected)
+        .args(["-e", "staging", "edit", "x"]);
+    let (status, text) = on_terminal(&cmd, &[("Passphrase", "correct horse")]);
+    assert!(status.success(), "{text}");
+    assert_eq!(text.matches("Passphrase").count(), 1, "{text}");
+    assert_eq!(repo.get("staging", "x"), b"after\n");
 }

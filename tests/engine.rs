@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    LocalNodeState, SecretSpec, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    LocalNodeState, SecretSpec, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    TaskState,
 };
-use bollard::query_parameters::{ListSecretsOptionsBuilder, ListTasksOptionsBuilder};
+use bollard::query_parameters::ListSecretsOptionsBuilder;
 use bollard::Docker;
 
-use common::engine::{engine, wait_until, LABEL_MANAGED, LABEL_PROJECT};
+use common::engine::{engine, secret_ref, tasks, wait_until, LABEL_MANAGED, LABEL_PROJECT};
 
 /// Secrets labelled with `project` (all of them, whatever else they carry).
 async fn project_secrets(docker: &Docker, project: &str) -> Vec<bollard::models::Secret> {
@@ -171,56 +170,33 @@ async fn secret_reaches_a_service_container() {
 
     let service = format!("{project}-svc");
     let target = "api_key";
+    let mut spec = engine.sleep_service_spec(
+        &project,
+        &service,
+        1,
+        vec![secret_ref(
+            &secret_id,
+            &secret_name,
+            target,
+            "0",
+            "0",
+            0o400,
+        )],
+    );
+    spec.task_template.as_mut().unwrap().restart_policy = Some(TaskSpecRestartPolicy {
+        condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+        ..Default::default()
+    });
     docker
-        .create_service(
-            ServiceSpec {
-                name: Some(service.clone()),
-                labels: Some(HashMap::from([(LABEL_PROJECT.into(), project.clone())])),
-                mode: Some(ServiceSpecMode {
-                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
-                    ..Default::default()
-                }),
-                task_template: Some(TaskSpec {
-                    container_spec: Some(TaskSpecContainerSpec {
-                        image: Some(engine.image.clone()),
-                        command: Some(vec!["sleep".into(), "3600".into()]),
-                        // `sleep` as PID 1 ignores SIGTERM: don't wait the default 10 s.
-                        stop_grace_period: Some(Duration::from_secs(1).as_nanos() as i64),
-                        secrets: Some(vec![TaskSpecContainerSpecSecrets {
-                            secret_id: Some(secret_id.clone()),
-                            secret_name: Some(secret_name.clone()),
-                            file: Some(TaskSpecContainerSpecFile {
-                                name: Some(target.into()),
-                                uid: Some("0".into()),
-                                gid: Some("0".into()),
-                                mode: Some(0o400),
-                            }),
-                        }]),
-                        ..Default::default()
-                    }),
-                    restart_policy: Some(TaskSpecRestartPolicy {
-                        condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            None,
-        )
+        .create_service(spec, None)
         .await
         .expect("create service");
 
     // Wait (bounded) for the task to run.
-    let filters = HashMap::from([("service", vec![service.clone()])]);
+    let filters = HashMap::from([("service", vec![service.as_str()])]);
     let start = Instant::now();
     loop {
-        let tasks = docker
-            .list_tasks(Some(
-                ListTasksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .expect("list tasks");
+        let tasks = tasks(&docker, &filters).await;
         let states: Vec<_> = tasks
             .iter()
             .map(|t| t.status.clone().unwrap_or_default())

@@ -74,17 +74,7 @@ since() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN { printf "%.1f", b - 
 
 # A TCP port on 127.0.0.1 that nothing listens on right now (random, not 2377: several harnesses
 # may run on one machine). Swarm init is retried with another port if it races.
-free_port() {
-  local port i
-  for ((i = 0; i < 200; i++)); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "could not find a free TCP port on 127.0.0.1"
-}
+free_port() { node_free_port || die "could not find a free TCP port on 127.0.0.1"; }
 
 # --- teardown -----------------------------------------------------------------------------------
 

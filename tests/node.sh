@@ -37,6 +37,20 @@ node_die() {
 }
 node_now() { date +%s; }
 
+# A random TCP port on 127.0.0.1 that nothing listens on right now; fails (status 1) when 200
+# tries found none.
+node_free_port() {
+  local port i
+  for ((i = 0; i < 200; i++)); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # docker CLI against the engine in DIR; never the developer's configuration.
 node_dk() {
   local dir=$1

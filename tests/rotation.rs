@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::cli::{assert_exit, assert_no_panic, assert_ok, describe, stderr};
 use common::engine::{engine, wait_until, Engine};
 use common::private::{Cluster, Node};
-use common::sync::{change, strs, EngineExt, Guard, SecretInfo, SyncRepo, ENV};
+use common::sync::{change, engine_repo, strs, EngineExt, Guard, SecretInfo, SyncRepo, ENV};
 
 /// `docker service create` of a one-replica service mounting `secret` as `db_password`, that
 /// runs `command` (through `sh -c`), with extra `options`; tracked by `guard`.
@@ -31,22 +31,11 @@ fn service_with(
     options: &[&str],
     command: &str,
 ) {
-    guard.track_service(name);
-    let mut args = vec![
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--name",
-        name,
-        "--stop-grace-period",
-        "1s",
-    ];
     let mount = format!("source={secret},target=db_password");
-    args.extend(["--secret", &mount]);
+    let mut args = vec!["--stop-grace-period", "1s", "--secret", &mount];
     args.extend_from_slice(options);
     args.extend([engine.image.as_str(), "sh", "-c", command]);
-    engine.docker_cli_ok(&args);
+    guard.create_service(name, &args);
 }
 
 /// The value the service's running container sees, once it has one running container
@@ -150,9 +139,9 @@ fn kept<'a>(plan: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::V
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn rollback_after_rotation_never_strands_the_service() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "rollback");
+    let Some((engine, guard, repo)) = engine_repo("rollback") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.apply();
     let v1 = repo.current("db_password");
@@ -334,9 +323,9 @@ fn a_service_on_a_removed_version_is_repaired() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_waits_by_default_and_shows_progress() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "progress");
+    let Some((engine, guard, repo)) = engine_repo("progress") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.apply();
     let svc = repo.app_service(&guard, "db_password");
@@ -388,9 +377,9 @@ fn apply_waits_by_default_and_shows_progress() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn interrupted_apply_reports_the_updates_it_sent() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "ctrlc");
+    let Some((engine, guard, repo)) = engine_repo("ctrlc") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.apply();
     let svc = repo.app_service(&guard, "db_password");
@@ -403,19 +392,9 @@ fn interrupted_apply_reports_the_updates_it_sent() {
         "20s",
         &svc,
     ]);
-    let before = engine.service_refs(&svc);
 
     repo.set("db_password", b"two");
-    let child = repo
-        .command(&["apply", "--yes"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the update to be sent", Duration::from_secs(60), || {
-        engine.service_refs(&svc) != before
-    });
+    let child = apply_until_sent(&engine, &repo, &svc, "the update to be sent");
     std::thread::sleep(Duration::from_millis(500));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -454,9 +433,9 @@ fn interrupted_apply_reports_the_updates_it_sent() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn concurrent_updates_of_a_service_lose_nothing() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "conflict");
+    let Some((engine, guard, repo)) = engine_repo("conflict") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.apply();
     let svc = repo.app_service(&guard, "db_password");
@@ -512,9 +491,9 @@ fn concurrent_updates_of_a_service_lose_nothing() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn kill_9_at_any_point_never_strands_a_service() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "kill9");
+    let Some((engine, guard, repo)) = engine_repo("kill9") else {
+        return;
+    };
     let names = ["alpha", "beta", "gamma"];
     for n in names {
         repo.set(n, format!("{n} 0").as_bytes());
@@ -560,13 +539,7 @@ fn kill_9_at_any_point_never_strands_a_service() {
         let locked = stderr(&plan).contains("an apply is in progress");
         if locked {
             left_lock += 1;
-            let out = repo.run(&["unlock"]);
-            assert_ok(&out);
-            assert!(
-                stderr(&out).contains("no longer running"),
-                "{}",
-                describe(&out)
-            );
+            repo.unlock_dead_holder();
         }
         let out = repo.apply();
         for svc in &services {
@@ -607,23 +580,19 @@ fn slow_service(
     grace: &str,
 ) -> String {
     let svc = format!("{}-slow", repo.project);
-    guard.track_service(&svc);
     let mount = format!("source={},target=db_password", repo.current(secret).name);
-    engine.docker_cli_ok(&[
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--name",
+    guard.create_service(
         &svc,
-        "--stop-grace-period",
-        grace,
-        "--secret",
-        &mount,
-        &engine.image,
-        "sleep",
-        "3600",
-    ]);
+        &[
+            "--stop-grace-period",
+            grace,
+            "--secret",
+            &mount,
+            &engine.image,
+            "sleep",
+            "3600",
+        ],
+    );
     // `service ls`, not `ps`: in a cluster the task may run on another node.
     wait_until(&format!("{svc} to run"), Duration::from_secs(120), || {
         engine.docker_cli_lines(&[
@@ -656,19 +625,7 @@ fn engine_restarted_mid_apply_converges() {
     for i in 0..20 {
         repo.set(&format!("s{i}"), format!("value {i}").as_bytes());
     }
-    let before = engine.service_refs(&svc);
-    let mut child = repo
-        .command(&["apply", "--yes"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until(
-        "the service update to be sent",
-        Duration::from_secs(60),
-        || engine.service_refs(&svc) != before,
-    );
+    let mut child = apply_until_sent(&engine, &repo, &svc, "the service update to be sent");
     let t0 = Instant::now();
     node.halt();
     let out = wait_output(&mut child);
@@ -684,10 +641,7 @@ fn engine_restarted_mid_apply_converges() {
         node.docker(&["node", "ls"]).status.success()
     });
     assert_no_dangling_reference(&engine, std::slice::from_ref(&svc), "after the restart");
-    let plan = repo.run(&["plan"]);
-    if stderr(&plan).contains("an apply is in progress") {
-        assert_ok(&repo.run(&["unlock"]));
-    }
+    unlock_if_left(&repo);
     repo.apply();
     wait_for_value(&engine, &svc, b"two");
     repo.assert_converged();
@@ -726,19 +680,7 @@ fn leader_killed_mid_apply_converges() {
     for i in 0..n {
         repo.set(&format!("s{i}"), format!("value {i}").as_bytes());
     }
-    let before = engine.service_refs(&svc);
-    let mut child = repo
-        .command(&["apply", "--yes"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until(
-        "the service update to be sent",
-        Duration::from_secs(60),
-        || engine.service_refs(&svc) != before,
-    );
+    let mut child = apply_until_sent(&engine, &repo, &svc, "the service update to be sent");
     // A second lock of the project, held by this test through the same manager: the apply
     // lock lives in the replicated store, and so must survive the leader.
     let (rt, swarm) = common::sync::library_swarm(&engine);
@@ -785,10 +727,7 @@ fn leader_killed_mid_apply_converges() {
     // Re-run against the other surviving manager.
     let mut repo = repo;
     repo.engine = other.engine();
-    let plan = repo.run(&["plan"]);
-    if stderr(&plan).contains("an apply is in progress") {
-        assert_ok(&repo.run(&["unlock"]));
-    }
+    unlock_if_left(&repo);
     repo.apply();
     repo.assert_converged();
     assert_eq!(
@@ -801,6 +740,36 @@ fn leader_killed_mid_apply_converges() {
         "figures: leader killed while apply waited for a service: new leader after {elected:?}; first apply exit {first:?} (lock still seen: {lock_seen}); converged {:?} after the kill",
         t0.elapsed()
     );
+}
+
+/// Starts `apply --yes` (output piped) and waits (bounded, naming `what`) until it has sent
+/// an update of the service `svc`.
+fn apply_until_sent(
+    engine: &Engine,
+    repo: &SyncRepo,
+    svc: &str,
+    what: &str,
+) -> std::process::Child {
+    let before = engine.service_refs(svc);
+    let child = repo
+        .command(&["apply", "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(what, Duration::from_secs(60), || {
+        engine.service_refs(svc) != before
+    });
+    child
+}
+
+/// Releases the apply lock an interrupted apply left behind, if `plan` says there is one.
+fn unlock_if_left(repo: &SyncRepo) {
+    let plan = repo.run(&["plan"]);
+    if stderr(&plan).contains("an apply is in progress") {
+        assert_ok(&repo.run(&["unlock"]));
+    }
 }
 
 /// Waits for a child (bounded), collecting its output.

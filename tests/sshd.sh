@@ -24,17 +24,10 @@ die() {
   exit 1
 }
 
-free_port() {
-  local port i
-  for ((i = 0; i < 200; i++)); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free port on 127.0.0.1"
-}
+# shellcheck source=tests/node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+
+free_port() { node_free_port || die "no free port on 127.0.0.1"; }
 
 start() {
   local dir=$1 docker_host=$2 port i home

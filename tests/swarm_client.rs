@@ -14,17 +14,16 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
+    EndpointSpec, EndpointSpecModeEnum, ServiceSpec, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
     TaskSpecContainerSpecSecrets, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
     TaskState,
 };
-use bollard::query_parameters::ListTasksOptionsBuilder;
 use bollard::Docker;
 use serde_json::Value;
 
-use common::engine::{engine, Engine, LABEL_PROJECT};
+use common::engine::{engine, secret_ref, tasks, Cleanup, Engine};
+use common::remote::Certs;
 use swarmseal::domain::state::labels;
 use swarmseal::swarm::holder::Holder;
 use swarmseal::swarm::{
@@ -80,23 +79,17 @@ impl Drop for RemoveByName {
     }
 }
 
-fn secret_ref(
-    id: &str,
-    name: &str,
-    target: &str,
-    uid: &str,
-    gid: &str,
-    mode: u32,
-) -> TaskSpecContainerSpecSecrets {
-    TaskSpecContainerSpecSecrets {
-        secret_id: Some(id.to_owned()),
-        secret_name: Some(name.to_owned()),
-        file: Some(TaskSpecContainerSpecFile {
-            name: Some(target.to_owned()),
-            uid: Some(uid.to_owned()),
-            gid: Some(gid.to_owned()),
-            mode: Some(mode),
-        }),
+/// Swaps every reference to `old_id` for `new_id` (`new_name`), keeping target, owner and mode.
+fn swap(old_id: &str, new_id: &str, new_name: &str) -> Swap {
+    Swap {
+        old_id: old_id.to_owned(),
+        old_target: None,
+        new_id: new_id.to_owned(),
+        new_name: new_name.to_owned(),
+        target: None,
+        uid: None,
+        gid: None,
+        mode: None,
     }
 }
 
@@ -110,28 +103,7 @@ async fn create_service(
     secrets: Vec<TaskSpecContainerSpecSecrets>,
     customise: impl FnOnce(&mut ServiceSpec),
 ) -> String {
-    let mut spec = ServiceSpec {
-        name: Some(name.to_owned()),
-        labels: Some(HashMap::from([(LABEL_PROJECT.into(), project.to_owned())])),
-        mode: Some(ServiceSpecMode {
-            replicated: Some(ServiceSpecModeReplicated {
-                replicas: Some(replicas),
-            }),
-            ..Default::default()
-        }),
-        task_template: Some(TaskSpec {
-            container_spec: Some(TaskSpecContainerSpec {
-                image: Some(engine.image.clone()),
-                command: Some(vec!["sleep".into(), "3600".into()]),
-                // `sleep` as PID 1 ignores SIGTERM: don't wait the default 10 s.
-                stop_grace_period: Some(Duration::from_secs(1).as_nanos() as i64),
-                secrets: Some(secrets),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let mut spec = engine.sleep_service_spec(project, name, replicas, secrets);
     customise(&mut spec);
     docker
         .create_service(spec, None)
@@ -139,6 +111,29 @@ async fn create_service(
         .expect("create service")
         .id
         .expect("service ID")
+}
+
+/// What most engine tests start with: the engine, a unique project for `test` (its
+/// cleanup guard removes what it labels when the test ends), swarmseal's client and a bollard
+/// client; `None` without an engine.
+async fn project_scope(test: &str) -> Option<(Engine, String, Cleanup, Swarm, Docker)> {
+    let engine = engine()?;
+    let project = engine.unique_project(test);
+    let cleanup = engine.cleanup(&project);
+    let swarm = connect(&engine).await;
+    let docker = engine.connect().await;
+    Some((engine, project, cleanup, swarm, docker))
+}
+
+/// [`create_service`] with no tasks (0 replicas) and nothing customised.
+async fn idle_service(
+    docker: &Docker,
+    engine: &Engine,
+    project: &str,
+    name: &str,
+    secrets: Vec<TaskSpecContainerSpecSecrets>,
+) -> String {
+    create_service(docker, engine, project, name, 0, secrets, |_| {}).await
 }
 
 /// Waits (bounded) until `replicas` tasks of the service run.
@@ -149,12 +144,7 @@ async fn wait_running(docker: &Docker, service: &str, replicas: usize) {
     ]);
     let start = Instant::now();
     loop {
-        let tasks = docker
-            .list_tasks(Some(
-                ListTasksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .expect("list tasks");
+        let tasks = tasks(docker, &filters).await;
         let running = tasks
             .iter()
             .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
@@ -263,30 +253,14 @@ async fn observe_keeps_this_scope_and_reads_service_references() {
         .unwrap();
 
     let service = format!("{project}-svc");
-    let service_id = create_service(
-        &docker,
-        &engine,
-        &project,
-        &service,
-        0,
-        vec![
-            secret_ref(&id_a, &mine_a, "db_password", "1000", "1001", 0o440),
-            secret_ref(&id_plain, &plain, "legacy", "0", "0", 0o444),
-        ],
-        |_| {},
-    )
-    .await;
+    let secrets = vec![
+        secret_ref(&id_a, &mine_a, "db_password", "1000", "1001", 0o440),
+        secret_ref(&id_plain, &plain, "legacy", "0", "0", 0o444),
+    ];
+    let service_id = idle_service(&docker, &engine, &project, &service, secrets).await;
     // A service without secrets is of no interest.
-    create_service(
-        &docker,
-        &engine,
-        &project,
-        &format!("{project}-nosec"),
-        0,
-        vec![],
-        |_| {},
-    )
-    .await;
+    let nosec = format!("{project}-nosec");
+    idle_service(&docker, &engine, &project, &nosec, vec![]).await;
 
     let names: BTreeSet<String> = [&plain, &labelled_plain, &lock.name, &"nothing".to_owned()]
         .into_iter()
@@ -466,11 +440,9 @@ async fn labels_are_updated_in_place() {
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn remove_reports_in_use_removed_and_gone() {
-    let Some(engine) = engine() else { return };
-    let project = engine.unique_project("remove");
-    let _cleanup = engine.cleanup(&project);
-    let swarm = connect(&engine).await;
-    let docker = engine.connect().await;
+    let Some((engine, project, _cleanup, swarm, docker)) = project_scope("remove").await else {
+        return;
+    };
 
     let name = format!("{project}-key-0123456789");
     let id = swarm
@@ -478,16 +450,8 @@ async fn remove_reports_in_use_removed_and_gone() {
         .await
         .unwrap();
     let service = format!("{project}-user");
-    create_service(
-        &docker,
-        &engine,
-        &project,
-        &service,
-        0,
-        vec![secret_ref(&id, &name, "key", "0", "0", 0o400)],
-        |_| {},
-    )
-    .await;
+    let secrets = vec![secret_ref(&id, &name, "key", "0", "0", 0o400)];
+    idle_service(&docker, &engine, &project, &service, secrets).await;
 
     match swarm.remove_secret(&id, &name).await.unwrap() {
         RemoveOutcome::InUse(message) => {
@@ -519,11 +483,9 @@ async fn remove_reports_in_use_removed_and_gone() {
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
-    let Some(engine) = engine() else { return };
-    let project = engine.unique_project("repoint");
-    let _cleanup = engine.cleanup(&project);
-    let swarm = connect(&engine).await;
-    let docker = engine.connect().await;
+    let Some((engine, project, _cleanup, swarm, docker)) = project_scope("repoint").await else {
+        return;
+    };
 
     let old_name = format!("{project}-db-aaaaaaaaaa");
     let new_name = format!("{project}-db-bbbbbbbbbb");
@@ -587,31 +549,13 @@ async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
     let before = inspect_json(&engine, &service);
 
     // Nothing to swap: no update.
-    let unrelated = Swap {
-        old_id: "nonexistent0000000000000".into(),
-        old_target: None,
-        new_id: new_id.clone(),
-        new_name: new_name.clone(),
-        target: None,
-        uid: None,
-        gid: None,
-        mode: None,
-    };
+    let unrelated = swap("nonexistent0000000000000", &new_id, &new_name);
     assert!(!swarm
         .repoint_service(&service_id, &[unrelated])
         .await
         .unwrap());
 
-    let swap = Swap {
-        old_id: old_id.clone(),
-        old_target: None,
-        new_id: new_id.clone(),
-        new_name: new_name.clone(),
-        target: None,
-        uid: None,
-        gid: None,
-        mode: None,
-    };
+    let swap = swap(&old_id, &new_id, &new_name);
     assert!(swarm
         .repoint_service(&service_id, std::slice::from_ref(&swap))
         .await
@@ -701,11 +645,9 @@ async fn repoint_a_running_service_keeps_the_rest_of_its_spec() {
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn repoint_with_two_swaps_is_one_service_update() {
-    let Some(engine) = engine() else { return };
-    let project = engine.unique_project("two-swaps");
-    let _cleanup = engine.cleanup(&project);
-    let swarm = connect(&engine).await;
-    let docker = engine.connect().await;
+    let Some((engine, project, _cleanup, swarm, docker)) = project_scope("two-swaps").await else {
+        return;
+    };
 
     let mut ids = HashMap::new();
     for name in [
@@ -732,42 +674,23 @@ async fn repoint_with_two_swaps_is_one_service_update() {
     let (b2, b2n) = ids["b-2222222222"].clone();
 
     let service = format!("{project}-svc");
-    let service_id = create_service(
-        &docker,
-        &engine,
-        &project,
-        &service,
-        0,
-        vec![
-            secret_ref(&a1, &a1n, "a", "0", "0", 0o444),
-            secret_ref(&b1, &b1n, "b.txt", "33", "44", 0o440),
-        ],
-        |_| {},
-    )
-    .await;
+    let secrets = vec![
+        secret_ref(&a1, &a1n, "a", "0", "0", 0o444),
+        secret_ref(&b1, &b1n, "b.txt", "33", "44", 0o440),
+    ];
+    let service_id = idle_service(&docker, &engine, &project, &service, secrets).await;
     let before = inspect_json(&engine, &service);
     let version_before = before["Version"]["Index"].as_u64().unwrap();
 
     let swaps = [
         Swap {
-            old_id: a1.clone(),
-            old_target: None,
-            new_id: a2.clone(),
-            new_name: a2n.clone(),
             target: Some("a_renamed".into()),
-            uid: None,
-            gid: None,
             mode: Some(0o400),
+            ..swap(&a1, &a2, &a2n)
         },
         Swap {
-            old_id: b1.clone(),
-            old_target: None,
-            new_id: b2.clone(),
-            new_name: b2n.clone(),
-            target: None,
-            uid: None,
             gid: Some("55".into()),
-            mode: None,
+            ..swap(&b1, &b2, &b2n)
         },
     ];
     assert!(swarm.repoint_service(&service_id, &swaps).await.unwrap());
@@ -857,16 +780,7 @@ async fn failing_update(
     )
     .await;
     wait_running(docker, &id, 1).await;
-    let swap = Swap {
-        old_id: good_id,
-        old_target: None,
-        new_id: bad_id,
-        new_name: bad,
-        target: None,
-        uid: None,
-        gid: None,
-        mode: None,
-    };
+    let swap = swap(&good_id, &bad_id, &bad);
     assert!(swarm.repoint_service(&id, &[swap]).await.unwrap());
     let start = Instant::now();
     let result = swarm
@@ -879,11 +793,9 @@ async fn failing_update(
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 async fn failed_updates_are_reported_with_dockers_reason() {
-    let Some(engine) = engine() else { return };
-    let project = engine.unique_project("failing");
-    let _cleanup = engine.cleanup(&project);
-    let swarm = connect(&engine).await;
-    let docker = engine.connect().await;
+    let Some((engine, project, _cleanup, swarm, docker)) = project_scope("failing").await else {
+        return;
+    };
 
     let ((paused, paused_result), (rolled, rolled_result)) = tokio::join!(
         failing_update(
@@ -926,7 +838,7 @@ async fn stale_service_version_is_the_conflict_repoint_retries_on() {
     let _cleanup = engine.cleanup(&project);
     let docker = engine.connect().await;
     let service = format!("{project}-svc");
-    let id = create_service(&docker, &engine, &project, &service, 0, vec![], |_| {}).await;
+    let id = idle_service(&docker, &engine, &project, &service, vec![]).await;
     let inspected = docker.inspect_service(&id, None).await.unwrap();
     let version = inspected.version.unwrap().index.unwrap() as i32;
     let spec = inspected.spec.unwrap();
@@ -1119,19 +1031,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn tls_endpoint_verifies_the_engine_and_sends_the_client_certificate() {
     // A TLS "engine" on loopback: `openssl s_server -WWW` serving /_ping, /version and /info
@@ -1144,55 +1043,8 @@ async fn tls_endpoint_verifies_the_engine_and_sends_the_client_certificate() {
         eprintln!("note: skipping the TLS round trip: the openssl CLI is not installed");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut args = vec!["req", "-x509", "-days", "2", "-subj", "/CN=test CA"];
-    args.extend(ec);
-    args.extend(["-keyout", "ca-key.pem", "-out", "ca.pem"]);
-    openssl(dir, &args);
-    for (who, ext) in [
-        ("server", "subjectAltName=IP:127.0.0.1"),
-        ("client", "extendedKeyUsage=clientAuth"),
-    ] {
-        let (key, csr, cert, extfile) = (
-            format!("{who}-key.pem"),
-            format!("{who}.csr"),
-            format!("{who}.pem"),
-            format!("{who}.ext"),
-        );
-        let subject = format!("/CN={who}");
-        let mut args = vec!["req", "-subj", &subject, "-keyout", &key, "-out", &csr];
-        args.extend(ec);
-        openssl(dir, &args);
-        std::fs::write(dir.join(&extfile), format!("{ext}\n")).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca-key.pem",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &extfile,
-                "-out",
-                &cert,
-            ],
-        );
-    }
+    let ca = Certs::new();
+    let dir = ca.tmp.path();
     let www = dir.join("www");
     std::fs::create_dir(&www).unwrap();
     std::fs::write(www.join("_ping"), "OK").unwrap();
@@ -1207,11 +1059,7 @@ async fn tls_endpoint_verifies_the_engine_and_sends_the_client_certificate() {
     )
     .unwrap();
     // The client's folder: what DOCKER_CERT_PATH points at.
-    let certs = dir.join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    std::fs::copy(dir.join("ca.pem"), certs.join("ca.pem")).unwrap();
-    std::fs::copy(dir.join("client.pem"), certs.join("cert.pem")).unwrap();
-    std::fs::copy(dir.join("client-key.pem"), certs.join("key.pem")).unwrap();
+    let certs = ca.client_dir("certs", "ca.pem", true);
 
     let port = closed_port();
     let accept = format!("127.0.0.1:{port}");
@@ -1255,20 +1103,15 @@ async fn tls_endpoint_verifies_the_engine_and_sends_the_client_certificate() {
     assert_eq!(swarm.cluster_id, "tls-cluster");
 
     // Without a client certificate the engine refuses us; the hint says what to add.
-    let no_client = dir.join("no-client");
-    std::fs::create_dir(&no_client).unwrap();
-    std::fs::copy(dir.join("ca.pem"), no_client.join("ca.pem")).unwrap();
+    let no_client = ca.client_dir("no-client", "ca.pem", false);
     let endpoint = resolve_endpoint_with(Some(&url), None, &with_certs(no_client)).unwrap();
     let err = Swarm::connect(endpoint).await.unwrap_err();
     assert!(err.message().contains(&url), "{err}");
     assert!(err.hint_text().unwrap().contains("cert.pem"), "{err}");
 
     // Another CA: the engine's certificate is not trusted.
-    let other_ca = dir.join("other-ca");
-    std::fs::create_dir(&other_ca).unwrap();
+    let other_ca = ca.client_dir("other-ca", "ca.pem", true);
     std::fs::write(other_ca.join("ca.pem"), TEST_CA).unwrap();
-    std::fs::copy(dir.join("client.pem"), other_ca.join("cert.pem")).unwrap();
-    std::fs::copy(dir.join("client-key.pem"), other_ca.join("key.pem")).unwrap();
     let endpoint = resolve_endpoint_with(Some(&url), None, &with_certs(other_ca)).unwrap();
     let err = Swarm::connect(endpoint).await.unwrap_err();
     assert!(err.message().contains("certificate"), "{err}");

@@ -29,7 +29,10 @@ use common::cli::{
     stderr, stdout, TestRepo,
 };
 use common::engine::{engine, LABEL_NAME};
-use common::sync::{change, count, strs, suffix, EngineExt, Guard, SyncRepo, ENV, LABEL_LOCK};
+use common::sync::{
+    change, count, engine_repo, strs, suffix, EngineExt, Guard, SecretInfo, SyncRepo, ENV,
+    LABEL_LOCK,
+};
 
 const LABEL_FINGERPRINT: &str = "io.swarmseal.fingerprint";
 const LABEL_SOURCE: &str = "io.swarmseal.source";
@@ -51,6 +54,26 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Sets each of `names` to `"NAME v1"` and applies; then runs the service `PROJECT-app`
+/// mounting the current version of each (at its name) until it runs. Returns the service and
+/// the versions it mounts.
+fn running_app(guard: &Guard, repo: &SyncRepo, names: &[&str]) -> (String, Vec<SecretInfo>) {
+    for n in names {
+        repo.set(n, format!("{n} v1").as_bytes());
+    }
+    repo.apply();
+    let current: Vec<_> = names.iter().map(|n| repo.current(n)).collect();
+    let svc = format!("{}-app", repo.project);
+    let mounts: Vec<(&str, &str)> = current
+        .iter()
+        .zip(names)
+        .map(|(s, n)| (s.name.as_str(), *n))
+        .collect();
+    guard.service(&svc, &repo.project, &mounts);
+    guard.wait_running(&svc);
+    (svc, current)
+}
+
 // --- 1. rotation ------------------------------------------------------------------------------
 
 /// A changed value is planned as `rotate` naming the service that uses it (exit 2 with
@@ -60,9 +83,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn rotation_reaches_the_running_service_and_keeps_the_rollback_target() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "rotate");
+    let Some((engine, guard, repo)) = engine_repo("rotate") else {
+        return;
+    };
     let path = "/run/secrets/db_password";
 
     repo.set("db_password", b"first value\n");
@@ -208,9 +231,9 @@ fn rotation_reaches_the_running_service_and_keeps_the_rollback_target() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn adopt_repoints_a_service_from_a_hand_made_secret() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "adopt");
+    let Some((engine, guard, repo)) = engine_repo("adopt") else {
+        return;
+    };
     // Unmanaged secrets are global: a per-test name (the acceptance text says `db_password`),
     // so that parallel tests' repositories do not adopt it too.
     let name = format!("db_password_{}", suffix(&repo.project));
@@ -452,9 +475,9 @@ fn prune_removes_unused_blocks_used_and_spares_others() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn rekey_relabels_in_place_without_rotation() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "rekey");
+    let Some((_engine, _guard, repo)) = engine_repo("rekey") else {
+        return;
+    };
     repo.set("db_password", b"value one");
     repo.set("tls/api.crt", b"value two");
     repo.apply();
@@ -538,23 +561,11 @@ fn rekey_relabels_in_place_without_rotation() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn three_rotations_update_their_service_once() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "three");
+    let Some((engine, guard, repo)) = engine_repo("three") else {
+        return;
+    };
     let names = ["alpha", "beta", "gamma"];
-    for n in names {
-        repo.set(n, format!("{n} v1").as_bytes());
-    }
-    repo.apply();
-    let old: Vec<_> = names.iter().map(|n| repo.current(n)).collect();
-    let svc = format!("{}-app", repo.project);
-    let mounts: Vec<(&str, &str)> = old
-        .iter()
-        .zip(names)
-        .map(|(s, n)| (s.name.as_str(), n))
-        .collect();
-    guard.service(&svc, &repo.project, &mounts);
-    guard.wait_running(&svc);
+    let (svc, old) = running_app(&guard, &repo, &names);
     assert_eq!(
         engine.previous_refs(&svc),
         None,
@@ -663,9 +674,9 @@ fn assert_no_value_in(file: &std::path::Path, value: &[u8]) {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn saved_plans_apply_when_fresh_and_are_refused_when_stale() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "saved-plan");
+    let Some((engine, guard, repo)) = engine_repo("saved-plan") else {
+        return;
+    };
     let values: [&[u8]; 5] = [
         b"alpha-value-Q7x9!kW2#mZ4",
         b"charlie-value-P3s8@vL1$nB6",
@@ -771,23 +782,11 @@ fn saved_plans_apply_when_fresh_and_are_refused_when_stale() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn concurrent_applies_are_serialised_by_the_lock() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "concurrent");
+    let Some((engine, guard, repo)) = engine_repo("concurrent") else {
+        return;
+    };
     let names = ["one", "two", "three"];
-    for n in names {
-        repo.set(n, format!("{n} v1").as_bytes());
-    }
-    repo.apply();
-    let svc = format!("{}-app", repo.project);
-    let current: Vec<_> = names.iter().map(|n| repo.current(n)).collect();
-    let mounts: Vec<(&str, &str)> = current
-        .iter()
-        .zip(names)
-        .map(|(s, n)| (s.name.as_str(), n))
-        .collect();
-    guard.service(&svc, &repo.project, &mounts);
-    guard.wait_running(&svc);
+    let (svc, _) = running_app(&guard, &repo, &names);
 
     let both = |extra: &[&str]| {
         let mut args = vec!["apply", "--yes", "--wait", "--wait-timeout", "2m"];
@@ -884,9 +883,9 @@ fn concurrent_applies_are_serialised_by_the_lock() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn plan_without_identity_flags_changed_files_as_unverified() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "no-identity");
+    let Some((_engine, _guard, repo)) = engine_repo("no-identity") else {
+        return;
+    };
     repo.set("changed", b"v1");
     repo.set("same", b"same value");
     repo.apply();
@@ -940,9 +939,9 @@ fn plan_without_identity_flags_changed_files_as_unverified() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn exec_feeds_current_names_to_docker_stack_deploy() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "exec-stack");
+    let Some((engine, guard, repo)) = engine_repo("exec-stack") else {
+        return;
+    };
     let value = b"stack secret value 42";
     repo.set("db_password", value);
     repo.apply();
@@ -1084,9 +1083,9 @@ fn unreachable_docker_host_fails_fast_naming_it() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_refuses_without_confirmation_or_on_another_swarm() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "confirm-pin");
+    let Some((engine, _guard, repo)) = engine_repo("confirm-pin") else {
+        return;
+    };
     let cluster = engine.cluster_id();
     repo.set("db_password", b"value");
 
@@ -1157,9 +1156,9 @@ fn apply_refuses_without_confirmation_or_on_another_swarm() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn stale_lock_blocks_apply_until_unlock() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "unlock");
+    let Some((engine, _guard, repo)) = engine_repo("unlock") else {
+        return;
+    };
     repo.set("db_password", b"value");
 
     // The marker a killed apply leaves (guard removes it by its lock label).
@@ -1228,9 +1227,9 @@ fn stale_lock_blocks_apply_until_unlock() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn interrupted_apply_releases_its_lock_and_resumes() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "interrupt");
+    let Some((engine, guard, repo)) = engine_repo("interrupt") else {
+        return;
+    };
     repo.set("db_password", b"one");
     repo.apply();
     let v1 = repo.current("db_password");
@@ -1292,9 +1291,9 @@ fn interrupted_apply_releases_its_lock_and_resumes() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn apply_asks_for_confirmation_on_a_terminal() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "confirm");
+    let Some((_engine, _guard, repo)) = engine_repo("confirm") else {
+        return;
+    };
     repo.set("db_password", b"value");
     let on_terminal = |answer: &str| {
         let (_, text) = common::cli::on_terminal(
@@ -1325,9 +1324,9 @@ fn apply_asks_for_confirmation_on_a_terminal() {
 #[test]
 #[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
 fn an_edited_plan_file_is_refused() {
-    let Some(engine) = engine() else { return };
-    let guard = Guard::new(&engine);
-    let repo = SyncRepo::new(&engine, &guard, "forged");
+    let Some((engine, guard, repo)) = engine_repo("forged") else {
+        return;
+    };
     repo.set("db_password", b"value");
     let victim = format!("unrelated_{}", suffix(&repo.project));
     let victim_id = guard.unmanaged_secret(&victim, b"not ours", &repo.t.work);

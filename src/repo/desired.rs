@@ -87,7 +87,9 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
         hasher.update(source.as_bytes());
         let fingerprint = match (&key, ids) {
             (Some(key), Some(ids)) => {
-                let v = repo.decrypt_sealed(env, ScopeKind::Secret, &file.path, &bytes, ids)?;
+                let v = repo
+                    .open_sealed(env, ScopeKind::Secret, &file.path, &bytes, ids, None)?
+                    .value;
                 value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
                 let fp = crypto::fingerprint(key, &v);
                 if keep_values {

@@ -118,19 +118,6 @@ impl Repo {
         Ok(())
     }
 
-    /// Decrypts `bytes` read from `path` as a file of `env` holding `kind` (see
-    /// [`Repo::open_sealed`]): the value only.
-    pub fn decrypt_sealed(
-        &self,
-        env: &str,
-        kind: ScopeKind,
-        path: &Path,
-        bytes: &[u8],
-        ids: &Identities,
-    ) -> Result<Plaintext> {
-        Ok(self.open_sealed(env, kind, path, bytes, ids, None)?.value)
-    }
-
     /// Reads and decrypts a secret file of `env` (see [`Repo::open_sealed`]).
     pub fn decrypt_secret(&self, env: &str, path: &Path, ids: &Identities) -> Result<Plaintext> {
         let bytes = self.read(path)?;

@@ -16,6 +16,11 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bollard::models::{
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
+};
+use bollard::query_parameters::ListTasksOptionsBuilder;
 use bollard::{Docker, API_DEFAULT_VERSION};
 
 /// The variable `tests/engine.sh` sets to the engine's endpoint (`unix://...` or `tcp://...`).
@@ -192,6 +197,79 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The spec of service `name`: `replicas` tasks running `sleep 3600` in the test image,
+    /// mounting `secrets`, labelled with `project` (so the cleanup guard removes it).
+    pub fn sleep_service_spec(
+        &self,
+        project: &str,
+        name: &str,
+        replicas: i64,
+        secrets: Vec<TaskSpecContainerSpecSecrets>,
+    ) -> ServiceSpec {
+        ServiceSpec {
+            name: Some(name.to_owned()),
+            labels: Some(HashMap::from([(LABEL_PROJECT.into(), project.to_owned())])),
+            mode: Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated {
+                    replicas: Some(replicas),
+                }),
+                ..Default::default()
+            }),
+            task_template: Some(TaskSpec {
+                container_spec: Some(TaskSpecContainerSpec {
+                    image: Some(self.image.clone()),
+                    command: Some(vec!["sleep".into(), "3600".into()]),
+                    // `sleep` as PID 1 ignores SIGTERM: don't wait the default 10 s.
+                    stop_grace_period: Some(Duration::from_secs(1).as_nanos() as i64),
+                    secrets: Some(secrets),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// A service's reference to secret `id` (named `name`), mounted as `target` with this owner
+/// and mode.
+pub fn secret_ref(
+    id: &str,
+    name: &str,
+    target: &str,
+    uid: &str,
+    gid: &str,
+    mode: u32,
+) -> TaskSpecContainerSpecSecrets {
+    TaskSpecContainerSpecSecrets {
+        secret_id: Some(id.to_owned()),
+        secret_name: Some(name.to_owned()),
+        file: Some(TaskSpecContainerSpecFile {
+            name: Some(target.to_owned()),
+            uid: Some(uid.to_owned()),
+            gid: Some(gid.to_owned()),
+            mode: Some(mode),
+        }),
+    }
+}
+
+/// The tasks matching `filters` (`service`, `desired-state`, ...).
+pub async fn tasks(docker: &Docker, filters: &HashMap<&str, Vec<&str>>) -> Vec<Task> {
+    docker
+        .list_tasks(Some(
+            ListTasksOptionsBuilder::new().filters(filters).build(),
+        ))
+        .await
+        .expect("list tasks")
+}
+
+/// `docker service ls` arguments listing the names of the services matching `filter`.
+/// (Names, not `-q`: the CLI truncates IDs, container labels hold full ones.)
+pub fn service_names_args(filter: &str) -> [&str; 6] {
+    ["service", "ls", "--filter", filter, "--format", "{{.Name}}"]
+}
+
 /// Polls `done` every 200 ms until it returns true; panics naming `what` after `timeout`.
 /// (Blocking: in async tests, poll with `tokio::time::sleep` instead when the check is async.)
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -235,15 +313,7 @@ impl Cleanup {
                 .collect())
         };
 
-        // Names, not `-q`: the CLI truncates IDs, container labels hold full ones.
-        let services = lines(&[
-            "service",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Name}}",
-        ])?;
+        let services = lines(&service_names_args(&filter))?;
         for name in &services {
             lines(&["service", "rm", name])?;
         }

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::cli::{assert_no_panic, assert_ok, describe, run_command, TestRepo};
-use super::engine::{Engine, LABEL_NAME, LABEL_PROJECT};
+use super::cli::{assert_no_panic, assert_ok, describe, run_command, stderr, TestRepo};
+use super::engine::{service_names_args, Engine, LABEL_NAME, LABEL_PROJECT};
 
 /// The one environment of every [`SyncRepo`].
 pub const ENV: &str = "staging";
@@ -290,32 +290,27 @@ impl Guard {
     /// `(secret, target)` (`target` may go on with `,uid=U,gid=G,mode=M`), labelled with
     /// `project`; does not wait for it.
     pub fn service(&self, name: &str, project: &str, secrets: &[(&str, &str)]) {
-        self.services.lock().unwrap().push(name.to_owned());
         let label = format!("{LABEL_PROJECT}={project}");
-        let mut args: Vec<String> = [
-            "service",
-            "create",
-            "--detach",
-            "--quiet",
-            "--name",
-            name,
-            "--label",
-            &label,
-            // `sleep` as PID 1 ignores SIGTERM: don't wait 10 s at every task replacement.
-            "--stop-grace-period",
-            "1s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for (source, target) in secrets {
-            args.push("--secret".into());
-            args.push(format!("source={source},target={target}"));
+        let mounts: Vec<String> = secrets
+            .iter()
+            .map(|(source, target)| format!("source={source},target={target}"))
+            .collect();
+        // `sleep` as PID 1 ignores SIGTERM: don't wait 10 s at every task replacement.
+        let mut args = vec!["--label", &label, "--stop-grace-period", "1s"];
+        for mount in &mounts {
+            args.extend(["--secret", mount]);
         }
-        args.push(self.engine.image.clone());
-        args.extend(["sleep".into(), "3600".into()]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.engine.docker_cli_ok(&args);
+        args.extend([self.engine.image.as_str(), "sleep", "3600"]);
+        self.create_service(name, &args);
+    }
+
+    /// `docker service create --detach --quiet --name NAME ARGS...` (the options, then image
+    /// and command); cleans the service up too; does not wait for it.
+    pub fn create_service(&self, name: &str, args: &[&str]) {
+        self.track_service(name);
+        let mut all = vec!["service", "create", "--detach", "--quiet", "--name", name];
+        all.extend_from_slice(args);
+        self.engine.docker_cli_ok(&all);
     }
 
     /// Waits (bounded) until the service has exactly one running container; returns it.
@@ -350,14 +345,7 @@ impl Guard {
         let mut services = self.services.lock().unwrap().clone();
         for project in &projects {
             let filter = format!("label={LABEL_PROJECT}={project}");
-            let out = e.docker_cli(&[
-                "service",
-                "ls",
-                "--filter",
-                &filter,
-                "--format",
-                "{{.Name}}",
-            ]);
+            let out = e.docker_cli(&service_names_args(&filter));
             services.extend(lines(&out.stdout));
         }
         services.sort();
@@ -483,6 +471,15 @@ pub struct SyncRepo {
     pub project: String,
 }
 
+/// What most sync tests start with: the test engine, a cleanup guard, and a repository
+/// ([`SyncRepo::new`]) for `test`; `None` without an engine.
+pub fn engine_repo(test: &str) -> Option<(Engine, Guard, SyncRepo)> {
+    let engine = super::engine::engine()?;
+    let guard = Guard::new(&engine);
+    let repo = SyncRepo::new(&engine, &guard, test);
+    Some((engine, guard, repo))
+}
+
 impl SyncRepo {
     /// `keygen`, then `init --project <unique> -e staging --recipient me=<key>`; the project is
     /// registered with `guard` for cleanup.
@@ -528,6 +525,18 @@ impl SyncRepo {
         let mut all = vec!["--format", "json"];
         all.extend_from_slice(args);
         self.run(&all)
+    }
+
+    /// `unlock` of a lock whose holder died: succeeds, noting that it no longer runs.
+    #[track_caller]
+    pub fn unlock_dead_holder(&self) {
+        let out = self.run(&["unlock"]);
+        assert_ok(&out);
+        assert!(
+            stderr(&out).contains("no longer running"),
+            "{}",
+            describe(&out)
+        );
     }
 
     /// `set NAME` with the value on stdin; asserts success.

@@ -185,8 +185,9 @@ mod template;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod yaml;
 
 #[allow(unused_imports)]
-use self::{errors::*, raw::*, template::*, validate::*};
+use self::{errors::*, raw::*, template::*, validate::*, yaml::*};
 pub use edit::{add_recipient, remove_recipient};
 pub use template::render_new;
