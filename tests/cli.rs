@@ -1392,6 +1392,8 @@ fn check_max_age_reports_overdue_values() {
     assert_exit(&out, 1);
     let text = combined(&out);
     assert!(text.contains("overdue"), "{}", describe(&out));
+    // Hours old, said in hours (not rounded down to "0s").
+    assert!(text.contains("last changed 2h ago"), "{}", describe(&out));
     assert!(text.contains("secrets/staging/x.age"), "{}", describe(&out));
     assert_ok(&repo.check(&["--max-age", "3h"]));
 }

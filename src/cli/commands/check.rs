@@ -268,7 +268,7 @@ fn check_rotation(
                         rel,
                         format!(
                             "{name} is overdue for rotation: its value last changed {} ago, the limit is {}",
-                            humantime::format_duration(Duration::from_secs(age.as_secs() / 86400 * 86400)),
+                            humantime::format_duration(rounded(age)),
                             humantime::format_duration(limit)
                         ),
                         format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)"),
@@ -442,4 +442,15 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) -> Result<(
         }
     }
     Ok(())
+}
+
+/// An age for people: whole days from a day on, else whole hours, else whole minutes.
+fn rounded(age: Duration) -> Duration {
+    let secs = age.as_secs();
+    let unit = match secs {
+        86_400.. => 86_400,
+        3_600.. => 3_600,
+        _ => 60,
+    };
+    Duration::from_secs(secs / unit * unit)
 }
