@@ -10,15 +10,16 @@
 //! some of them; then it times, `RUNS` times each (median): the floor (bollard alone:
 //! connect, negotiate the version, info, list secrets, list services: the calls any tool
 //! needs), swarmseal's `observe` on an open connection, the repository read (one decryption
-//! per secret), the pure planner, and the whole plan pipeline (read + connect + observe +
-//! plan). `plan - floor` is what swarmseal adds on top of the unavoidable API calls: mostly
-//! the decryptions.
+//! per secret, for reference), the pure planner, and the whole plan pipeline as `swarmseal
+//! plan` runs it (read the files + connect + observe + decrypt only what the Swarm's labels
+//! do not vouch for + plan). `plan - floor` is what swarmseal adds on top of the
+//! unavoidable API calls.
 
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{ListSecretsOptions, ListServicesOptions};
 use swarmseal::crypto::Identities;
-use swarmseal::repo::desired::{self, Decrypt};
+use swarmseal::repo::desired::{self, Decrypt, Known};
 use swarmseal::repo::Repo;
 use swarmseal::swarm::{resolve_endpoint, Swarm};
 
@@ -146,12 +147,17 @@ fn main() {
             .block_on(swarm.observe(&project, "prod", &wanted))
             .unwrap();
         let planner = time(RUNS, || swarmseal::plan::plan(&state.desired, &observed));
+        // As `swarmseal plan` does it: the files read and checked, the Swarm observed, and
+        // only the files its labels do not vouch for decrypted (`desired::Known`).
         let total = time(RUNS, || {
-            let state = desired::read(&repo, "prod", Some(&ids), Decrypt::IfPossible).unwrap();
+            let prepared = desired::prepare(&repo, "prod").unwrap();
             let swarm = rt.block_on(Swarm::connect(endpoint.clone())).unwrap();
-            let names = state.desired.secrets.keys().cloned().collect();
             let observed = rt
-                .block_on(swarm.observe(&project, "prod", &names))
+                .block_on(swarm.observe(&project, "prod", &prepared.names()))
+                .unwrap();
+            let known = Known::from_observed(&observed, &project, "prod");
+            let state = prepared
+                .decrypt(&repo, Some(&ids), Decrypt::IfPossible, &known)
                 .unwrap();
             swarmseal::plan::plan(&state.desired, &observed)
         });

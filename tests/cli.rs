@@ -1787,3 +1787,80 @@ fn edit_asks_for_the_passphrase_once() {
     assert_eq!(text.matches("Passphrase").count(), 1, "{text}");
     assert_eq!(repo.get("staging", "x"), b"after\n");
 }
+
+/// The plan's shortcut (`desired::Known`): a file whose digest a managed version's
+/// `source` label names is not decrypted, its fingerprint comes from the label. Only for
+/// that exact file, name and environment: a file the labels do not name is decrypted
+/// (and a damaged one refused), and a byte copy of another environment's file is refused
+/// even when a label names it.
+#[test]
+fn plan_trusts_the_swarms_labels_only_for_the_files_they_name() {
+    use swarmseal::crypto::{file_digest, Identities};
+    use swarmseal::domain::state::{labels, Observed, SwarmSecret};
+    use swarmseal::repo::desired::{self, Decrypt, Known};
+    use swarmseal::repo::Repo;
+
+    let repo = TestRepo::new();
+    repo.set("staging", "x", b"value");
+    repo.set("production", "y", b"other");
+    // Damage x's body, keeping its header: only a decryption can tell.
+    let x = repo.path("secrets/staging/x.age");
+    let mut text = fs::read_to_string(&x).unwrap();
+    let at = text.find('\n').unwrap() + 30;
+    text.replace_range(at..at + 4, "AAAA");
+    fs::write(&x, &text).unwrap();
+    let r = Repo::discover(Some(&repo.root)).unwrap();
+    let ids = Identities::from_text(&fs::read(&repo.identity).unwrap(), "test").unwrap();
+    let project = r.manifest.project.clone();
+    let version = |env: &str, name: &str, file: &[u8]| SwarmSecret {
+        id: format!("id-{name}"),
+        name: format!("{name}-0123456789"),
+        version: 1,
+        created_at: "2026".into(),
+        labels: [
+            (labels::MANAGED, "true".to_string()),
+            (labels::PROJECT, project.clone()),
+            (labels::ENVIRONMENT, env.to_string()),
+            (labels::NAME, name.to_string()),
+            (labels::SOURCE, file_digest(file)),
+            (labels::FINGERPRINT, "ab".repeat(32)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    };
+    let observed = |secrets| Observed {
+        cluster_id: "c".into(),
+        secrets,
+        services: Vec::new(),
+    };
+    let plan = |o: &Observed| {
+        let known = Known::from_observed(o, &project, "staging");
+        desired::prepare(&r, "staging")?.decrypt(&r, Some(&ids), Decrypt::IfPossible, &known)
+    };
+
+    // Vouched for: not decrypted, the label's fingerprint is taken.
+    let vouched = observed(vec![version("staging", "x", text.as_bytes())]);
+    let state = plan(&vouched).unwrap();
+    assert_eq!(
+        state.desired.secrets["x"].fingerprint.as_deref(),
+        Some("ab".repeat(32).as_str())
+    );
+    // Not vouched for (another environment's label, or none): decrypted, and refused.
+    for o in [
+        observed(vec![version("production", "x", text.as_bytes())]),
+        observed(Vec::new()),
+    ] {
+        let err = plan(&o).err().expect("a damaged file is refused");
+        assert_eq!(err.kind(), swarmseal::ErrorKind::Repository, "{err}");
+    }
+    // A byte copy of production's y as staging's x, even with a label naming it.
+    let y = fs::read(repo.path("secrets/production/y.age")).unwrap();
+    fs::write(&x, &y).unwrap();
+    let copied = observed(vec![version("staging", "x", &y)]);
+    let err = plan(&copied)
+        .err()
+        .expect("a copy of another environment's file");
+    assert_eq!(err.kind(), swarmseal::ErrorKind::Repository, "{err}");
+    assert!(err.to_string().contains("byte-for-byte"), "{err}");
+}

@@ -54,6 +54,9 @@ impl BenchRepo {
         let idfile = dir.path().join("id.txt");
         let (text, public) = swarmseal::crypto::generate_identity();
         std::fs::write(&idfile, text.as_bytes()).unwrap();
+        // As `keygen` writes it: an identity others can read is warned about at every run.
+        std::fs::set_permissions(&idfile, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         run_cli(&[
             "-C",
             &root_s,

@@ -170,7 +170,7 @@ impl Identities {
     fn add_bytes(&mut self, bytes: &[u8], source: &str) -> Result<()> {
         let bad = |why: String| {
             Error::new(format!("identity {source} cannot be used: {why}"))
-.with_kind(ErrorKind::Identity).hint(
+            .with_kind(ErrorKind::Identity).hint(
                 "use an age identity (from `swarmseal keygen` or `age-keygen`), an ssh-ed25519/ssh-rsa private key, or a passphrase-protected age identity file",
             )
         };

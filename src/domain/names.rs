@@ -64,7 +64,7 @@ pub fn parse_user_name(input: &str) -> Result<(String, PathBuf)> {
         return Err(Error::new(format!(
             "invalid secret name {input:?}: it must be a relative name inside the environment folder, without empty, '.' or '..' parts"
         ))
-.with_kind(ErrorKind::Usage)
+        .with_kind(ErrorKind::Usage)
         .hint("use a name such as db_password or tls/api.crt"));
     }
     if let Some(problem) = name_problem(&logical) {

@@ -367,7 +367,7 @@ impl Plan {
             "secrets gone from the repository are still used by services, so their removal is blocked: {}",
             blocked.join("; ")
         ))
-.with_kind(ErrorKind::Blocked)
+        .with_kind(ErrorKind::Blocked)
         .hint(format!(
             "remove them from those services first (`docker service update --secret-rm NAME SERVICE`), or put them back in the repository (`swarmseal -e {env} set NAME`); swarmseal never forces a removal"
         )))

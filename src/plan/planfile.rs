@@ -148,7 +148,7 @@ impl PlanFile {
                 path.display(),
                 self.created
             ))
-.with_kind(ErrorKind::StalePlan)
+            .with_kind(ErrorKind::StalePlan)
             .hint(again));
         }
         Ok(())

@@ -1,6 +1,7 @@
-//! Reads the repository into the planner's desired state: one decryption per secret,
-//! to compute its keyed fingerprint (and, for apply, to keep the values that will be
-//! created).
+//! Reads the repository into the planner's desired state, in two steps: [`prepare`]
+//! reads and checks the files (no decryption), then [`Prepared::decrypt`] computes each
+//! secret's keyed fingerprint, by one decryption, or from the Swarm's labels when they
+//! vouch for the file as it is ([`Known`]), and keeps the values apply will create.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::value;
 use crate::crypto::{self, DecryptFailure, Identities, Plaintext, ScopeKind};
-use crate::domain::state::{Desired, DesiredSecret};
+use crate::domain::state::{labels, Desired, DesiredSecret, Observed};
 use crate::error::{Error, Result};
-use crate::repo::{LockMode, Repo};
+use crate::repo::{LockMode, Repo, SecretFile};
 
 /// What plan and apply know of the repository.
 pub struct RepoState {
@@ -40,82 +41,161 @@ pub enum Decrypt {
 /// decrypts each secret once (when an identity can read the environment) to compute its
 /// keyed fingerprint, and digests everything read for saved plans.
 pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> Result<RepoState> {
+    prepare(repo, env)?.decrypt(repo, ids, mode, &Known::default())
+}
+
+/// Fingerprints the Swarm already vouches for: a managed version of this environment whose
+/// `source` label is the digest of a file as it is now was created from exactly these
+/// bytes, and its `fingerprint` label is the keyed fingerprint of their value. Such a file
+/// needs no decryption to be known unchanged.
+///
+/// Why this is safe: the same ciphertext always decrypts to the same value, and the
+/// version was created by an apply that decrypted and checked the file (its scope, its
+/// size). Labels can only be written by someone who can manage the Swarm, who could
+/// replace the secrets themselves; the repository, which a pull request controls, cannot
+/// forge them. The digest-only check against copies of other environments' files still
+/// runs for every file.
+#[derive(Debug, Default)]
+pub struct Known(BTreeMap<(String, String), String>);
+
+impl Known {
+    /// The fingerprints that this environment's managed versions vouch for.
+    pub fn from_observed(observed: &Observed, project: &str, env: &str) -> Known {
+        let mut known = BTreeMap::new();
+        for s in observed
+            .secrets
+            .iter()
+            .filter(|s| s.is_managed_by(project, env))
+        {
+            let (Some(name), Some(source), Some(fp)) = (
+                s.label(labels::NAME),
+                s.label(labels::SOURCE),
+                s.label(labels::FINGERPRINT),
+            ) else {
+                continue;
+            };
+            if fp.len() == 64 && fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+                known.insert((name.to_string(), source.to_string()), fp.to_string());
+            }
+        }
+        Known(known)
+    }
+
+    fn get(&self, name: &str, source: &str) -> Option<&str> {
+        self.0
+            .get(&(name.to_string(), source.to_string()))
+            .map(String::as_str)
+    }
+}
+
+/// The repository's files of one environment, read and checked, before any decryption:
+/// enough to know which secrets to observe on the Swarm.
+pub struct Prepared {
+    env: String,
+    key_bytes: Vec<u8>,
+    hasher: Sha256,
+    /// name -> (file, its bytes, their digest).
+    files: BTreeMap<String, (SecretFile, Vec<u8>, String)>,
+}
+
+/// Reads the environment's files and refuses a repository with problems (under the shared
+/// repository lock), without decrypting anything.
+pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
     let _lock = repo.lock(LockMode::Shared)?;
+    let refusing = || format!("refusing to plan {env} while the repository has problems");
     if let Some(leak) = repo
         .scan_outside_envs()?
         .into_iter()
         .find(|p| !matches!(p, crate::repo::Problem::Stray { .. }))
     {
-        return Err(leak.to_error().context(format!(
-            "refusing to plan {env} while the repository has problems"
-        )));
+        return Err(leak.to_error().context(refusing()));
     }
     let scan = repo.scan(env)?;
-    scan.ensure_clean().map_err(|e| {
-        e.context(format!(
-            "refusing to plan {env} while the repository has problems"
-        ))
-    })?;
+    scan.ensure_clean().map_err(|e| e.context(refusing()))?;
     let manifest_bytes = repo.read(&repo.manifest_path())?;
-    let key_path = repo.fingerprint_key_path(env);
-    let key_bytes = repo.read(&key_path).map_err(|e| {
+    let key_bytes = repo.read(&repo.fingerprint_key_path(env)).map_err(|e| {
         e.hint("restore the environment's fingerprint key from git, or create one with `swarmseal rekey`")
     })?;
-
     let mut hasher = Sha256::new();
     hasher.update(Sha256::digest(&manifest_bytes));
     hasher.update(Sha256::digest(&key_bytes));
-
-    let mut warnings = Vec::new();
-    let key = fingerprint_key(repo, env, ids, mode, &key_bytes, &mut warnings)?;
-    let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
-
-    let mut secrets = BTreeMap::new();
-    let mut values = BTreeMap::new();
-    for (name, file) in &scan.secrets {
+    let mut files = BTreeMap::new();
+    for (name, file) in scan.secrets {
         let bytes = repo.read(&file.path)?;
         if !crypto::looks_like_age(&bytes) {
             // A plaintext value in a file named like a secret: refuse, identity or not.
-            return Err(crate::repo::Problem::Plaintext {
-                rel: file.rel.clone(),
-            }
-            .to_error());
+            return Err(crate::repo::Problem::Plaintext { rel: file.rel }.to_error());
         }
         let source = crypto::file_digest(&bytes);
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(source.as_bytes());
-        let fingerprint = match (&key, ids) {
-            (Some(key), Some(ids)) => {
-                let v = repo
-                    .open_sealed(env, ScopeKind::Secret, &file.path, &bytes, ids, None)?
-                    .value;
-                value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
-                let fp = crypto::fingerprint(key, &v);
-                if keep_values {
-                    values.insert(name.clone(), v);
-                }
-                Some(fp)
-            }
-            _ => None,
-        };
-        secrets.insert(
-            name.clone(),
-            desired_secret(repo, name, source, fingerprint),
-        );
+        files.insert(name, (file, bytes, source));
     }
-    Ok(RepoState {
-        desired: Desired {
-            project: repo.manifest.project.clone(),
-            environment: env.to_string(),
-            secrets,
-            keep_versions: repo.manifest.keep_versions,
-        },
-        values,
-        digest: hex::encode(hasher.finalize()),
-        verified: key.is_some(),
-        warnings,
+    Ok(Prepared {
+        env: env.to_string(),
+        key_bytes,
+        hasher,
+        files,
     })
+}
+
+impl Prepared {
+    /// The environment's secret names.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.files.keys().cloned().collect()
+    }
+
+    /// The desired state: each secret's fingerprint from `known` when the Swarm vouches
+    /// for its file, else by decrypting it (when an identity can read the environment).
+    pub fn decrypt(
+        self,
+        repo: &Repo,
+        ids: Option<&Identities>,
+        mode: Decrypt,
+        known: &Known,
+    ) -> Result<RepoState> {
+        let env = self.env.as_str();
+        let mut warnings = Vec::new();
+        let key = fingerprint_key(repo, env, ids, mode, &self.key_bytes, &mut warnings)?;
+        let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
+        let mut secrets = BTreeMap::new();
+        let mut values = BTreeMap::new();
+        for (name, (file, bytes, source)) in &self.files {
+            let fingerprint = match (&key, ids) {
+                (Some(_), Some(_)) if known.get(name, source).is_some() => {
+                    repo.check_not_a_copy(env, ScopeKind::Secret, &file.path, bytes)?;
+                    known.get(name, source).map(String::from)
+                }
+                (Some(key), Some(ids)) => {
+                    let v = repo
+                        .open_sealed(env, ScopeKind::Secret, &file.path, bytes, ids, None)?
+                        .value;
+                    value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
+                    let fp = crypto::fingerprint(key, &v);
+                    if keep_values {
+                        values.insert(name.clone(), v);
+                    }
+                    Some(fp)
+                }
+                _ => None,
+            };
+            let d = desired_secret(repo, name, source.clone(), fingerprint);
+            secrets.insert(name.clone(), d);
+        }
+        Ok(RepoState {
+            desired: Desired {
+                project: repo.manifest.project.clone(),
+                environment: env.to_string(),
+                secrets,
+                keep_versions: repo.manifest.keep_versions,
+            },
+            values,
+            digest: hex::encode(self.hasher.finalize()),
+            verified: key.is_some(),
+            warnings,
+        })
+    }
 }
 
 /// The environment's fingerprint key, when an identity can read it (else, for

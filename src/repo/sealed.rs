@@ -79,7 +79,7 @@ impl Repo {
                         scope.environment,
                         kind.describe()
                     ))
-.with_kind(ErrorKind::Repository)
+                    .with_kind(ErrorKind::Repository)
                     .hint(format!(
                         "it was copied here from elsewhere in the repository: remove it (`git rm {}`) and find out how it got there",
                         rel.display()
@@ -91,7 +91,7 @@ impl Repo {
                         rel.display(),
                         scope.environment
                     ))
-.with_kind(ErrorKind::Repository)
+                    .with_kind(ErrorKind::Repository)
                     .hint(format!(
                         "remove it (`git rm {}`) and find out how it got there; if environment {} was renamed to {env}, re-encrypt its files with `swarmseal -e {env} rekey --moved-from {}`",
                         rel.display(),
@@ -100,22 +100,33 @@ impl Repo {
                     )));
                 }
             }
-            None => {
-                if let Some(original) = self.copy_of(path, bytes, kind)? {
-                    return Err(Error::new(format!(
-                        "{} and {} are byte-for-byte the same file, one a copy of the other; using it as {} of {env} could hand the other's value to {env}'s recipients",
-                        rel.display(),
-                        original.display(),
-                        kind.describe()
-                    ))
-.with_kind(ErrorKind::Repository)
-                    .hint(
-                        "remove the copy (`git rm FILE`) and find out how it got there; to use one value in several places, store it in each with `swarmseal -e ENV set` (files written by swarmseal carry their environment, and copies of them are told apart)"
-                    ));
-                }
-            }
+            None => self.check_not_a_copy(env, kind, path, bytes)?,
         }
         Ok(())
+    }
+
+    /// Refuses a file that is a byte-for-byte copy of a file of another environment, or
+    /// of a fingerprint key (what an unscoped file must not be; see the module).
+    pub fn check_not_a_copy(
+        &self,
+        env: &str,
+        kind: ScopeKind,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let Some(original) = self.copy_of(path, bytes, kind)? else {
+            return Ok(());
+        };
+        Err(Error::new(format!(
+            "{} and {} are byte-for-byte the same file, one a copy of the other; using it as {} of {env} could hand the other's value to {env}'s recipients",
+            self.rel(path).display(),
+            original.display(),
+            kind.describe()
+        ))
+        .with_kind(ErrorKind::Repository)
+        .hint(
+            "remove the copy (`git rm FILE`) and find out how it got there; to use one value in several places, store it in each with `swarmseal -e ENV set` (files written by swarmseal carry their environment, and copies of them are told apart)"
+        ))
     }
 
     /// Reads and decrypts a secret file of `env` (see [`Repo::open_sealed`]).

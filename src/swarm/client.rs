@@ -637,7 +637,7 @@ fn manager_cluster_id(endpoint: &Endpoint, swarm: SwarmInfo) -> Result<String> {
             "the Docker engine at {at} is a Swarm worker, not a manager; secrets and services \
              can only be managed through a manager"
         ))
-.with_kind(ErrorKind::WrongSwarm)
+        .with_kind(ErrorKind::WrongSwarm)
         .hint("run against a manager node (`docker node ls` on a manager lists them) with --host or DOCKER_HOST"));
     }
     swarm

@@ -148,7 +148,7 @@ impl Swarm {
                 self.endpoint().describe(),
                 info.describe()
             ))
-.with_kind(ErrorKind::LockHeld)
+            .with_kind(ErrorKind::LockHeld)
             .hint("wait for it to finish, or stop it (it releases the lock on Ctrl-C or SIGTERM); `swarmseal unlock --force` breaks the lock anyway, and then two applies may run at once"));
         }
         match self.remove_secret(&secret.id, &name).await? {

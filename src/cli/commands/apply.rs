@@ -177,7 +177,7 @@ fn take_lock(
                 Err(Error::new(format!(
                     "interrupted by {signal} while waiting for the apply lock; nothing was changed"
                 ))
-.with_kind(ErrorKind::Interrupted))
+                .with_kind(ErrorKind::Interrupted))
             }
         }
     })
@@ -287,7 +287,7 @@ fn replan(
                     "the plan {} is stale: it is not what swarmseal plans for this repository and Swarm (was the file edited, or made by another swarmseal version?)",
                     path.display()
                 ))
-.with_kind(ErrorKind::StalePlan)
+                .with_kind(ErrorKind::StalePlan)
                 .hint("make a new plan with `swarmseal plan --out FILE` and review it"));
             }
             show(g, &now, remote, observed).map_err(|e| output_failed(e, false))?;
@@ -299,7 +299,7 @@ fn replan(
                 return Err(Error::new(
                     "the Swarm changed while the plan was being confirmed (another apply?); nothing was changed",
                 )
-.with_kind(ErrorKind::StalePlan)
+                .with_kind(ErrorKind::StalePlan)
                 .hint("run apply again and review the new plan"));
             }
             Ok(now)
@@ -335,7 +335,7 @@ fn carry_out(
             signal = signals.recv() => Err(Error::new(format!(
                 "interrupted by {signal}: the apply stopped part-way and released its lock"
             ))
-.with_kind(ErrorKind::Interrupted)
+            .with_kind(ErrorKind::Interrupted)
             .hint("run apply again to finish; every step is idempotent")),
         }
     });
@@ -463,7 +463,7 @@ fn summary(g: &Global, outcome: &Outcome, what: &str) {
 fn confirm(env: &str, endpoint: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::new("refusing to apply without confirmation: standard input is not a terminal")
-.with_kind(ErrorKind::Usage)
+            .with_kind(ErrorKind::Usage)
             .hint("review the plan and pass --yes (or apply a saved plan: `swarmseal plan --out FILE`, then `swarmseal apply FILE`)"));
     }
     crate::cli::output::err!(

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::plan;
 use crate::plan::planfile::PlanFile;
 use crate::plan::render;
-use crate::repo::desired::{self, Decrypt};
+use crate::repo::desired::{self, Decrypt, Known};
 
 use crate::cli::remote::Remote;
 
@@ -16,12 +16,13 @@ pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
     let repo = cx.repo()?;
     let env = cx.env()?;
     let ids = cx.identities()?;
-    let (state, remote) = Remote::connect_while(g, repo, &env, || {
-        desired::read(repo, &env, ids, Decrypt::IfPossible)
-    })?;
+    // The files are read and checked while connecting; only those the Swarm does not
+    // already vouch for are decrypted (see `desired::Known`).
+    let (prepared, remote) = Remote::connect_while(g, repo, &env, || desired::prepare(repo, &env))?;
+    let observed = remote.observe(repo, &env, &prepared.names())?;
+    let known = Known::from_observed(&observed, &repo.manifest.project, &env);
+    let state = prepared.decrypt(repo, ids, Decrypt::IfPossible, &known)?;
     cx.warn_all(&state.warnings);
-    let names = state.desired.secrets.keys().cloned().collect();
-    let observed = remote.observe(repo, &env, &names)?;
     if let Ok(Some(lock)) = remote
         .rt
         .block_on(remote.swarm.lock_info(&repo.manifest.project, &env))
