@@ -21,14 +21,17 @@ pub fn write_stdout(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Error::broken_pipe()
-            } else {
-                Error::new(format!("cannot write to standard output: {e}"))
-                    .hint("check where the output goes (a full disk, a closed file?)")
-            }
-        })
+        .map_err(stdout_error)
+}
+
+/// A failed write to standard output: EPIPE is [`Error::broken_pipe`].
+fn stdout_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::broken_pipe()
+    } else {
+        Error::new(format!("cannot write to standard output: {e}"))
+            .hint("check where the output goes (a full disk, a closed file?)")
+    }
 }
 
 /// Writes secret bytes (a value, an identity) to standard output without std's line
@@ -37,22 +40,15 @@ pub fn write_stdout(bytes: &[u8]) -> Result<()> {
 pub fn write_secret_stdout(bytes: &[u8]) -> Result<()> {
     use std::os::fd::AsFd;
     let mut out = std::io::stdout().lock();
-    let fail = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            Error::broken_pipe()
-        } else {
-            Error::new(format!("cannot write to standard output: {e}"))
-                .hint("check where the output goes (a full disk, a closed file?)")
-        }
-    };
-    out.flush().map_err(fail)?;
+
+    out.flush().map_err(stdout_error)?;
     let mut rest = bytes;
     while !rest.is_empty() {
         match rustix::io::write(out.as_fd(), rest) {
-            Ok(0) => return Err(fail(std::io::ErrorKind::WriteZero.into())),
+            Ok(0) => return Err(stdout_error(std::io::ErrorKind::WriteZero.into())),
             Ok(n) => rest = &rest[n..],
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(fail(e.into())),
+            Err(e) => return Err(stdout_error(e.into())),
         }
     }
     Ok(())
@@ -164,7 +160,7 @@ pub fn render_error(err: &Error) -> String {
 
 /// Prints an error on standard error as one JSON object (`--format json`):
 /// `{"error": {"kind": ..., "message": ..., "hint": ...}}`.
-pub fn print_error_json(err: &Error) {
+fn print_error_json(err: &Error) {
     let value = serde_json::json!({"error": {
         "kind": err.kind(),
         "message": err.message(),

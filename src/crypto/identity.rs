@@ -83,11 +83,6 @@ impl Identities {
         Ok(None)
     }
 
-    /// Loads identities, or fails with advice on how to provide one.
-    pub fn require(cli_files: &[PathBuf], why: &str) -> Result<Identities> {
-        Identities::load(cli_files)?.ok_or_else(|| Identities::missing_error(why))
-    }
-
     /// The error when no source provides an identity needed to `why`.
     pub fn missing_error(why: &str) -> Error {
         let default = default_identity_path()

@@ -56,12 +56,12 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
 /// forge them. The digest-only check against copies of other environments' files still
 /// runs for every file.
 #[derive(Debug, Default)]
-pub struct Known(BTreeMap<(String, String), String>);
+pub struct Known(BTreeMap<String, BTreeMap<String, String>>);
 
 impl Known {
     /// The fingerprints that this environment's managed versions vouch for.
     pub fn from_observed(observed: &Observed, project: &str, env: &str) -> Known {
-        let mut known = BTreeMap::new();
+        let mut known: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for s in observed
             .secrets
             .iter()
@@ -75,16 +75,18 @@ impl Known {
                 continue;
             };
             if fp.len() == 64 && fp.bytes().all(|b| b.is_ascii_hexdigit()) {
-                known.insert((name.to_string(), source.to_string()), fp.to_string());
+                known
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(source.to_string(), fp.to_string());
             }
         }
         Known(known)
     }
 
+    /// The fingerprint the Swarm vouches for, for this file of `name`.
     fn get(&self, name: &str, source: &str) -> Option<&str> {
-        self.0
-            .get(&(name.to_string(), source.to_string()))
-            .map(String::as_str)
+        self.0.get(name)?.get(source).map(String::as_str)
     }
 }
 
@@ -162,10 +164,11 @@ impl Prepared {
         let mut secrets = BTreeMap::new();
         let mut values = BTreeMap::new();
         for (name, (file, bytes, source)) in &self.files {
+            let vouched = known.get(name, source);
             let fingerprint = match (&key, ids) {
-                (Some(_), Some(_)) if known.get(name, source).is_some() => {
+                (Some(_), Some(_)) if vouched.is_some() => {
                     repo.check_not_a_copy(env, ScopeKind::Secret, &file.path, bytes)?;
-                    known.get(name, source).map(String::from)
+                    vouched.map(String::from)
                 }
                 (Some(key), Some(ids)) => {
                     let v = repo
