@@ -703,11 +703,13 @@ fn leader_killed_mid_apply_converges() {
         "the lock was lost across the leader change"
     );
     // The apply's own lock, if the apply has not finished: seen from the other manager too.
-    let still_running = child.try_wait().unwrap().is_none();
+    // The lock first, then whether the apply still runs: an apply that ends in between
+    // released its lock and is rightly not asked to hold it.
     let lock_seen = other
         .docker(&["secret", "inspect", &marker])
         .status
         .success();
+    let still_running = child.try_wait().unwrap().is_none();
     let out = wait_output(&mut child);
     assert_no_panic(&out);
     if still_running {
