@@ -3,18 +3,18 @@
 //! started with `--tlsverify`, each also through a docker context. Every secret value travels
 //! over these: they must be at least as safe as the docker CLI's.
 //!
-//! Run: `tests/engine.sh cargo test --test remote -- --include-ignored` (root, dockerd,
+//! Run: `tests/engine.sh cargo test --test integration -- --include-ignored remote::` (root, dockerd,
 //! openssh-server, openssl).
-
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cli::{assert_exit, assert_ok, assert_refused, describe, stderr, stdout, TestRepo};
-use common::engine::engine;
-use common::remote::{docker_context, tls_node, Certs, Sshd};
-use common::sync::{Guard, SyncRepo};
+use crate::common::cli::{
+    assert_exit, assert_ok, assert_refused, describe, stderr, stdout, TestRepo,
+};
+use crate::common::engine::engine;
+use crate::common::remote::{docker_context, tls_node, Certs, Sshd};
+use crate::common::sync::{Guard, SyncRepo};
 
 /// A repository with one secret of environment `staging`.
 fn repo() -> TestRepo {
@@ -31,7 +31,7 @@ fn command(repo: &TestRepo, args: &[&str]) -> Command {
 }
 
 fn run(c: Command) -> std::process::Output {
-    common::cli::run_command(c, None)
+    crate::common::cli::run_command(c, None)
 }
 
 // --- ssh -------------------------------------------------------------------------------------

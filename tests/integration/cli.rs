@@ -3,9 +3,7 @@
 //! repository commands (the README's "Commands", `docs/design.md#error-model`).
 //!
 //! Every test works in its own temporary folder with its own `HOME`/`XDG_CONFIG_HOME` (see
-//! `tests/common/cli.rs`). Needs the `age`, `age-keygen` and `ssh-keygen` programs.
-
-mod common;
+//! `tests/integration/common/cli.rs`). Needs the `age`, `age-keygen` and `ssh-keygen` programs.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -16,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use common::cli::{
+use crate::common::cli::{
     age_cli, assert_exit, assert_no_panic, assert_ok, assert_refused, assert_refused_kind,
     assert_same_snapshot, contains_bytes, describe, json_error, on_terminal, snapshot, stderr,
     stdout, TestRepo, ENVS,
@@ -218,7 +216,7 @@ fn ssh_ed25519_recipient_reads_everything_after_rekey() {
         repo.set(env, sub, &[value.as_slice(), b"-cert"].concat());
     }
     let bob = repo.work.join("bob_ed25519");
-    let bob_pub = common::cli::ssh_keygen(&bob, "bob@laptop");
+    let bob_pub = crate::common::cli::ssh_keygen(&bob, "bob@laptop");
     assert!(bob_pub.starts_with("ssh-ed25519 "), "{bob_pub}");
 
     let secret_files: Vec<PathBuf> = ENVS
@@ -294,7 +292,7 @@ fn swarmseal_age_key_variable_needs_no_identity_file() {
     // The home folder now holds no identity at all.
     for (path, entry) in snapshot(&repo.home) {
         assert!(
-            !matches!(entry, common::cli::Entry::File { .. }),
+            !matches!(entry, crate::common::cli::Entry::File { .. }),
             "unexpected file in HOME: {}",
             path.display()
         );
@@ -1584,7 +1582,7 @@ fn plaintext_never_reaches_the_repository() {
         .collect();
     for root in [&repo.root, &repo.tmpdir] {
         for (path, entry) in snapshot(root) {
-            if let common::cli::Entry::File { bytes, .. } = entry {
+            if let crate::common::cli::Entry::File { bytes, .. } = entry {
                 for needle in &needles {
                     assert!(
                         !contains_bytes(&bytes, needle),

@@ -1,4 +1,4 @@
-//! Helpers for `tests/sync.rs`: swarmseal repositories bound to the test Swarm, services
+//! Helpers for the `sync` suite: swarmseal repositories bound to the test Swarm, services
 //! that mount secrets, and a [`Guard`] that removes everything a test made on the Swarm.
 //!
 //! ```ignore

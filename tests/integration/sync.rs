@@ -3,7 +3,7 @@
 //! `docker stack deploy`, and the failure modes around them. Every outcome is checked on the
 //! Swarm with the docker CLI, not only in swarmseal's own output.
 //!
-//! Run: `tests/engine.sh cargo test --test sync -- --include-ignored` (engine tests are
+//! Run: `tests/engine.sh cargo test --test integration -- --include-ignored sync::` (engine tests are
 //! `#[ignore]`d for a plain `cargo test`, and fail without the harness when
 //! `SWARMSEAL_REQUIRE_ENGINE=1`; `unreachable_docker_host_fails_fast_naming_it` needs no
 //! engine).
@@ -12,8 +12,6 @@
 //! and a [`Guard`] that removes its services, stacks and secrets even when it fails. Secrets
 //! that are not managed (hand-made ones) are global on a Swarm and are matched by name, so
 //! their names carry a per-test suffix.
-
-mod common;
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
@@ -24,12 +22,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use common::cli::{
+use crate::common::cli::{
     assert_exit, assert_kind, assert_no_panic, assert_ok, contains_bytes, describe, run_command,
     stderr, stdout, TestRepo,
 };
-use common::engine::{engine, LABEL_NAME};
-use common::sync::{
+use crate::common::engine::{engine, LABEL_NAME};
+use crate::common::sync::{
     change, count, engine_repo, strs, suffix, EngineExt, Guard, SecretInfo, SyncRepo, ENV,
     LABEL_LOCK,
 };
@@ -1246,7 +1244,7 @@ fn interrupted_apply_releases_its_lock_and_resumes() {
         .spawn()
         .unwrap();
     // Interrupt once the new version exists, i.e. while the service update is under way.
-    common::engine::wait_until(
+    crate::common::engine::wait_until(
         "the new version to be created",
         Duration::from_secs(60),
         || repo.versions("db_password").len() == 2,
@@ -1268,7 +1266,7 @@ fn interrupted_apply_releases_its_lock_and_resumes() {
     // No unlock needed: the next apply finishes the job (or finds the update sent and
     // under way: then the service gets there on its own).
     repo.apply();
-    common::engine::wait_until(
+    crate::common::engine::wait_until(
         "the service to run the new value",
         Duration::from_secs(90),
         || {
@@ -1296,7 +1294,7 @@ fn apply_asks_for_confirmation_on_a_terminal() {
     };
     repo.set("db_password", b"value");
     let on_terminal = |answer: &str| {
-        let (_, text) = common::cli::on_terminal(
+        let (_, text) = crate::common::cli::on_terminal(
             &repo.command(&["apply"]),
             &[("Only 'yes' is accepted", answer)],
         );

@@ -40,10 +40,8 @@
 //! | 8 | `ssh://-oProxyCommand=...` reaches ssh as an option | `ssh_host_cannot_be_an_option` |
 //! | 8 | saved plans go stale when an unrelated service changes | `saved_plan_survives_unrelated_service_changes` (engine) |
 //!
-//! The hostile-repository cases need no engine. Run: `cargo test --test adversarial`
-//! (engine cases too: `tests/engine.sh cargo test --test adversarial -- --include-ignored`).
-
-mod common;
+//! The hostile-repository cases need no engine. Run: `cargo test --test integration adversarial::`
+//! (engine cases too: `tests/engine.sh cargo test --test integration -- --include-ignored adversarial::`).
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -51,11 +49,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{
+use crate::common::cli::{
     assert_exit, assert_no_panic, assert_ok, assert_refused, assert_refused_kind,
     assert_same_snapshot, contains_bytes, describe, run_command, stderr, stdout, TestRepo,
 };
-use common::sync::{engine_repo, EngineExt, ENV};
+use crate::common::sync::{engine_repo, EngineExt, ENV};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -413,7 +411,7 @@ fn copy_of_another_environments_file_is_refused() {
 fn unscoped_copy_of_another_environments_file_is_refused() {
     let repo = TestRepo::new();
     // Production's value written with the age CLI (no swarmseal scope in the header).
-    let out = common::cli::age_cli(
+    let out = crate::common::cli::age_cli(
         [
             "-e",
             "-a",
@@ -867,7 +865,10 @@ fn git_diff_never_shows_a_fingerprint_key() {
                 "PATH",
                 format!(
                     "{}:{}",
-                    Path::new(common::cli::BIN).parent().unwrap().display(),
+                    Path::new(crate::common::cli::BIN)
+                        .parent()
+                        .unwrap()
+                        .display(),
                     std::env::var("PATH").unwrap_or_default()
                 ),
             );
@@ -945,7 +946,7 @@ fn killed_edit_scratch_is_swept_at_next_start() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    common::engine::wait_until("the editor to start", Duration::from_secs(30), || {
+    crate::common::engine::wait_until("the editor to start", Duration::from_secs(30), || {
         fs::read_to_string(&record).is_ok_and(|s| !s.is_empty())
     });
     let scratch = PathBuf::from(fs::read_to_string(&record).unwrap());
@@ -1161,7 +1162,7 @@ fn hangup_and_quit_release_the_apply_lock() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        common::engine::wait_until(
+        crate::common::engine::wait_until(
             "the apply to take its lock",
             Duration::from_secs(60),
             || engine.secret_named(&marker).is_some(),
@@ -1193,7 +1194,7 @@ fn unlock_refuses_a_live_holder_without_force() {
         return;
     };
     repo.set("db_password", b"value");
-    let (rt, swarm) = common::sync::library_swarm(&engine);
+    let (rt, swarm) = crate::common::sync::library_swarm(&engine);
     // This test process holds the lock: alive, on this host.
     let me = swarmseal::swarm::holder::this_process();
     let lock = rt
@@ -1232,7 +1233,7 @@ fn swarm_text_is_escaped_on_the_terminal() {
     };
     repo.set("db_password", b"value");
     repo.apply();
-    let (rt, swarm) = common::sync::library_swarm(&engine);
+    let (rt, swarm) = crate::common::sync::library_swarm(&engine);
     let evil = swarmseal::swarm::holder::Holder::named(
         "\u{1b}[2J\u{1b}[31mFAKE\u{1b}]0;title\u{7}\r\nerror: forged line",
     );
@@ -1272,7 +1273,7 @@ fn precreated_version_is_trusted_as_documented() {
     };
     repo.set("db_password", b"real value");
     let (_, plan) = repo.plan_json(&[]);
-    let change = common::sync::change(&plan, "create", "db_password");
+    let change = crate::common::sync::change(&plan, "create", "db_password");
     let name = change["swarm_name"].as_str().unwrap().to_string();
     // Same name, other labels: refused, untouched.
     guard.unmanaged_secret(&name, b"planted", &repo.t.work);
@@ -1309,7 +1310,7 @@ fn unrelated_unhealthy_service_is_a_warning() {
             "exit 1",
         ],
     );
-    common::engine::wait_until(
+    crate::common::engine::wait_until(
         "the broken service to fail once",
         Duration::from_secs(60),
         || {

@@ -1,11 +1,9 @@
 //! Proves the test engine from `tests/engine.sh` is a usable swarm: secrets can be created,
 //! found by label, removed, and reach a service's containers byte-exact.
 //!
-//! Run: `tests/engine.sh cargo test --test engine -- --include-ignored` (engine tests are
+//! Run: `tests/engine.sh cargo test --test integration -- --include-ignored engine::` (engine tests are
 //! `#[ignore]`d so that a plain `cargo test` reports them as ignored; they fail without the
 //! harness when `SWARMSEAL_REQUIRE_ENGINE=1`).
-
-mod common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,7 +17,7 @@ use bollard::models::{
 use bollard::query_parameters::ListSecretsOptionsBuilder;
 use bollard::Docker;
 
-use common::engine::{engine, secret_ref, tasks, wait_until, LABEL_MANAGED, LABEL_PROJECT};
+use crate::common::engine::{engine, secret_ref, tasks, wait_until, LABEL_MANAGED, LABEL_PROJECT};
 
 /// Secrets labelled with `project` (all of them, whatever else they carry).
 async fn project_secrets(docker: &Docker, project: &str) -> Vec<bollard::models::Secret> {

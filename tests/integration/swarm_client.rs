@@ -2,11 +2,9 @@
 //! writes, re-pointing running services, the apply lock; and, without an engine, how fast and
 //! how clearly unreachable or unsuitable endpoints fail.
 //!
-//! Run: `tests/engine.sh cargo test --test swarm_client -- --include-ignored` (engine tests
+//! Run: `tests/engine.sh cargo test --test integration -- --include-ignored swarm_client::` (engine tests
 //! are `#[ignore]`d for a plain `cargo test`, and fail without the harness when
 //! `SWARMSEAL_REQUIRE_ENGINE=1`).
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
@@ -22,8 +20,8 @@ use bollard::models::{
 use bollard::Docker;
 use serde_json::Value;
 
-use common::engine::{engine, secret_ref, tasks, Cleanup, Engine};
-use common::remote::Certs;
+use crate::common::engine::{engine, secret_ref, tasks, Cleanup, Engine};
+use crate::common::remote::Certs;
 use swarmseal::domain::state::labels;
 use swarmseal::swarm::holder::Holder;
 use swarmseal::swarm::{
@@ -56,7 +54,7 @@ fn managed_labels(project: &str, env: &str, name: &str) -> BTreeMap<String, Stri
 }
 
 /// Removes secrets by name on drop (for those without the project label: unmanaged ones and
-/// lock markers). Declare it before the project's [`common::engine::Cleanup`], so that it
+/// lock markers). Declare it before the project's [`crate::common::engine::Cleanup`], so that it
 /// runs after the services are gone.
 struct RemoveByName {
     engine: Engine,

@@ -6,20 +6,18 @@
 //! mid-apply. After every fault the invariant holds: no service references, in its current
 //! or its previous spec, a secret that does not exist.
 //!
-//! Run: `tests/engine.sh cargo test --test rotation -- --include-ignored --nocapture` (the
+//! Run: `tests/engine.sh cargo test --test integration -- --include-ignored rotation:: --nocapture` (the
 //! fault tests print their figures). The fault tests that need engines of their own
 //! (restart, leader) need root, dockerd and iproute2; `SWARMSEAL_TEST_KILL_POINTS=N` runs the kill loop at N
 //! points instead of the 8 of a CI run.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{assert_exit, assert_no_panic, assert_ok, describe, stderr};
-use common::engine::{engine, wait_until, Engine};
-use common::private::{Cluster, Node};
-use common::sync::{change, engine_repo, strs, EngineExt, Guard, SecretInfo, SyncRepo, ENV};
+use crate::common::cli::{assert_exit, assert_no_panic, assert_ok, describe, stderr};
+use crate::common::engine::{engine, wait_until, Engine};
+use crate::common::private::{Cluster, Node};
+use crate::common::sync::{change, engine_repo, strs, EngineExt, Guard, SecretInfo, SyncRepo, ENV};
 
 /// `docker service create` of a one-replica service mounting `secret` as `db_password`, that
 /// runs `command` (through `sh -c`), with extra `options`; tracked by `guard`.
@@ -188,14 +186,14 @@ fn rollback_after_rotation_never_strands_the_service() {
     assert_eq!(c["swarm_name"], v2.name.as_str());
     let human = repo.run(&["plan"]);
     assert!(
-        !common::cli::stdout(&human).contains("No changes"),
+        !crate::common::cli::stdout(&human).contains("No changes"),
         "{}",
         describe(&human)
     );
     let status = repo.run(&["status"]);
     assert_ok(&status);
     assert!(
-        common::cli::stdout(&status).contains("repair"),
+        crate::common::cli::stdout(&status).contains("repair"),
         "status does not mark the service\n{}",
         describe(&status)
     );
@@ -295,7 +293,7 @@ fn a_service_on_a_removed_version_is_repaired() {
 
     let status = repo.run(&["status"]);
     assert_ok(&status);
-    let text = common::cli::stdout(&status);
+    let text = crate::common::cli::stdout(&status);
     assert!(
         text.contains("missing") && text.contains(&svc),
         "{}",
@@ -683,7 +681,7 @@ fn leader_killed_mid_apply_converges() {
     let mut child = apply_until_sent(&engine, &repo, &svc, "the service update to be sent");
     // A second lock of the project, held by this test through the same manager: the apply
     // lock lives in the replicated store, and so must survive the leader.
-    let (rt, swarm) = common::sync::library_swarm(&engine);
+    let (rt, swarm) = crate::common::sync::library_swarm(&engine);
     let held = swarmseal::swarm::holder::Holder::named("leader-test");
     rt.block_on(swarm.lock(&repo.project, "held", &held, Duration::ZERO))
         .expect("the test takes a lock");
@@ -693,7 +691,7 @@ fn leader_killed_mid_apply_converges() {
     let new_leader = cluster.leader(followers[1], Duration::from_secs(90));
     let elected = t0.elapsed();
     assert!(new_leader.is_some(), "no new leader within 90 s");
-    let (rt2, swarm2) = common::sync::library_swarm(&other.engine());
+    let (rt2, swarm2) = crate::common::sync::library_swarm(&other.engine());
     let info = rt2
         .block_on(swarm2.lock_info(&repo.project, "held"))
         .expect("the surviving managers answer");

@@ -1,0 +1,27 @@
+//! The integration tests, one test binary (one link of bollard, age and rustls instead of one
+//! per file). Each module is a suite:
+//!
+//! | module | what | needs |
+//! |---|---|---|
+//! | `adversarial` | hostile repositories, Swarm labels and outputs | age CLI; some an engine |
+//! | `cli` | the binary on local repositories | age, age-keygen, ssh-keygen |
+//! | `engine` | the test engine is a usable swarm | engine |
+//! | `remote` | ssh and TLS endpoints on loopback | engine, root, sshd, openssl |
+//! | `rotation` | rotation under rollback, repair, faults | engine; root for own engines |
+//! | `roundtrip` | YAML files render and parse back (proptest) | nothing |
+//! | `swarm_client` | the Swarm client | mostly an engine |
+//! | `sync` | plan/apply end to end | engine |
+//!
+//! Run all: `tests/engine.sh cargo test --all-targets -- --include-ignored`; one suite:
+//! `tests/engine.sh cargo test --test integration -- --include-ignored sync::`.
+
+mod common;
+
+mod adversarial;
+mod cli;
+mod engine;
+mod remote;
+mod rotation;
+mod roundtrip;
+mod swarm_client;
+mod sync;
