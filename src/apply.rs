@@ -55,9 +55,26 @@ pub struct Outcome {
     pub errors: Vec<Error>,
 }
 
+/// A phase of an apply that works through many secrets, one event per secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Creating new versions: a [`Event::Created`] each.
+    Create,
+    /// Updating labels: a [`Event::Relabelled`] each.
+    Relabel,
+    /// Removing versions: a [`Event::Removed`] each that is removed (one refused or failed
+    /// has none: it is in the outcome).
+    Remove,
+}
+
 /// What the executor tells while it works, for live progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A phase starts, with `total` secrets to work through (never zero).
+    Phase {
+        phase: Phase,
+        total: usize,
+    },
     Created(String),
     Relabelled(String),
     /// Docker accepted the service update; its tasks are being replaced.
@@ -245,6 +262,12 @@ impl<'a> Ctx<'a> {
 
     /// Removes the versions nothing keeps, `parallel` at a time, recording each result.
     async fn remove_all(self, go: Vec<(&String, &String)>) {
+        if !go.is_empty() {
+            self.tell(Event::Phase {
+                phase: Phase::Remove,
+                total: go.len(),
+            });
+        }
         let mut removed =
             stream::iter(go)
                 .map(|(id, name)| async move {
@@ -318,6 +341,12 @@ impl<'a> Run<'a> {
                 _ => None,
             })
             .collect();
+        if !creates.is_empty() {
+            cx.tell(Event::Phase {
+                phase: Phase::Create,
+                total: creates.len(),
+            });
+        }
         let mut created = stream::iter(creates)
             .map(|(secret, swarm_name, labels)| async move {
                 let result = match values.get(secret) {
@@ -347,21 +376,33 @@ impl<'a> Run<'a> {
     /// Updates the labels of the versions the plan relabels, one at a time.
     async fn relabel(&self) -> Result<()> {
         let cx = self.cx;
-        for step in &cx.plan.steps {
-            if let Step::Relabel {
-                secret_id,
-                swarm_name,
-                labels,
-                ..
-            } = step
-            {
-                let Some(secret) = cx.observed.secrets.iter().find(|s| &s.id == secret_id) else {
-                    continue;
-                };
-                cx.swarm.update_secret_labels(secret, labels).await?;
-                cx.record(|o| o.relabelled.push(swarm_name.clone()));
-                cx.tell(Event::Relabelled(swarm_name.clone()));
-            }
+        let relabels: Vec<_> = cx
+            .plan
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Relabel {
+                    secret_id,
+                    swarm_name,
+                    labels,
+                    ..
+                } => {
+                    let secret = cx.observed.secrets.iter().find(|s| &s.id == secret_id)?;
+                    Some((secret, swarm_name, labels))
+                }
+                _ => None,
+            })
+            .collect();
+        if !relabels.is_empty() {
+            cx.tell(Event::Phase {
+                phase: Phase::Relabel,
+                total: relabels.len(),
+            });
+        }
+        for (secret, swarm_name, labels) in relabels {
+            cx.swarm.update_secret_labels(secret, labels).await?;
+            cx.record(|o| o.relabelled.push(swarm_name.clone()));
+            cx.tell(Event::Relabelled(swarm_name.clone()));
         }
         Ok(())
     }

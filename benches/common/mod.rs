@@ -93,3 +93,144 @@ impl BenchRepo {
         run_cli(&full);
     }
 }
+
+/// Files per transaction in [`BenchRepo::store_many`]: a transaction keeps each staged file
+/// open until it commits, so thousands at once could meet a low open-files limit.
+const STORE_CHUNK: usize = 500;
+
+impl BenchRepo {
+    /// Stores many values in environment `prod` (name as `set` takes it, value) through
+    /// the library, as `set` stores one (encrypted to the environment's recipients, with
+    /// its index record), but with one index write per [`STORE_CHUNK`] files instead of one
+    /// per secret: 10,000 `set` processes would each rewrite the whole index.
+    pub fn store_many(&self, values: &[(String, swarmseal::crypto::Plaintext)]) {
+        use swarmseal::domain::names;
+        use swarmseal::repo::{index, secrets, LockMode, Repo};
+        let repo = Repo::open(&self.root).unwrap();
+        let _lock = repo.lock(LockMode::Exclusive).unwrap();
+        let mut index = repo.load_index().unwrap();
+        for chunk in values.chunks(STORE_CHUNK) {
+            let mut tx = repo.transaction();
+            for (input, value) in chunk {
+                let (name, rel) = names::parse_user_name(input).unwrap();
+                let path = repo.secret_path("prod", &rel);
+                let target = secrets::Target::Secret {
+                    name: &name,
+                    path: &path,
+                };
+                let changed = Some(index::now_stamp());
+                secrets::write_encrypted(
+                    &repo, &mut tx, &mut index, "prod", target, value, changed,
+                )
+                .unwrap();
+            }
+            secrets::stage_index(&repo, &mut tx, &index).unwrap();
+            tx.commit().unwrap();
+        }
+    }
+}
+
+/// The body type of bollard's requests (bollard does not name it publicly).
+trait HasBody {
+    type Body;
+}
+impl<B> HasBody for http::Request<B> {
+    type Body = B;
+}
+type BollardBody = <bollard::BollardRequest as HasBody>::Body;
+
+/// Connects to a unix socket, for [`keep_alive_docker`].
+#[derive(Clone)]
+struct UnixConnector(std::sync::Arc<PathBuf>);
+
+type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = std::io::Result<hyper_util::rt::TokioIo<tokio::net::UnixStream>>,
+            > + Send,
+    >,
+>;
+
+impl tower_service::Service<http::Uri> for UnixConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Connecting {
+        let path = self.0.clone();
+        Box::pin(async move {
+            let stream = tokio::net::UnixStream::connect(&*path).await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        })
+    }
+}
+
+/// A bollard client over the unix socket at `socket` that keeps its connections open
+/// between requests (up to 8 idle), as swarmseal's own transport does. bollard's
+/// `connect_with_unix` opens a new connection for every request (its pool is disabled),
+/// which is not what a floor of swarmseal's calls should pay. The API version is not
+/// negotiated yet.
+pub fn keep_alive_docker(socket: &str) -> bollard::Docker {
+    use hyper_util::client::legacy::Client;
+    let connector = UnixConnector(std::sync::Arc::new(PathBuf::from(socket)));
+    let client: Client<UnixConnector, BollardBody> =
+        Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(8)
+            .build(connector);
+    bollard::Docker::connect_with_custom_transport(
+        move |req: bollard::BollardRequest| {
+            let client = client.clone();
+            async move {
+                client
+                    .request(req)
+                    .await
+                    .map_err(bollard::errors::Error::from)
+            }
+        },
+        Some("http://docker"),
+        120,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap()
+}
+
+impl BenchRepo {
+    /// [`BenchRepo::new`] without secrets, in a temporary folder under `parent` (say, a
+    /// tmpfs: storing thousands of files syncs each one, which takes a minute on a disk).
+    pub fn new_in(parent: &std::path::Path, project: &str) -> BenchRepo {
+        let dir = tempfile::tempdir_in(parent).unwrap();
+        let root = dir.path().join("repo");
+        let root_s = root.to_str().unwrap().to_string();
+        let idfile = dir.path().join("id.txt");
+        let (text, public) = swarmseal::crypto::generate_identity();
+        std::fs::write(&idfile, text.as_bytes()).unwrap();
+        std::fs::set_permissions(&idfile, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        run_cli(&[
+            "-C",
+            &root_s,
+            "-q",
+            "init",
+            "--project",
+            project,
+            "-e",
+            "prod",
+            "--recipient",
+            &format!("bench={public}"),
+        ]);
+        BenchRepo {
+            dir,
+            root,
+            root_s,
+            idfile,
+            text,
+        }
+    }
+}

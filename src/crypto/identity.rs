@@ -33,7 +33,11 @@ pub fn capture_env_key() {
 
 /// The identities loaded for this run, with where they came from.
 pub struct Identities {
-    pub(super) list: Vec<Box<dyn age::Identity>>,
+    /// Send + Sync: files are decrypted on all cores (see [`Identities::parallel`]).
+    pub(super) list: Vec<Box<dyn age::Identity + Send + Sync>>,
+    /// True when one of them is a plugin's: a plugin runs as a process per file and may ask
+    /// for a PIN or a touch, so such files are decrypted one at a time.
+    plugins: bool,
     sources: Vec<String>,
     public_keys: Vec<String>,
     warnings: Vec<String>,
@@ -45,6 +49,7 @@ impl Identities {
     pub fn load(cli_files: &[PathBuf]) -> Result<Option<Identities>> {
         let mut ids = Identities {
             list: Vec::new(),
+            plugins: false,
             sources: Vec::new(),
             public_keys: Vec::new(),
             warnings: Vec::new(),
@@ -99,6 +104,7 @@ impl Identities {
     pub fn from_text(text: &[u8], source: &str) -> Result<Identities> {
         let mut ids = Identities {
             list: Vec::new(),
+            plugins: false,
             sources: Vec::new(),
             public_keys: Vec::new(),
             warnings: Vec::new(),
@@ -111,6 +117,12 @@ impl Identities {
     /// caller to show: the library prints nothing.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
+    }
+
+    /// True when files may be decrypted on several threads at once: every identity is a
+    /// key in memory (no plugin).
+    pub fn parallel(&self) -> bool {
+        !self.plugins
     }
 
     /// Where the identities came from, for messages.
@@ -204,8 +216,11 @@ impl Identities {
                     .map_err(|e| bad(e.to_string()))?
                     .with_callbacks(TerminalCallbacks);
                 let ids = file.into_identities().map_err(|e| bad(e.to_string()))?;
-                self.list
-                    .extend(ids.into_iter().map(|i| i as Box<dyn age::Identity>));
+                self.list.extend(
+                    ids.into_iter()
+                        .map(|i| i as Box<dyn age::Identity + Send + Sync>),
+                );
+                self.plugins = true;
                 found = true;
             } else {
                 return Err(bad("it contains a line that is not an age identity".into()));

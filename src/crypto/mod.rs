@@ -280,8 +280,12 @@ pub fn decrypt(
     let reader = ScopeReader::default();
     let value = decrypt_with(
         ciphertext,
-        std::iter::once(&reader as &dyn age::Identity)
-            .chain(identities.list.iter().map(|i| i.as_ref())),
+        std::iter::once(&reader as &dyn age::Identity).chain(
+            identities
+                .list
+                .iter()
+                .map(|i| i.as_ref() as &dyn age::Identity),
+        ),
     )?;
     let scope = match reader.found.into_inner() {
         ScopeFound::None => None,

@@ -126,6 +126,14 @@ pub fn is_version_name(name: &str, logical: &str) -> bool {
         })
 }
 
+/// The logical name a Swarm name is a version of (`db_password-0123456789` ->
+/// `db_password`), if it has a version's form (see [`is_version_name`]).
+pub fn logical_of_version(name: &str) -> Option<&str> {
+    let cut = name.len().checked_sub(VERSION_SUFFIX_LEN)?;
+    let logical = name.get(..cut)?;
+    (!logical.is_empty() && is_version_name(name, logical)).then_some(logical)
+}
+
 /// Validates a project or environment name: it appears in folders, labels and lock
 /// names, so it keeps to Docker's name alphabet and has no path separators.
 pub fn check_scope_name(kind: &str, name: &str) -> std::result::Result<(), String> {
@@ -218,6 +226,22 @@ mod tests {
         let long = "a".repeat(LOGICAL_NAME_MAX + 1);
         assert!(parse_user_name(&long).is_err());
         assert!(parse_user_name(&"a".repeat(LOGICAL_NAME_MAX)).is_ok());
+    }
+
+    #[test]
+    fn version_names_give_their_logical_name() {
+        let n = swarm_name("db_password", &"0a".repeat(32));
+        assert_eq!(logical_of_version(&n), Some("db_password"));
+        assert_eq!(logical_of_version("a.b-0123456789"), Some("a.b"));
+        for not in [
+            "db-012345678g",
+            "-0123456789",
+            "0123456789",
+            "db_0123456789",
+            "db",
+        ] {
+            assert_eq!(logical_of_version(not), None, "{not}");
+        }
     }
 
     #[test]

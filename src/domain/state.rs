@@ -2,7 +2,7 @@
 //! what the repository wants ([`Desired`]), what the Swarm has ([`Observed`]), and the
 //! labels that tie the two together (`docs/design.md#names-and-labels`). No I/O here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -183,6 +183,13 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// Lookups by secret ID, built once: the planner asks them for every secret, and a
+    /// scan of every service for each would be quadratic (10,000 secrets x 1,000
+    /// services).
+    pub fn index(&self) -> ObservedIndex<'_> {
+        ObservedIndex::new(self)
+    }
+
     /// The services referencing a secret in their current spec, by secret ID.
     pub fn users_of(&self, secret_id: &str) -> Vec<&ServiceRefs> {
         self.services
@@ -195,16 +202,9 @@ impl Observed {
     /// previous, to one of its managed versions that exists, or a recent task that ran with
     /// one (see [`ServiceRefs::history`]).
     pub fn uses_environment(&self, svc: &ServiceRefs, project: &str, env: &str) -> bool {
-        let ours = |id: &str| {
-            self.secrets
-                .iter()
-                .any(|s| s.id == id && s.is_managed_by(project, env))
-        };
-        svc.secrets
-            .iter()
-            .chain(&svc.previous)
-            .any(|r| !r.missing && ours(&r.secret_id))
-            || svc.history.iter().any(|id| ours(id))
+        uses_environment(svc, project, env, |id| {
+            self.secrets.iter().find(|s| s.id == id)
+        })
     }
 
     /// The services referencing a secret in their current or previous spec: the services
@@ -215,6 +215,114 @@ impl Observed {
             .filter(|s| s.holds(secret_id))
             .collect()
     }
+}
+
+fn uses_environment<'a>(
+    svc: &ServiceRefs,
+    project: &str,
+    env: &str,
+    secret: impl Fn(&str) -> Option<&'a SwarmSecret>,
+) -> bool {
+    let ours = |id: &str| secret(id).is_some_and(|s| s.is_managed_by(project, env));
+    svc.secrets
+        .iter()
+        .chain(&svc.previous)
+        .any(|r| !r.missing && ours(&r.secret_id))
+        || svc.history.iter().any(|id| ours(id))
+}
+
+/// [`Observed`] with its lookups by secret ID in hash maps (see [`Observed::index`]).
+/// Each list keeps the services' order and names a service once.
+pub struct ObservedIndex<'a> {
+    pub observed: &'a Observed,
+    by_id: HashMap<&'a str, &'a SwarmSecret>,
+    refs: HashMap<&'a str, Refs<'a>>,
+}
+
+/// The services referencing one secret ID.
+#[derive(Default)]
+struct Refs<'a> {
+    /// In their current spec.
+    users: Vec<&'a ServiceRefs>,
+    /// In their current or previous spec.
+    holders: Vec<&'a ServiceRefs>,
+}
+
+impl<'a> ObservedIndex<'a> {
+    fn new(observed: &'a Observed) -> ObservedIndex<'a> {
+        let by_id = observed
+            .secrets
+            .iter()
+            .map(|s| (s.id.as_str(), s))
+            .collect();
+        let mut refs: HashMap<&str, Refs<'_>> = HashMap::new();
+        let add = |list: &mut Vec<&'a ServiceRefs>, svc: &'a ServiceRefs| {
+            if !list.last().is_some_and(|last| std::ptr::eq(*last, svc)) {
+                list.push(svc);
+            }
+        };
+        for svc in &observed.services {
+            for (n, r) in svc.secrets.iter().chain(&svc.previous).enumerate() {
+                let entry = refs.entry(r.secret_id.as_str()).or_default();
+                if n < svc.secrets.len() {
+                    add(&mut entry.users, svc);
+                }
+                add(&mut entry.holders, svc);
+            }
+        }
+        ObservedIndex {
+            observed,
+            by_id,
+            refs,
+        }
+    }
+
+    /// The secret with this ID, if the Swarm has it.
+    pub fn secret(&self, id: &str) -> Option<&'a SwarmSecret> {
+        self.by_id.get(id).copied()
+    }
+
+    /// As [`Observed::users_of`].
+    pub fn users_of(&self, secret_id: &str) -> &[&'a ServiceRefs] {
+        self.refs.get(secret_id).map_or(&[], |r| r.users.as_slice())
+    }
+
+    /// As [`Observed::holders_of`].
+    pub fn holders_of(&self, secret_id: &str) -> &[&'a ServiceRefs] {
+        self.refs
+            .get(secret_id)
+            .map_or(&[], |r| r.holders.as_slice())
+    }
+
+    /// As [`Observed::uses_environment`].
+    pub fn uses_environment(&self, svc: &ServiceRefs, project: &str, env: &str) -> bool {
+        uses_environment(svc, project, env, |id| self.secret(id))
+    }
+}
+
+/// True when `have` is exactly [`managed_labels`]`(desired, secret, fingerprint)`, without
+/// building that map (the planner asks it of every current version).
+pub fn has_managed_labels(
+    desired: &Desired,
+    secret: &DesiredSecret,
+    fingerprint: &str,
+    have: &BTreeMap<String, String>,
+) -> bool {
+    let managed = [
+        (labels::MANAGED, "true"),
+        (labels::PROJECT, desired.project.as_str()),
+        (labels::ENVIRONMENT, desired.environment.as_str()),
+        (labels::NAME, secret.name.as_str()),
+        (labels::FINGERPRINT, fingerprint),
+        (labels::SOURCE, secret.source.as_str()),
+    ];
+    let is_managed_key = |k: &str| managed.iter().any(|(m, _)| *m == k);
+    let own = secret.labels.iter().filter(|(k, _)| !is_managed_key(k));
+    have.len() == managed.len() + own.clone().count()
+        && managed
+            .iter()
+            .all(|(k, v)| have.get(*k).is_some_and(|h| h == v))
+        && own.into_iter().all(|(k, v)| have.get(k) == Some(v))
 }
 
 /// The labels a managed version of `secret` must carry.
@@ -231,4 +339,54 @@ pub fn managed_labels(
     l.insert(labels::FINGERPRINT.into(), fingerprint.into());
     l.insert(labels::SOURCE.into(), secret.source.clone());
     l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_managed_labels_is_equality_with_managed_labels() {
+        let desired = Desired {
+            project: "p".into(),
+            environment: "e".into(),
+            secrets: BTreeMap::new(),
+            keep_versions: 0,
+        };
+        let mut secret = DesiredSecret {
+            name: "db".into(),
+            source: "s".repeat(64),
+            fingerprint: None,
+            labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
+            target: None,
+            uid: None,
+            gid: None,
+            mode: None,
+        };
+        let fp = "f".repeat(64);
+        let exact = managed_labels(&desired, &secret, &fp);
+        let mut cases = vec![(exact.clone(), true), (BTreeMap::new(), false)];
+        for key in exact.keys() {
+            let mut missing = exact.clone();
+            missing.remove(key);
+            cases.push((missing, false));
+            let mut changed = exact.clone();
+            changed.insert(key.clone(), "x".into());
+            cases.push((changed, false));
+        }
+        let mut extra = exact.clone();
+        extra.insert("other".into(), "1".into());
+        cases.push((extra, false));
+        for (have, want) in &cases {
+            assert_eq!(
+                has_managed_labels(&desired, &secret, &fp, have),
+                *want,
+                "{have:?}"
+            );
+        }
+        // A reserved key among the manifest's labels (refused by validation) is overridden.
+        secret.labels.insert(labels::NAME.into(), "other".into());
+        let exact = managed_labels(&desired, &secret, &fp);
+        assert!(has_managed_labels(&desired, &secret, &fp, &exact));
+    }
 }

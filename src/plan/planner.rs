@@ -5,6 +5,7 @@
 //! gone from the repository ([`gone`]).
 
 use super::*;
+use crate::domain::state::{has_managed_labels, ObservedIndex, SecretRef};
 
 /// Orders versions oldest first (by creation time, then name, then ID).
 pub(super) fn by_age(a: &&SwarmSecret, b: &&SwarmSecret) -> std::cmp::Ordering {
@@ -15,6 +16,7 @@ pub(super) fn by_age(a: &&SwarmSecret, b: &&SwarmSecret) -> std::cmp::Ordering {
 pub(super) struct Scope<'a> {
     desired: &'a Desired,
     observed: &'a Observed,
+    index: ObservedIndex<'a>,
     /// Managed versions of this project and environment by logical name, oldest first.
     versions: BTreeMap<&'a str, Vec<&'a SwarmSecret>>,
     /// Unmanaged secrets by name.
@@ -22,6 +24,9 @@ pub(super) struct Scope<'a> {
     /// Services that use an unmanaged secret of a repository name: this plan adopts it, so
     /// it updates them.
     adopters: BTreeSet<&'a str>,
+    /// References of this environment's services to versions that no longer exist, by
+    /// the logical name their Swarm name is a version of.
+    missing: BTreeMap<&'a str, Vec<(&'a ServiceRefs, &'a SecretRef)>>,
 }
 
 impl<'a> Scope<'a> {
@@ -42,19 +47,41 @@ impl<'a> Scope<'a> {
         for list in versions.values_mut() {
             list.sort_by(by_age);
         }
+        let index = observed.index();
         let adopters = unmanaged
             .iter()
             .filter(|(name, _)| desired.secrets.contains_key(**name))
-            .flat_map(|(_, s)| observed.users_of(&s.id))
+            .flat_map(|(_, s)| index.users_of(&s.id))
             .map(|svc| svc.id.as_str())
             .collect();
-        Scope {
+        let mut scope = Scope {
             desired,
             observed,
+            index,
             versions,
             unmanaged,
             adopters,
+            missing: BTreeMap::new(),
+        };
+        scope.missing = scope.missing_references();
+        scope
+    }
+
+    /// See [`Scope::missing`].
+    fn missing_references(&self) -> BTreeMap<&'a str, Vec<(&'a ServiceRefs, &'a SecretRef)>> {
+        let mut missing: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+        for svc in self.observed.services.iter() {
+            let refs = svc.secrets.iter().filter(|r| r.missing);
+            for r in refs {
+                let Some(logical) = names::logical_of_version(&r.secret_name) else {
+                    continue;
+                };
+                if self.is_our_service(svc) {
+                    missing.entry(logical).or_default().push((svc, r));
+                }
+            }
         }
+        missing
     }
 
     /// True when a service uses this environment's secrets (see
@@ -65,19 +92,17 @@ impl<'a> Scope<'a> {
     fn is_our_service(&self, svc: &ServiceRefs) -> bool {
         self.adopters.contains(svc.id.as_str())
             || self
-                .observed
+                .index
                 .uses_environment(svc, &self.desired.project, &self.desired.environment)
     }
 }
 
 /// Sorted, deduplicated service names.
 pub(crate) fn names_of<'s>(services: impl IntoIterator<Item = &'s ServiceRefs>) -> Vec<String> {
-    services
-        .into_iter()
-        .map(|s| s.name.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    let mut names: Vec<String> = services.into_iter().map(|s| s.name.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// What the first phase decided for one secret of the repository.
@@ -107,8 +132,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .collect();
 
     // Phase 2: removals, knowing every service this plan updates.
-    let after = AfterUpdates::new(observed, &repoints);
-    let mut changes = Vec::new();
+    let after = AfterUpdates::new(&scope.index, &repoints);
+    let mut changes = Vec::with_capacity(secrets.len());
     for sp in &mut secrets {
         superseded(&scope, sp, &after, &mut steps);
         relabel(&scope, sp, &mut steps, &mut changes);
@@ -150,13 +175,11 @@ pub(super) fn moves<'a>(
     repoints: &mut Repoints<'a>,
     steps: &mut Vec<Step>,
 ) -> SecretPlan<'a> {
-    let observed = scope.observed;
     let list = scope
         .versions
         .get(d.name.as_str())
-        .cloned()
-        .unwrap_or_default();
-    let current = pick_current(d, &list, observed);
+        .map_or(&[][..], Vec::as_slice);
+    let current = pick_current(d, list, &scope.index);
     let olds: Vec<&SwarmSecret> = list
         .iter()
         .copied()
@@ -166,7 +189,7 @@ pub(super) fn moves<'a>(
         .unmanaged
         .get(d.name.as_str())
         .copied()
-        .filter(|u| !observed.users_of(&u.id).is_empty());
+        .filter(|u| !scope.index.users_of(&u.id).is_empty());
     // Where services end up: the current version, or the one this plan creates.
     let fingerprint = d
         .fingerprint
@@ -200,7 +223,7 @@ pub(super) fn moves<'a>(
         }
     }
     let action = main_action(Moving {
-        observed,
+        index: &scope.index,
         created,
         olds: &olds,
         adoptable,
@@ -237,23 +260,16 @@ fn references_to_move<'a>(
     olds: &[&'a SwarmSecret],
     adoptable: Option<&'a SwarmSecret>,
 ) -> (Vec<From<'a>>, Vec<String>) {
-    let observed = scope.observed;
     let mut from: Vec<From<'a>> = Vec::new();
     for old in olds.iter().copied().chain(adoptable) {
-        for svc in observed.users_of(&old.id) {
+        for svc in scope.index.users_of(&old.id) {
             from.push((svc, old.id.clone(), old.name.clone()));
         }
     }
     let mut missing: Vec<String> = Vec::new();
-    for svc in observed.services.iter().filter(|s| scope.is_our_service(s)) {
-        for r in svc
-            .secrets
-            .iter()
-            .filter(|r| r.missing && names::is_version_name(&r.secret_name, &d.name))
-        {
-            from.push((svc, r.secret_id.clone(), r.secret_name.clone()));
-            missing.push(r.secret_name.clone());
-        }
+    for (svc, r) in scope.missing.get(d.name.as_str()).into_iter().flatten() {
+        from.push((svc, r.secret_id.clone(), r.secret_name.clone()));
+        missing.push(r.secret_name.clone());
     }
     (from, missing)
 }
@@ -305,7 +321,7 @@ fn plan_swaps<'a>(
 
 /// What [`main_action`] decides from.
 struct Moving<'o> {
-    observed: &'o Observed,
+    index: &'o ObservedIndex<'o>,
     /// No version holds the value yet: this plan creates one.
     created: bool,
     olds: &'o [&'o SwarmSecret],
@@ -334,8 +350,7 @@ fn main_action(m: Moving<'_>) -> Option<(Action, Reason)> {
     }
     Some(if m.missing {
         (Action::Repair, Reason::VersionMissing)
-    } else if m.adoptable.is_some() && m.olds.iter().all(|o| m.observed.users_of(&o.id).is_empty())
-    {
+    } else if m.adoptable.is_some() && m.olds.iter().all(|o| m.index.users_of(&o.id).is_empty()) {
         (Action::Adopt, Reason::StillOnUnmanaged)
     } else {
         (Action::Repair, Reason::RolledBack)
@@ -345,7 +360,7 @@ fn main_action(m: Moving<'_>) -> Option<(Action, Reason)> {
 /// Records the mount settings a swap changes.
 pub(super) fn note_mounts(
     service: &str,
-    r: &crate::domain::state::SecretRef,
+    r: &SecretRef,
     swap: &PlannedSwap,
     mounts: &mut Vec<MountChange>,
 ) {
@@ -376,7 +391,9 @@ pub(super) fn note_mounts(
 /// re-pointed service, its current references minus those swapped away (its previous
 /// spec becomes its current one); for the others, as they are.
 pub(super) struct AfterUpdates<'a> {
-    observed: &'a Observed,
+    index: &'a ObservedIndex<'a>,
+    /// Services whose update or rollback is in progress or paused.
+    in_flight: Vec<&'a ServiceRefs>,
     /// Re-pointed service id -> the secret IDs it is moved off.
     moved: BTreeMap<String, BTreeSet<String>>,
 }
@@ -395,7 +412,7 @@ pub(super) enum Standing {
 }
 
 impl<'a> AfterUpdates<'a> {
-    fn new(observed: &'a Observed, repoints: &Repoints<'_>) -> AfterUpdates<'a> {
+    fn new(index: &'a ObservedIndex<'a>, repoints: &Repoints<'_>) -> AfterUpdates<'a> {
         let moved = repoints
             .iter()
             .map(|(id, (_, swaps))| {
@@ -403,7 +420,17 @@ impl<'a> AfterUpdates<'a> {
                 (id.to_string(), off)
             })
             .collect();
-        AfterUpdates { observed, moved }
+        let in_flight = index
+            .observed
+            .services
+            .iter()
+            .filter(|s| s.in_flight())
+            .collect();
+        AfterUpdates {
+            index,
+            in_flight,
+            moved,
+        }
     }
 
     /// Where version `id` (one of `siblings`, the versions of one secret) stands.
@@ -413,12 +440,12 @@ impl<'a> AfterUpdates<'a> {
         // Services in flight that hold a version of the secret may still run tasks with
         // any of them.
         let mut after_update: Vec<&ServiceRefs> = self
-            .observed
-            .services
+            .in_flight
             .iter()
-            .filter(|s| s.in_flight() && siblings.iter().any(|v| s.holds(&v.id)))
+            .copied()
+            .filter(|s| siblings.iter().any(|v| s.holds(&v.id)))
             .collect();
-        for svc in &self.observed.services {
+        for &svc in self.index.holders_of(id) {
             let current = svc.secrets.iter().any(|r| r.secret_id == id);
             let previous = svc.previous.iter().any(|r| r.secret_id == id);
             match self.moved.get(svc.id.as_str()) {
@@ -582,10 +609,10 @@ pub(super) fn relabel(
     let (Some(c), Some(fp)) = (sp.current, &sp.fingerprint) else {
         return;
     };
-    let want = managed_labels(scope.desired, sp.d, fp);
-    if want == c.labels {
+    if has_managed_labels(scope.desired, sp.d, fp, &c.labels) {
         return;
     }
+    let want = managed_labels(scope.desired, sp.d, fp);
     let mut differing: Vec<String> = want
         .keys()
         .chain(c.labels.keys())
@@ -621,7 +648,7 @@ pub(super) fn unchanged(scope: &Scope<'_>, sp: &SecretPlan<'_>) -> Change {
     Change {
         services: sp
             .current
-            .map(|c| names_of(scope.observed.users_of(&c.id)))
+            .map(|c| names_of(scope.index.users_of(&c.id).iter().copied()))
             .unwrap_or_default(),
         unverified: false,
         ..Change::new(
@@ -719,22 +746,19 @@ pub(super) fn gone(
 /// The Swarm name of the version that holds each desired secret's value, or `None` when
 /// no version does yet (or, without an identity, when the file changed since).
 pub fn current_names(desired: &Desired, observed: &Observed) -> BTreeMap<String, Option<String>> {
-    let mut out = BTreeMap::new();
-    for d in desired.secrets.values() {
-        let list: Vec<&SwarmSecret> = observed
-            .secrets
-            .iter()
-            .filter(|s| {
-                s.is_managed_by(&desired.project, &desired.environment)
-                    && s.label(labels::NAME) == Some(d.name.as_str())
-            })
-            .collect();
-        out.insert(
-            d.name.clone(),
-            pick_current(d, &list, observed).map(|s| s.name.clone()),
-        );
-    }
-    out
+    let scope = Scope::new(desired, observed);
+    desired
+        .secrets
+        .values()
+        .map(|d| {
+            let list = scope
+                .versions
+                .get(d.name.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let current = pick_current(d, list, &scope.index).map(|s| s.name.clone());
+            (d.name.clone(), current)
+        })
+        .collect()
 }
 
 /// The version that already holds the desired value: by fingerprint when it is known,
@@ -743,7 +767,7 @@ pub fn current_names(desired: &Desired, observed: &Observed) -> BTreeMap<String,
 pub(super) fn pick_current<'a>(
     d: &DesiredSecret,
     list: &[&'a SwarmSecret],
-    observed: &Observed,
+    index: &ObservedIndex<'_>,
 ) -> Option<&'a SwarmSecret> {
     let matching: Vec<&SwarmSecret> = list
         .iter()
@@ -756,6 +780,6 @@ pub(super) fn pick_current<'a>(
     matching
         .iter()
         .copied()
-        .find(|v| !observed.users_of(&v.id).is_empty())
+        .find(|v| !index.users_of(&v.id).is_empty())
         .or_else(|| matching.first().copied())
 }

@@ -82,12 +82,13 @@ pub fn versions(
     sources: &BTreeMap<String, String>,
 ) -> Vec<Version> {
     let by_name = by_name(observed, project, env);
+    let index = observed.index();
     let mut out = Vec::new();
     for (name, list) in &by_name {
         let source = sources.get(name).map(String::as_str);
         let has_current = list.iter().any(|v| v.label(labels::SOURCE) == source);
         for v in list {
-            let services = names_of(observed.users_of(&v.id));
+            let services = names_of(index.users_of(&v.id).iter().copied());
             let state = if !v.is_managed_by(project, env) {
                 VersionState::Unmanaged
             } else if source.is_none() {
@@ -132,13 +133,14 @@ pub fn deployed(
     sources: &BTreeMap<String, String>,
 ) -> Vec<Deployed> {
     let by_name = by_name(observed, project, env);
+    let index = observed.index();
     sources
         .keys()
         .map(|name| {
             let list = by_name.get(name).map(Vec::as_slice).unwrap_or_default();
             let services: BTreeSet<String> = list
                 .iter()
-                .flat_map(|v| names_of(observed.users_of(&v.id)))
+                .flat_map(|v| names_of(index.users_of(&v.id).iter().copied()))
                 .collect();
             Deployed {
                 name: name.clone(),
@@ -174,17 +176,14 @@ fn missing(
     env: &str,
     sources: &BTreeMap<String, String>,
 ) -> Vec<Version> {
+    let index = observed.index();
     let mut missing: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for svc in observed
-        .services
-        .iter()
-        .filter(|svc| observed.uses_environment(svc, project, env))
-    {
+    for svc in &observed.services {
         for r in svc.secrets.iter().filter(|r| r.missing) {
-            if let Some(name) = sources
-                .keys()
-                .find(|n| names::is_version_name(&r.secret_name, n))
-            {
+            let name = names::logical_of_version(&r.secret_name)
+                .and_then(|n| sources.get_key_value(n))
+                .map(|(n, _)| n);
+            if let Some(name) = name.filter(|_| index.uses_environment(svc, project, env)) {
                 missing
                     .entry((name.clone(), r.secret_name.clone()))
                     .or_default()

@@ -4,6 +4,7 @@
 //! vouch for the file as it is ([`Known`]), and keeps the values apply will create.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -134,6 +135,13 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         hasher.update(source.as_bytes());
         files.insert(name, (file, bytes, source));
     }
+    // A copy of another environment's file is refused before anything is decrypted or any
+    // Swarm is reached (decryption checks the scope again).
+    let digests: Vec<(&Path, &str)> = files
+        .values()
+        .map(|(file, _, source)| (file.path.as_path(), source.as_str()))
+        .collect();
+    repo.check_no_copies(env, &digests)?;
     Ok(Prepared {
         env: env.to_string(),
         key_bytes,
@@ -149,9 +157,10 @@ impl Prepared {
     }
 
     /// The desired state: each secret's fingerprint from `known` when the Swarm vouches
-    /// for its file, else by decrypting it (when an identity can read the environment).
+    /// for its file, else by decrypting it (when an identity can read the environment),
+    /// on all cores. Values are kept only with `keep_values`, and only those decrypted.
     pub fn decrypt(
-        self,
+        &self,
         repo: &Repo,
         ids: Option<&Identities>,
         mode: Decrypt,
@@ -161,31 +170,41 @@ impl Prepared {
         let mut warnings = Vec::new();
         let key = fingerprint_key(repo, env, ids, mode, &self.key_bytes, &mut warnings)?;
         let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
-        let mut secrets = BTreeMap::new();
+        let mut fingerprints: BTreeMap<&str, String> = BTreeMap::new();
         let mut values = BTreeMap::new();
-        for (name, (file, bytes, source)) in &self.files {
-            let vouched = known.get(name, source);
-            let fingerprint = match (&key, ids) {
-                (Some(_), Some(_)) if vouched.is_some() => {
-                    repo.check_not_a_copy(env, ScopeKind::Secret, &file.path, bytes)?;
-                    vouched.map(String::from)
-                }
-                (Some(key), Some(ids)) => {
-                    let v = repo
-                        .open_sealed(env, ScopeKind::Secret, &file.path, bytes, ids, None)?
-                        .value;
-                    value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
-                    let fp = crypto::fingerprint(key, &v);
-                    if keep_values {
-                        values.insert(name.clone(), v);
+        if let (Some(key), Some(ids)) = (&key, ids) {
+            let mut to_open = Vec::new();
+            for (name, (file, bytes, source)) in &self.files {
+                match known.get(name, source) {
+                    Some(fp) => {
+                        fingerprints.insert(name, fp.to_string());
                     }
-                    Some(fp)
+                    None => to_open.push((name.as_str(), file, bytes.as_slice())),
                 }
-                _ => None,
-            };
-            let d = desired_secret(repo, name, source.clone(), fingerprint);
-            secrets.insert(name.clone(), d);
+            }
+            let opened = on_all_cores(&to_open, ids.parallel(), |&(name, file, bytes)| {
+                let v = repo
+                    .open_sealed(env, ScopeKind::Secret, &file.path, bytes, ids, None)?
+                    .value;
+                value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
+                Ok((crypto::fingerprint(key, &v), keep_values.then_some(v)))
+            });
+            for (&(name, ..), result) in to_open.iter().zip(opened) {
+                let (fp, value) = result?;
+                fingerprints.insert(name, fp);
+                if let Some(v) = value {
+                    values.insert(name.to_string(), v);
+                }
+            }
         }
+        let secrets = self
+            .files
+            .iter()
+            .map(|(name, (_, _, source))| {
+                let fp = fingerprints.remove(name.as_str());
+                (name.clone(), desired_secret(repo, name, source.clone(), fp))
+            })
+            .collect();
         Ok(RepoState {
             desired: Desired {
                 project: repo.manifest.project.clone(),
@@ -194,11 +213,40 @@ impl Prepared {
                 keep_versions: repo.manifest.keep_versions,
             },
             values,
-            digest: hex::encode(self.hasher.finalize()),
+            digest: hex::encode(self.hasher.clone().finalize()),
             verified: key.is_some(),
             warnings,
         })
     }
+}
+
+/// `f` over `items` on all cores (in order; one at a time unless `parallel`): the
+/// decryption of thousands of files is CPU work, one X25519 and one ChaCha20 per file.
+fn on_all_cores<T: Sync, R: Send>(
+    items: &[T],
+    parallel: bool,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if parallel { cores.min(items.len()) } else { 1 };
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let chunks: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        chunks
+            .into_iter()
+            .flat_map(|chunk| {
+                chunk
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect()
+    })
 }
 
 /// The environment's fingerprint key, when an identity can read it (else, for

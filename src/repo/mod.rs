@@ -21,11 +21,12 @@ pub mod rekey;
 pub mod sealed;
 pub mod secrets;
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use crate::domain::names;
 use crate::error::{Error, ErrorKind, Result};
@@ -42,12 +43,13 @@ pub struct Repo {
     pub root: PathBuf,
     pub manifest: Manifest,
     /// True while this process holds the repository lock ([`Repo::lock`]).
-    locked: Cell<bool>,
+    locked: AtomicBool,
     /// Digests of every age file, for the copy check of [`crate::repo::sealed`].
-    pub(crate) digests: std::cell::OnceCell<sealed::Digests>,
+    pub(crate) digests: std::sync::OnceLock<sealed::Digests>,
     /// Told once when [`Repo::lock`] has to wait for another command (the library prints
-    /// nothing; the command line passes its warning printer).
-    on_lock_wait: Cell<fn(&str)>,
+    /// nothing; the command line passes its warning printer). Sync (like the rest), so
+    /// that files can be decrypted on several threads.
+    on_lock_wait: Mutex<fn(&str)>,
 }
 
 /// One secret file found in an environment folder.
@@ -231,15 +233,15 @@ impl Repo {
         Repo {
             root,
             manifest,
-            locked: Cell::new(false),
-            digests: std::cell::OnceCell::new(),
-            on_lock_wait: Cell::new(|_| {}),
+            locked: AtomicBool::new(false),
+            digests: std::sync::OnceLock::new(),
+            on_lock_wait: Mutex::new(|_| {}),
         }
     }
 
     /// What to call, once, when [`Repo::lock`] has to wait for another command.
     pub fn on_lock_wait(&self, tell: fn(&str)) {
-        self.on_lock_wait.set(tell);
+        *self.on_lock_wait.lock().unwrap_or_else(|p| p.into_inner()) = tell;
     }
 
     pub fn manifest_path(&self) -> PathBuf {
@@ -292,7 +294,7 @@ impl Repo {
     /// Taking it again while this process holds it returns a guard that does nothing (the
     /// outer one keeps the lock); commands take one mode only.
     pub fn lock(&self, mode: LockMode) -> Result<RepoLock<'_>> {
-        if self.locked.get() {
+        if self.locked.load(Ordering::SeqCst) {
             return Ok(RepoLock {
                 repo: self,
                 _dir: None,
@@ -339,7 +341,8 @@ impl Repo {
                 ));
             }
             if !told && waited >= std::time::Duration::from_secs(2) {
-                (self.on_lock_wait.get())(&format!(
+                let tell = *self.on_lock_wait.lock().unwrap_or_else(|p| p.into_inner());
+                tell(&format!(
                     "waiting for another swarmseal command to finish with {}",
                     self.root.display()
                 ));
@@ -347,7 +350,7 @@ impl Repo {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        self.locked.set(true);
+        self.locked.store(true, Ordering::SeqCst);
         // No writer is half-way now: temporary files left in .swarmseal/ are leftovers.
         for sub in [META_DIR.to_string(), format!("{META_DIR}/fingerprint")] {
             if let Ok(entries) = fs::read_dir(self.root.join(&sub)) {
@@ -465,7 +468,7 @@ impl Repo {
                 if confined::is_temp_name(&entry.file_name().to_string_lossy())
                     && self.is_own_temp(&rel)
                 {
-                    if self.locked.get() {
+                    if self.locked.load(Ordering::SeqCst) {
                         let _ = fs::remove_file(entry.path());
                     }
                     return None;
@@ -607,7 +610,7 @@ pub struct RepoLock<'r> {
 impl Drop for RepoLock<'_> {
     fn drop(&mut self) {
         if self.outer {
-            self.repo.locked.set(false);
+            self.repo.locked.store(false, Ordering::SeqCst);
         }
     }
 }

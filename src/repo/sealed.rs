@@ -114,7 +114,25 @@ impl Repo {
         path: &Path,
         bytes: &[u8],
     ) -> Result<()> {
-        let Some(original) = self.copy_of(path, bytes, kind)? else {
+        self.digests()?;
+        self.refuse_copy(env, kind, path, &crypto::file_digest(bytes))
+    }
+
+    /// [`Repo::check_not_a_copy`] for every secret file of `env`, given as (path, digest of
+    /// its bytes) as already read: only the other environments' files are read for it.
+    pub fn check_no_copies(&self, env: &str, files: &[(&Path, &str)]) -> Result<()> {
+        if self.digests.get().is_none() {
+            let built = self.all_digests(Some((env, files)))?;
+            let _ = self.digests.set(built);
+        }
+        for (path, digest) in files {
+            self.refuse_copy(env, ScopeKind::Secret, path, digest)?;
+        }
+        Ok(())
+    }
+
+    fn refuse_copy(&self, env: &str, kind: ScopeKind, path: &Path, digest: &str) -> Result<()> {
+        let Some(original) = self.copy_of(path, digest, kind)? else {
             return Ok(());
         };
         Err(Error::new(format!(
@@ -140,20 +158,14 @@ impl Repo {
     /// Another file of the repository with exactly these bytes, where an unscoped file of
     /// this kind must not come from: a secret of another environment, or any fingerprint
     /// key (for a secret); any other file (for a fingerprint key).
-    fn copy_of(&self, path: &Path, bytes: &[u8], kind: ScopeKind) -> Result<Option<PathBuf>> {
-        let digests = match self.digests.get() {
-            Some(d) => d,
-            None => {
-                let built = self.all_digests()?;
-                self.digests.get_or_init(|| built)
-            }
-        };
+    fn copy_of(&self, path: &Path, digest: &str, kind: ScopeKind) -> Result<Option<PathBuf>> {
+        let digests = self.digests()?;
         let own_env = self
             .manifest
             .environments
             .keys()
             .find(|env| path.starts_with(self.env_dir(env)));
-        let Some(found) = digests.get(&crypto::file_digest(bytes)) else {
+        let Some(found) = digests.get(digest) else {
             return Ok(None);
         };
         Ok(found
@@ -167,8 +179,20 @@ impl Repo {
             .map(|(_, _, other)| self.rel(other)))
     }
 
-    /// sha256 of every secret file and fingerprint key of every environment.
-    fn all_digests(&self) -> Result<Digests> {
+    /// The digests of every age file, built on first need.
+    fn digests(&self) -> Result<&Digests> {
+        match self.digests.get() {
+            Some(d) => Ok(d),
+            None => {
+                let built = self.all_digests(None)?;
+                Ok(self.digests.get_or_init(|| built))
+            }
+        }
+    }
+
+    /// sha256 of every secret file and fingerprint key of every environment; `known`
+    /// gives one environment's secret files as already read (path, digest).
+    fn all_digests(&self, known: Option<(&str, &[(&Path, &str)])>) -> Result<Digests> {
         let mut out = Digests::new();
         for env in self.manifest.environments.keys() {
             let key = self.fingerprint_key_path(env);
@@ -178,6 +202,16 @@ impl Repo {
                     env.clone(),
                     key,
                 ));
+            }
+            if let Some((_, files)) = known.filter(|(known_env, _)| known_env == env) {
+                for (path, digest) in files {
+                    out.entry(digest.to_string()).or_default().push((
+                        ScopeKind::Secret,
+                        env.clone(),
+                        path.to_path_buf(),
+                    ));
+                }
+                continue;
             }
             for file in self.scan(env)?.secrets.into_values() {
                 if let Ok(bytes) = self.read(&file.path) {

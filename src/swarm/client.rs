@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use super::endpoint::{Address, Endpoint, Scheme};
 use super::ssh::SshDial;
 use super::transport::{Dial, Transport};
-use super::{RemoveOutcome, Swap};
+use super::{Listing, RemoveOutcome, Swap};
 use crate::domain::state::{labels, Observed, ServiceRefs, SwarmSecret};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -211,15 +211,21 @@ impl Swarm {
         env: &str,
         names: &BTreeSet<String>,
     ) -> Result<Observed> {
+        let listing = self.list().await?;
+        self.observe_listing(listing, project, env, names).await
+    }
+
+    /// The two lists of [`Swarm::observe`], before they are narrowed to an environment:
+    /// they need no repository, so they can be asked for while it is being read.
+    pub async fn list(&self) -> Result<Listing> {
         let (secrets, services) = tokio::join!(
             self.docker.list_secrets(None::<ListSecretsOptions>),
             super::services::list(&self.transport, &self.docker)
         );
         let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
         let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
-
         let all_ids: BTreeSet<String> = secrets.iter().filter_map(|s| s.id.clone()).collect();
-        let mut out_secrets: Vec<SwarmSecret> = secrets
+        let secrets = secrets
             .into_iter()
             .filter_map(|s| {
                 let spec = s.spec.unwrap_or_default();
@@ -231,10 +237,31 @@ impl Swarm {
                     labels: to_btree(spec.labels),
                 })
             })
+            .filter(|s| !s.labels.contains_key(labels::LOCK))
+            .collect();
+        Ok(Listing {
+            secrets,
+            all_ids,
+            services,
+        })
+    }
+
+    /// [`Swarm::observe`] from a [`Swarm::list`] made earlier.
+    pub async fn observe_listing(
+        &self,
+        listing: Listing,
+        project: &str,
+        env: &str,
+        names: &BTreeSet<String>,
+    ) -> Result<Observed> {
+        let Listing {
+            secrets,
+            all_ids,
+            services,
+        } = listing;
+        let mut out_secrets: Vec<SwarmSecret> = secrets
+            .into_iter()
             .filter(|s| {
-                if s.labels.contains_key(labels::LOCK) {
-                    return false;
-                }
                 s.is_managed_by(project, env)
                     || (!s.has_swarmseal_labels() && names.contains(&s.name))
             })
@@ -268,9 +295,8 @@ impl Swarm {
             .filter(|(_, svc)| {
                 svc.secrets.iter().any(|r| {
                     r.missing
-                        && names
-                            .iter()
-                            .any(|n| crate::domain::names::is_version_name(&r.secret_name, n))
+                        && crate::domain::names::logical_of_version(&r.secret_name)
+                            .is_some_and(|n| names.contains(n))
                 }) && !observed.uses_environment(svc, project, env)
             })
             .map(|(i, _)| i)

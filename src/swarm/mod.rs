@@ -78,6 +78,16 @@ pub struct WaitProgress {
     pub elapsed: std::time::Duration,
 }
 
+/// The Swarm's secrets (apply locks left out) and services as listed, before they are
+/// narrowed to one environment ([`Swarm::list`], [`Swarm::observe_listing`]).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub(crate) secrets: Vec<crate::domain::state::SwarmSecret>,
+    /// The ID of every secret, lock markers included.
+    pub(crate) all_ids: std::collections::BTreeSet<String>,
+    pub(crate) services: Vec<crate::domain::state::ServiceRefs>,
+}
+
 /// A held apply lock (the marker secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {

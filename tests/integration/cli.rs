@@ -1862,3 +1862,97 @@ fn plan_trusts_the_swarms_labels_only_for_the_files_they_name() {
     assert_eq!(err.kind(), swarmseal::ErrorKind::Repository, "{err}");
     assert!(err.to_string().contains("byte-for-byte"), "{err}");
 }
+
+/// Writes `value` to `path` with the age CLI, encrypted to the repository's `me`.
+fn age_write(repo: &TestRepo, path: &Path, value: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let out = age_cli(
+        ["-r", repo.public.as_str(), "-o", path_str(path)],
+        Some(value),
+    );
+    assert!(out.status.success(), "age -r failed\n{}", describe(&out));
+}
+
+/// A finding shared by many files is told once: 25 files written by the age CLI are one
+/// warning (and, with `--max-age`, one about their change dates) naming the first ten and
+/// how many more, every file with `-v`; a finding of one file keeps its own line, and the
+/// summary counts every finding. `--format json` lists every file's finding.
+#[test]
+fn check_groups_a_finding_shared_by_many_files() {
+    let repo = TestRepo::new();
+    let files: Vec<String> = (1..=25)
+        .map(|i| format!("secrets/staging/bulk_{i:02}.age"))
+        .collect();
+    for file in &files {
+        age_write(&repo, &repo.path(file), b"value");
+    }
+    // One file changed by the age CLI after swarmseal wrote it: another finding.
+    repo.set("production", "lone", b"value");
+    age_write(&repo, &repo.path("secrets/production/lone.age"), b"value");
+    let grouped = "warning: swarmseal has no record of 25 files, so it cannot tell whom they are encrypted to:";
+    let lone = "warning: secrets/production/lone.age: the file changed since swarmseal wrote it (age CLI? merge?), so swarmseal cannot tell whom it is encrypted to";
+    let named = |text: &str| files.iter().filter(|f| text.contains(f.as_str())).count();
+
+    let out = repo.check(&[]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert_eq!(err.matches(grouped).count(), 1, "{}", describe(&out));
+    assert_eq!(
+        err.matches("hint: run `swarmseal rekey` to re-encrypt them to the current recipients and record them").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("  and 15 more (-v lists them)"), "{err}");
+    assert_eq!(named(&err), 10, "{err}");
+    assert!(!err.contains("bulk_01.age: "), "a line of its own\n{err}");
+    assert_eq!(err.matches(lone).count(), 1, "{err}");
+    assert!(err.contains("0 error(s), 26 warning(s)"), "{err}");
+
+    let out = repo.check(&["-v"]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert_eq!(err.matches(grouped).count(), 1, "{err}");
+    assert_eq!(named(&err), 25, "{err}");
+    assert!(!err.contains("more (-v lists them)"), "{err}");
+
+    // Their change dates are not known either: one more grouped warning.
+    let out = repo.check(&["--max-age", "30d"]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("warning: 25 secrets have a rotation limit but swarmseal has no record of when their values changed:").count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "hint: set their values with `swarmseal -e staging set NAME` to start the clock"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("0 error(s), 51 warning(s)"), "{err}");
+
+    let out = repo.run_json(&["check"], None);
+    assert_ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e})\n{}", describe(&out)));
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 26, "{report:#}");
+    assert_eq!(report["warnings"], 26, "{report:#}");
+    assert!(
+        findings
+            .iter()
+            .any(|x| x["file"] == "secrets/production/lone.age"),
+        "{report:#}"
+    );
+    for file in &files {
+        let finding = findings
+            .iter()
+            .find(|x| x["file"] == file.as_str())
+            .unwrap_or_else(|| panic!("no finding for {file}\n{report:#}"));
+        assert_eq!(
+            finding["message"],
+            "swarmseal has no record of this file, so it cannot tell whom it is encrypted to"
+        );
+    }
+}

@@ -1351,3 +1351,152 @@ fn an_edited_plan_file_is_refused() {
         "the refused plan created secrets"
     );
 }
+
+/// `apply --yes ARGS` (`-v`, `--detach`...), not on a terminal; asserts success and returns
+/// what it printed on standard error.
+#[track_caller]
+fn apply_log(repo: &SyncRepo, args: &[&str]) -> String {
+    let mut all = vec!["apply", "--yes", "--wait-timeout", "2m"];
+    all.extend_from_slice(args);
+    let out = repo.run(&all);
+    assert_ok(&out);
+    stderr(&out)
+}
+
+/// How many lines of `log` start with `start`.
+fn lines_starting(log: &str, start: &str) -> usize {
+    log.lines().filter(|l| l.starts_with(start)).count()
+}
+
+/// In a log (standard error not a terminal), a phase over many secrets is one line when it
+/// ends, `created 30 secrets (0.4s)`, not a line per secret; `-v` names each as well. So for
+/// creating 30 secrets, relabelling them after `rekey --force`, rotating them (creating 30
+/// and removing the 30 versions they supersede) with `-v`, and removing them all.
+#[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
+fn apply_logs_one_line_per_phase_over_many_secrets() {
+    let Some((_engine, _guard, repo)) = engine_repo("phases") else {
+        return;
+    };
+    let names: Vec<String> = (1..=30).map(|i| format!("bulk_{i:02}")).collect();
+    for name in &names {
+        repo.set(name, format!("{name} v1").as_bytes());
+    }
+    let log = apply_log(&repo, &[]);
+    assert_eq!(lines_starting(&log, "  created 30 secrets ("), 1, "{log}");
+    assert!(!log.contains("created bulk_"), "a line per secret\n{log}");
+    assert!(log.contains("Applied: 30 created, 0 relabelled"), "{log}");
+    let v1: Vec<String> = names.iter().map(|n| repo.current(n).name).collect();
+
+    assert_ok(&repo.run(&["rekey", "--force"]));
+    let log = apply_log(&repo, &[]);
+    assert_eq!(
+        lines_starting(&log, "  updated the labels of 30 secrets ("),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("labels of bulk_"), "a line per secret\n{log}");
+    assert!(log.contains("Applied: 0 created, 30 relabelled"), "{log}");
+
+    for name in &names {
+        repo.set(name, format!("{name} v2").as_bytes());
+    }
+    let log = apply_log(&repo, &["-v"]);
+    assert_eq!(lines_starting(&log, "  created 30 secrets ("), 1, "{log}");
+    assert_eq!(lines_starting(&log, "  removed 30 secrets ("), 1, "{log}");
+    for (name, old) in names.iter().zip(&v1) {
+        let new = repo.current(name).name;
+        assert_eq!(
+            lines_starting(&log, &format!("  created {new}")),
+            1,
+            "{log}"
+        );
+        assert_eq!(
+            lines_starting(&log, &format!("  removed {old}")),
+            1,
+            "{log}"
+        );
+    }
+    assert!(
+        log.contains("Applied: 30 created, 0 relabelled, 0 service update(s) sent, 30 removed."),
+        "{log}"
+    );
+
+    for name in &names {
+        repo.rm(name);
+    }
+    let log = apply_log(&repo, &[]);
+    assert_eq!(lines_starting(&log, "  removed 30 secrets ("), 1, "{log}");
+    assert!(!log.contains("removed bulk_"), "a line per secret\n{log}");
+    assert!(repo.managed().is_empty(), "{:#?}", repo.managed());
+    repo.assert_converged();
+
+    // On a terminal too (where a phase that takes more than a moment shows a bar).
+    for name in &names {
+        repo.set(name, format!("{name} v3").as_bytes());
+    }
+    let (status, screen) = crate::common::cli::on_terminal(&repo.command(&["apply", "--yes"]), &[]);
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("  created 30 secrets ("), "{screen}");
+    assert!(
+        !screen.contains("created bulk_"),
+        "a line per secret\n{screen}"
+    );
+    assert!(screen.contains("Applied: 30 created"), "{screen}");
+}
+
+/// Many versions kept for the same reason are one line, in the log and in the summary, not
+/// one per version: 12 secrets of a service rotated twice, the second time with `--detach`,
+/// keep the versions that wait for the service (it was not waited for); `-v` names each.
+#[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
+fn apply_tells_many_kept_versions_once_per_reason() {
+    let Some((_engine, guard, repo)) = engine_repo("keptmany") else {
+        return;
+    };
+    let names: Vec<String> = (1..=12).map(|i| format!("kept_{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (svc, _) = running_app(&guard, &repo, &refs);
+    let why = format!("waits for {svc} to converge (--detach)");
+    let rotate = |round: &str| {
+        for name in &names {
+            repo.set(name, format!("{name} {round}").as_bytes());
+        }
+    };
+    // The first rotation keeps v1 for a rollback (the plan says so, apply keeps nothing);
+    // the second, detached, would remove v1 once the service converged: kept.
+    rotate("v2");
+    repo.apply();
+    rotate("v3");
+    let log = apply_log(&repo, &["--detach"]);
+    assert_eq!(
+        lines_starting(&log, &format!("  kept 12 secrets: {why} (-v lists them)")),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines_starting(
+            &log,
+            &format!("kept 12 secrets: {why}; a later apply removes them (-v lists them)")
+        ),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("kept kept_"), "a line per version\n{log}");
+    assert!(log.contains(", 0 removed."), "{log}");
+
+    // With -v, every kept version on a line of its own, in the log and in the summary.
+    repo.apply();
+    rotate("v4");
+    let log = apply_log(&repo, &["-v", "--detach"]);
+    let grouped = |l: &&str| l.trim_start().starts_with("kept ") && l.contains(" secrets: ");
+    assert_eq!(log.lines().filter(grouped).count(), 0, "{log}");
+    assert_eq!(lines_starting(&log, "  kept kept_"), 12, "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.starts_with("kept kept_") && l.ends_with("; a later apply removes it"))
+            .count(),
+        12,
+        "{log}"
+    );
+}

@@ -4,6 +4,7 @@
 //! plan is still fresh), asks for confirmation on a terminal, executes, and releases the
 //! lock on every path.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::json;
@@ -14,13 +15,15 @@ use crate::apply::{self, Event, Options, Outcome};
 use crate::cli::args::{ApplyArgs, Global};
 use crate::cli::context::Context;
 use crate::cli::output::{self, Format};
-use crate::cli::progress::ApplyProgress;
+use crate::cli::progress::{self, ApplyProgress};
+use crate::crypto::Identities;
 use crate::domain::state::Observed;
+use crate::domain::text::clean;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::planfile::PlanFile;
 use crate::plan::render;
 use crate::plan::{self, Plan};
-use crate::repo::desired::{self, Decrypt, RepoState};
+use crate::repo::desired::{self, Decrypt, Known, Prepared, RepoState};
 use crate::repo::Repo;
 
 use crate::cli::remote::Remote;
@@ -32,15 +35,14 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     let env = cx.env()?;
     let saved = load_saved(&args, repo, &env)?;
     let ids = cx.require_identities(&format!("decrypt the secrets of {env}"))?;
-    let (state, remote) = Remote::connect_while(g, repo, &env, || {
-        desired::read(
-            repo,
-            &env,
-            Some(ids),
-            Decrypt::Required { keep_values: true },
-        )
-    })?;
-    cx.warn_all(&state.warnings);
+    let (prepared, remote) = Remote::connect_while(g, repo, &env, || desired::prepare(repo, &env))?;
+    let source = Source {
+        cx,
+        repo,
+        env: &env,
+        prepared,
+        ids,
+    };
     if repo.manifest.environment(&env)?.swarm_id.is_none() && !g.quiet {
         output::warn(&format!(
             "environment {env} is not pinned to a Swarm; to make sure it is only ever applied to this one, add `swarm_id: {}` under environments.{env} in swarmseal.yaml",
@@ -51,7 +53,7 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     // never holds the lock; under the lock the Swarm is observed again, and the reviewed
     // plan is carried out only if it is still the plan.
     let reviewed = match (&saved, args.yes) {
-        (None, false) => match review(g, repo, &env, &state, &remote)? {
+        (None, false) => match review(g, &source, &remote)? {
             Review::Confirmed(plan) => Some(plan),
             Review::NothingToDo(code) => return Ok(code),
         },
@@ -68,9 +70,7 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     let result = locked(
         g,
         &args,
-        repo,
-        &env,
-        &state,
+        &source,
         &remote,
         saved.as_ref(),
         reviewed,
@@ -120,16 +120,50 @@ enum Review {
     NothingToDo(i32),
 }
 
+/// The repository as apply reads it: its files read and checked before the Swarm is
+/// reached, then, after each observation, decrypted where the Swarm's labels do not vouch
+/// for them (`desired::Known`): only new or changed values are decrypted and kept.
+struct Source<'a> {
+    cx: &'a Context,
+    repo: &'a Repo,
+    env: &'a str,
+    prepared: Prepared,
+    ids: &'a Identities,
+}
+
+impl Source<'_> {
+    /// Observes the Swarm, then reads the desired state against what it vouches for.
+    fn observe(&self, remote: &Remote) -> Result<(Observed, RepoState)> {
+        let observed = remote.observe(self.repo, self.env, &self.prepared.names())?;
+        let known = Known::from_observed(&observed, &self.repo.manifest.project, self.env);
+        let mode = Decrypt::Required { keep_values: true };
+        let state = self
+            .prepared
+            .decrypt(self.repo, Some(self.ids), mode, &known)?;
+        self.cx.warn_all(&state.warnings);
+        Ok((observed, state))
+    }
+}
+
+/// Drops the values no step of `plan` creates (those decrypted for a new label only).
+fn keep_needed_values(state: &mut RepoState, plan: &Plan) {
+    let created: BTreeSet<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            plan::Step::Create { secret, .. } => Some(secret.as_str()),
+            _ => None,
+        })
+        .collect();
+    state
+        .values
+        .retain(|name, _| created.contains(name.as_str()));
+}
+
 /// Observes, plans, shows the plan and asks for confirmation, all without the lock.
-fn review(
-    g: &Global,
-    repo: &Repo,
-    env: &str,
-    state: &RepoState,
-    remote: &Remote,
-) -> Result<Review> {
-    let names = state.desired.secrets.keys().cloned().collect();
-    let observed = remote.observe(repo, env, &names)?;
+fn review(g: &Global, source: &Source<'_>, remote: &Remote) -> Result<Review> {
+    let env = source.env;
+    let (observed, state) = source.observe(remote)?;
     let plan = plan::plan(&state.desired, &observed);
     show(g, &plan, remote, &observed).map_err(|e| output_failed(e, false))?;
     plan.refuse_blocked(env)?;
@@ -231,17 +265,17 @@ fn show(g: &Global, plan: &Plan, remote: &Remote, observed: &Observed) -> Result
 fn locked(
     g: &Global,
     args: &ApplyArgs,
-    repo: &Repo,
-    env: &str,
-    state: &RepoState,
+    source: &Source<'_>,
     remote: &Remote,
     saved: Option<&PlanFile>,
     reviewed: Option<Plan>,
     signals: &mut Interrupts,
 ) -> Result<i32> {
-    let names = state.desired.secrets.keys().cloned().collect();
-    let observed = remote.observe(repo, env, &names)?;
-    let plan = replan(g, args, state, remote, &observed, saved, reviewed)?;
+    let (repo, env) = (source.repo, source.env);
+    let (observed, mut state) = source.observe(remote)?;
+    let plan = replan(g, args, &state, remote, &observed, saved, reviewed)?;
+    keep_needed_values(&mut state, &plan);
+    let state = &state;
     plan.refuse_blocked(env)?;
     // Nothing to do, unless a service of this environment is still updating (an
     // interrupted apply sent its update): apply waits for it, as it would have.
@@ -323,7 +357,7 @@ fn carry_out(
     signals: &mut Interrupts,
 ) -> Result<i32> {
     let ctx = context(remote, observed);
-    let live = ApplyProgress::new(g.quiet || g.format != Format::Human);
+    let live = ApplyProgress::new(g.quiet || g.format != Format::Human, g.verbose);
     let progress = |event: Event| live.event(event);
     let outcome = Mutex::new(Outcome::default());
     // Ctrl-C, SIGTERM (a cancelled CI job), SIGHUP or SIGQUIT stop the apply between API
@@ -439,23 +473,25 @@ fn summary(g: &Global, outcome: &Outcome, what: &str) {
     for e in &outcome.errors {
         output::print_error(e);
     }
-    if !outcome.kept.is_empty() && !g.quiet {
-        for (name, why) in &outcome.kept {
-            crate::cli::output::errln!("kept {name}: {why}; a later apply removes it");
+    if !g.quiet {
+        for line in progress::kept_lines(&outcome.kept, g.verbose, true) {
+            crate::cli::output::errln!("{}", clean(&line));
         }
     }
     if !g.quiet {
+        let n = progress::number;
         let sent = outcome.updated_services.len();
         let converged = if outcome.converged.len() == sent {
             String::new()
         } else {
-            format!(" ({} converged)", outcome.converged.len())
+            format!(" ({} converged)", n(outcome.converged.len()))
         };
         crate::cli::output::errln!(
-            "{what}: {} created, {} relabelled, {sent} service update(s) sent{converged}, {} removed.",
-            outcome.created.len(),
-            outcome.relabelled.len(),
-            outcome.removed.len()
+            "{what}: {} created, {} relabelled, {} service update(s) sent{converged}, {} removed.",
+            n(outcome.created.len()),
+            n(outcome.relabelled.len()),
+            n(sent),
+            n(outcome.removed.len())
         );
     }
 }

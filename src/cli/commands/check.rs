@@ -1,5 +1,6 @@
 //! `swarmseal check`: every local check (the README's "What `check` knows"), without the Swarm.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
@@ -7,6 +8,7 @@ use serde_json::json;
 use crate::cli::args::{CheckArgs, Global};
 use crate::cli::context::Context;
 use crate::cli::output::{self, Format};
+use crate::cli::progress::{number, FEW};
 use crate::crypto::{self, Identities, ScopeKind};
 use crate::domain::names;
 use crate::error::Result;
@@ -14,7 +16,7 @@ use crate::repo::index::{Index, Record};
 use crate::repo::secrets;
 use crate::repo::{LockMode, Repo};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Level {
     Error,
     Warning,
@@ -25,23 +27,47 @@ struct Finding {
     file: String,
     message: String,
     hint: String,
+    /// How to say it of several files at once: message and hint, `{n}` for how many.
+    /// Without it, several files are named before the message as it is.
+    many: Option<(String, String)>,
+}
+
+impl Finding {
+    /// What findings of several files share to be told together: the level, and the
+    /// wording for several files, or else the message and hint.
+    fn group_key(&self) -> (Level, &str, &str) {
+        match &self.many {
+            Some((message, hint)) => (self.level, message, hint),
+            None => (self.level, &self.message, &self.hint),
+        }
+    }
 }
 
 struct Findings(Vec<Finding>);
 
 impl Findings {
+    fn push(
+        &mut self,
+        level: Level,
+        file: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.0.push(Finding {
+            level,
+            file: file.into(),
+            message: message.into(),
+            hint: hint.into(),
+            many: None,
+        });
+    }
     fn error(
         &mut self,
         file: impl Into<String>,
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        self.0.push(Finding {
-            level: Level::Error,
-            file: file.into(),
-            message: message.into(),
-            hint: hint.into(),
-        });
+        self.push(Level::Error, file, message, hint)
     }
     fn warning(
         &mut self,
@@ -49,12 +75,13 @@ impl Findings {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        self.0.push(Finding {
-            level: Level::Warning,
-            file: file.into(),
-            message: message.into(),
-            hint: hint.into(),
-        });
+        self.push(Level::Warning, file, message, hint)
+    }
+    /// How to say the last finding of several files at once (`{n}`: how many).
+    fn many(&mut self, message: impl Into<String>, hint: impl Into<String>) {
+        if let Some(last) = self.0.last_mut() {
+            last.many = Some((message.into(), hint.into()));
+        }
     }
 }
 
@@ -275,11 +302,17 @@ fn check_rotation(
                     );
                 }
             }
-            None => f.warning(
-                rel,
-                format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
-                format!("set the value with `swarmseal -e {env} set {name}` to start the clock"),
-            ),
+            None => {
+                f.warning(
+                    rel,
+                    format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
+                    format!("set the value with `swarmseal -e {env} set {name}` to start the clock"),
+                );
+                f.many(
+                    "{n} secrets have a rotation limit but swarmseal has no record of when their values changed",
+                    format!("set their values with `swarmseal -e {env} set NAME` to start the clock"),
+                );
+            }
         }
 }
 
@@ -304,59 +337,16 @@ impl FileCheck<'_> {
         let rel = self.rel;
         if !crypto::looks_like_age(bytes) {
             f.error(rel, "not an age file: a plaintext file under the repository is a leak", "remove it (and purge it from git history if it was pushed), then store the value with `swarmseal set`");
+            f.many("{n} files are not age files: plaintext files under the repository are a leak", "remove them (and purge them from git history if they were pushed), then store the values with `swarmseal set`");
             return;
         }
-        match secrets::recipient_state(record, bytes, current) {
-            secrets::RecipientState::Current => {}
-            secrets::RecipientState::Unknown => f.warning(
-                rel,
-                if record.is_none() {
-                    "swarmseal has no record of this file, so it cannot tell whom it is encrypted to"
-                } else {
-                    "the file changed since swarmseal wrote it (age CLI? merge?), so swarmseal cannot tell whom it is encrypted to"
-                },
-                "run `swarmseal rekey` to re-encrypt it to the current recipients and record it",
-            ),
-            secrets::RecipientState::Stale { missing, extra } => {
-                let mut parts = Vec::new();
-                if !missing.is_empty() {
-                    parts.push(format!("not readable by {}", missing.join(", ")));
-                }
-                if extra > 0 {
-                    parts.push(format!("still readable by {extra} key(s) that are no longer recipients"));
-                }
-                f.error(rel, format!("not encrypted to the current recipients: {}", parts.join("; ")), "run `swarmseal rekey`");
-            }
-        }
+        self.check_recipients(bytes, record, current, f);
         let Some(ids) = ids else { return };
         match self
             .repo
             .open_sealed(self.env, self.kind, self.path, bytes, ids, None)
         {
-            Ok(opened) => {
-                let value = &opened.value;
-                if self.kind == ScopeKind::FingerprintKey
-                    && value.len() != crypto::FINGERPRINT_KEY_LEN
-                {
-                    f.error(
-                        rel,
-                        "does not hold a fingerprint key",
-                        "restore it from git",
-                    );
-                } else if value.is_empty() {
-                    f.error(
-                        rel,
-                        "the value is empty; Docker secrets hold 1 to 511999 bytes",
-                        "set a value with `swarmseal set`",
-                    );
-                } else if value.len() > crypto::MAX_VALUE_LEN {
-                    f.error(
-                        rel,
-                        "the value is larger than Docker's limit of 511999 bytes",
-                        "set a smaller value",
-                    );
-                }
-            }
+            Ok(opened) => self.check_value(&opened.value, f),
             // The file's own name leads the finding; the error's message names it too.
             Err(e) => f.error(
                 rel,
@@ -368,19 +358,156 @@ impl FileCheck<'_> {
             ),
         }
     }
+
+    /// Whether the file is encrypted to the current recipients, as far as the index tells.
+    fn check_recipients(
+        &self,
+        bytes: &[u8],
+        record: Option<&Record>,
+        current: &[(String, String)],
+        f: &mut Findings,
+    ) {
+        let rel = self.rel;
+        match secrets::recipient_state(record, bytes, current) {
+            secrets::RecipientState::Current => {}
+            secrets::RecipientState::Unknown => {
+                let (one, many) = if record.is_none() {
+                    (
+                        "swarmseal has no record of this file, so it cannot tell whom it is encrypted to",
+                        "swarmseal has no record of {n} files, so it cannot tell whom they are encrypted to",
+                    )
+                } else {
+                    (
+                        "the file changed since swarmseal wrote it (age CLI? merge?), so swarmseal cannot tell whom it is encrypted to",
+                        "{n} files changed since swarmseal wrote them (age CLI? merge?), so swarmseal cannot tell whom they are encrypted to",
+                    )
+                };
+                f.warning(rel, one, "run `swarmseal rekey` to re-encrypt it to the current recipients and record it");
+                f.many(many, "run `swarmseal rekey` to re-encrypt them to the current recipients and record them");
+            }
+            secrets::RecipientState::Stale { missing, extra } => {
+                let mut parts = Vec::new();
+                if !missing.is_empty() {
+                    parts.push(format!("not readable by {}", missing.join(", ")));
+                }
+                if extra > 0 {
+                    parts.push(format!(
+                        "still readable by {extra} key(s) that are no longer recipients"
+                    ));
+                }
+                let parts = parts.join("; ");
+                f.error(
+                    rel,
+                    format!("not encrypted to the current recipients: {parts}"),
+                    "run `swarmseal rekey`",
+                );
+                f.many(
+                    format!("{{n}} files are not encrypted to the current recipients: {parts}"),
+                    "run `swarmseal rekey`",
+                );
+            }
+        }
+    }
+
+    /// The decrypted value: a fingerprint key's length, a secret's size.
+    fn check_value(&self, value: &[u8], f: &mut Findings) {
+        let rel = self.rel;
+        if self.kind == ScopeKind::FingerprintKey && value.len() != crypto::FINGERPRINT_KEY_LEN {
+            f.error(
+                rel,
+                "does not hold a fingerprint key",
+                "restore it from git",
+            );
+        } else if value.is_empty() {
+            f.error(
+                rel,
+                "the value is empty; Docker secrets hold 1 to 511999 bytes",
+                "set a value with `swarmseal set`",
+            );
+            f.many(
+                "{n} values are empty; Docker secrets hold 1 to 511999 bytes",
+                "set values with `swarmseal set`",
+            );
+        } else if value.len() > crypto::MAX_VALUE_LEN {
+            f.error(
+                rel,
+                "the value is larger than Docker's limit of 511999 bytes",
+                "set a smaller value",
+            );
+            f.many(
+                "{n} values are larger than Docker's limit of 511999 bytes",
+                "set smaller values",
+            );
+        }
+    }
+}
+
+/// Findings told together: those of several files with the same wording.
+struct Group<'a> {
+    first: &'a Finding,
+    files: Vec<&'a str>,
+}
+
+impl Group<'_> {
+    /// The message and hint: the finding's own for one file, else the wording for several.
+    fn wording(&self) -> (String, String) {
+        let (first, n) = (self.first, self.files.len());
+        match &first.many {
+            _ if n == 1 => (first.message.clone(), first.hint.clone()),
+            Some((message, hint)) => (
+                message.replace("{n}", &number(n)),
+                hint.replace("{n}", &number(n)),
+            ),
+            None => (
+                format!("{} files: {}", number(n), first.message),
+                first.hint.clone(),
+            ),
+        }
+    }
+
+    /// The files to name (all with `-v`, else the first few), and how many are left out.
+    fn named(&self, verbose: bool) -> (&[&str], usize) {
+        let shown = if verbose {
+            self.files.len()
+        } else {
+            self.files.len().min(FEW)
+        };
+        (&self.files[..shown], self.files.len() - shown)
+    }
+}
+
+/// The findings grouped by wording, in the order first found: 9,999 files written by the
+/// age CLI are one warning, not 9,999.
+fn groups(f: &Findings) -> Vec<Group<'_>> {
+    let mut at: HashMap<(Level, &str, &str), usize> = HashMap::new();
+    let mut out: Vec<Group<'_>> = Vec::new();
+    for x in &f.0 {
+        match at.entry(x.group_key()) {
+            Entry::Occupied(e) => out[*e.get()].files.push(&x.file),
+            Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(Group {
+                    first: x,
+                    files: vec![&x.file],
+                });
+            }
+        }
+    }
+    out
+}
+
+fn level(l: Level) -> &'static str {
+    match l {
+        Level::Error => "error",
+        Level::Warning => "warning",
+    }
 }
 
 fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) -> Result<()> {
     let errors = f.0.iter().filter(|x| x.level == Level::Error).count();
     let warnings = f.0.len() - errors;
-    let level = |l: Level| {
-        if l == Level::Error {
-            "error"
-        } else {
-            "warning"
-        }
-    };
     match g.format {
+        // Scripts get every finding of every file.
         Format::Json => {
             let list: Vec<_> = f
                 .0
@@ -397,51 +524,86 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) -> Result<(
                 "### swarmseal check: {}",
                 if errors == 0 { "passed" } else { "failed" }
             )?;
-            for x in &f.0 {
-                crate::cli::output::outln!(
-                    "- **{}** `{}`: {} ({})",
-                    level(x.level),
-                    x.file,
-                    x.message,
-                    x.hint
-                )?;
+            for group in groups(f) {
+                markdown_group(&group, g.verbose)?;
             }
         }
         Format::Human => {
-            let on = output::colour(false);
-            for x in &f.0 {
-                if g.quiet && x.level == Level::Warning {
+            for group in groups(f) {
+                if g.quiet && group.first.level == Level::Warning {
                     continue;
                 }
-                let tag = match x.level {
-                    Level::Error => output::paint(on, "1;31", "error:"),
-                    Level::Warning => output::paint(on, "1;33", "warning:"),
-                };
-                // Messages that start with the file's name need no prefix.
-                let place = if x.file.is_empty() || x.message.starts_with(&x.file) {
-                    String::new()
-                } else {
-                    format!("{}: ", x.file)
-                };
-                crate::cli::output::errln!("{tag} {place}{}", x.message);
-                if !x.hint.is_empty() {
-                    crate::cli::output::errln!(
-                        "  {} {}",
-                        output::paint(on, "1;36", "hint:"),
-                        x.hint
-                    );
-                }
+                human_group(&group, g.verbose);
             }
             if !g.quiet || errors > 0 {
                 crate::cli::output::errln!(
-                    "check {}: {checked} secret(s) in {}; {errors} error(s), {warnings} warning(s)",
+                    "check {}: {} secret(s) in {}; {} error(s), {} warning(s)",
                     if errors == 0 { "passed" } else { "failed" },
-                    envs.join(", ")
+                    number(checked),
+                    envs.join(", "),
+                    number(errors),
+                    number(warnings)
                 );
             }
         }
     }
     Ok(())
+}
+
+/// One finding, or one of several files, for people on standard error: the message, the
+/// files (if several), the hint.
+fn human_group(group: &Group<'_>, verbose: bool) {
+    let on = output::colour(false);
+    let x = group.first;
+    let tag = match x.level {
+        Level::Error => output::paint(on, "1;31", "error:"),
+        Level::Warning => output::paint(on, "1;33", "warning:"),
+    };
+    let (message, hint) = group.wording();
+    if group.files.len() == 1 {
+        // Messages that start with the file's name need no prefix.
+        let place = if x.file.is_empty() || x.message.starts_with(&x.file) {
+            String::new()
+        } else {
+            format!("{}: ", x.file)
+        };
+        crate::cli::output::errln!("{tag} {place}{message}");
+    } else {
+        crate::cli::output::errln!("{tag} {message}:");
+        let (named, more) = group.named(verbose);
+        for file in named {
+            crate::cli::output::errln!("  {file}");
+        }
+        if more > 0 {
+            crate::cli::output::errln!("  and {} more (-v lists them)", number(more));
+        }
+    }
+    if !hint.is_empty() {
+        crate::cli::output::errln!("  {} {hint}", output::paint(on, "1;36", "hint:"));
+    }
+}
+
+/// One finding, or one of several files, as a markdown list item.
+fn markdown_group(group: &Group<'_>, verbose: bool) -> Result<()> {
+    let x = group.first;
+    let (message, hint) = group.wording();
+    if group.files.len() == 1 {
+        return crate::cli::output::outln!(
+            "- **{}** `{}`: {message} ({hint})",
+            level(x.level),
+            x.file
+        );
+    }
+    let (named, more) = group.named(verbose);
+    let mut files: Vec<String> = named.iter().map(|f| format!("`{f}`")).collect();
+    if more > 0 {
+        files.push(format!("and {} more (-v lists them)", number(more)));
+    }
+    crate::cli::output::outln!(
+        "- **{}** {message} ({hint}): {}",
+        level(x.level),
+        files.join(", ")
+    )
 }
 
 /// An age for people: whole days from a day on, else whole hours, else whole minutes.

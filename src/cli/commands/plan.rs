@@ -16,10 +16,11 @@ pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
     let repo = cx.repo()?;
     let env = cx.env()?;
     let ids = cx.identities()?;
-    // The files are read and checked while connecting; only those the Swarm does not
-    // already vouch for are decrypted (see `desired::Known`).
-    let (prepared, remote) = Remote::connect_while(g, repo, &env, || desired::prepare(repo, &env))?;
-    let observed = remote.observe(repo, &env, &prepared.names())?;
+    // The files are read and checked while the Swarm is listed; only those the Swarm does
+    // not already vouch for are decrypted (see `desired::Known`).
+    let (prepared, remote, listing) =
+        Remote::connect_and_list_while(g, repo, &env, || desired::prepare(repo, &env))?;
+    let observed = remote.observe_listing(listing, repo, &env, &prepared.names())?;
     let known = Known::from_observed(&observed, &repo.manifest.project, &env);
     let state = prepared.decrypt(repo, ids, Decrypt::IfPossible, &known)?;
     cx.warn_all(&state.warnings);
