@@ -17,8 +17,10 @@
 //! leftovers of a killed command are recognised as swarmseal's own), are synced and renamed
 //! into place: readers see the old file or the new one, never a part.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -166,31 +168,42 @@ fn open(root: &Path, rel: &Path, limit: u64) -> Result<Option<(fs::File, u64)>> 
             return Ok(None);
         }
     }
-    let flags = rustix::fs::OFlags::NOFOLLOW
-        | rustix::fs::OFlags::NONBLOCK
-        | rustix::fs::OFlags::NOCTTY
-        | rustix::fs::OFlags::CLOEXEC;
     let file = match fs::OpenOptions::new()
         .read(true)
-        .custom_flags(flags.bits() as i32)
+        .custom_flags(FILE_FLAGS.bits() as i32)
         .open(root.join(rel))
     {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        // O_NOFOLLOW on a link: ELOOP.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Err(symlink_error(rel))
-        }
-        // A socket cannot be opened at all.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
-            return Err(
-                Error::new(format!("{} is not a regular file", display(rel)))
-                    .with_kind(ErrorKind::Repository)
-                    .hint("remove it: a swarmseal repository holds regular files only"),
-            )
-        }
-        Err(e) => return Err(Error::io("read", rel, e)),
+        Err(e) => return open_error(rel, e),
     };
+    checked(file, rel, limit).map(Some)
+}
+
+/// How files are opened: never through a link, never waiting (a FIFO).
+const FILE_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::NOFOLLOW
+    .union(rustix::fs::OFlags::NONBLOCK)
+    .union(rustix::fs::OFlags::NOCTTY)
+    .union(rustix::fs::OFlags::CLOEXEC);
+
+/// A failed open of `rel`: `Ok(None)` when it does not exist.
+fn open_error<T>(rel: &Path, e: std::io::Error) -> Result<Option<T>> {
+    match e.raw_os_error() {
+        _ if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // O_NOFOLLOW on a link: ELOOP.
+        Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => Err(symlink_error(rel)),
+        // A socket cannot be opened at all.
+        Some(code) if code == rustix::io::Errno::NXIO.raw_os_error() => Err(Error::new(format!(
+            "{} is not a regular file",
+            display(rel)
+        ))
+        .with_kind(ErrorKind::Repository)
+        .hint("remove it: a swarmseal repository holds regular files only")),
+        _ => Err(Error::io("read", rel, e)),
+    }
+}
+
+/// What was opened at `rel` is a regular file of at most `limit` bytes: its length.
+fn checked(file: fs::File, rel: &Path, limit: u64) -> Result<(fs::File, u64)> {
     let meta = file.metadata().map_err(|e| Error::io("inspect", rel, e))?;
     if !meta.is_file() {
         return Err(not_regular_error(rel, &meta.file_type()));
@@ -198,7 +211,7 @@ fn open(root: &Path, rel: &Path, limit: u64) -> Result<Option<(fs::File, u64)>> 
     if meta.len() > limit {
         return Err(too_large_error(rel, limit));
     }
-    Ok(Some((file, meta.len())))
+    Ok((file, meta.len()))
 }
 
 /// Reads `rel` (see the module's rule); `Ok(None)` when it does not exist.
@@ -206,6 +219,10 @@ pub fn read_optional(root: &Path, rel: &Path, limit: u64) -> Result<Option<Vec<u
     let Some((file, len)) = open(root, rel, limit)? else {
         return Ok(None);
     };
+    read_bounded(file, len, rel, limit).map(Some)
+}
+
+fn read_bounded(file: fs::File, len: u64, rel: &Path, limit: u64) -> Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(len as usize);
     file.take(limit + 1)
         .read_to_end(&mut bytes)
@@ -213,18 +230,88 @@ pub fn read_optional(root: &Path, rel: &Path, limit: u64) -> Result<Option<Vec<u
     if bytes.len() as u64 > limit {
         return Err(too_large_error(rel, limit));
     }
-    Ok(Some(bytes))
+    Ok(bytes)
+}
+
+/// Reads many files, as [`read`] does, opening each folder on the way once: a folder is
+/// reached from the root by `openat` with `O_NOFOLLOW | O_DIRECTORY`, one component at a
+/// time, and each file is one `openat` below its folder's descriptor, so no folder can be
+/// a link, and none can be swapped for one between the check and the read.
+pub struct Reader<'r> {
+    root: &'r Path,
+    folders: BTreeMap<PathBuf, OwnedFd>,
+}
+
+impl<'r> Reader<'r> {
+    pub fn new(root: &'r Path) -> Reader<'r> {
+        Reader {
+            root,
+            folders: BTreeMap::new(),
+        }
+    }
+
+    /// Reads `rel` (relative to the root); a missing file is an error naming it.
+    pub fn read(&mut self, rel: &Path, limit: u64) -> Result<Vec<u8>> {
+        check_relative(rel)?;
+        let name = rel.file_name().unwrap_or_default();
+        let folder = self.folder(rel.parent().unwrap_or(Path::new("")))?;
+        let opened = rustix::fs::openat(folder, name, FILE_FLAGS, rustix::fs::Mode::empty());
+        let file = match opened {
+            Ok(fd) => fs::File::from(fd),
+            Err(e) => {
+                open_error::<()>(rel, e.into())?;
+                return Err(not_found(rel));
+            }
+        };
+        let (file, len) = checked(file, rel, limit)?;
+        read_bounded(file, len, rel, limit)
+    }
+
+    /// The folder `rel_dir`, opened without following links.
+    fn folder(&mut self, rel_dir: &Path) -> Result<&OwnedFd> {
+        if !self.folders.contains_key(rel_dir) {
+            let dir_flags = rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC;
+            let none = rustix::fs::Mode::empty();
+            let mut fd = rustix::fs::open(self.root, dir_flags, none)
+                .map_err(|e| Error::io("open", Path::new("."), e.into()))?;
+            let mut at = PathBuf::new();
+            for part in rel_dir.components() {
+                at.push(part);
+                let flags = dir_flags | rustix::fs::OFlags::NOFOLLOW;
+                fd = match rustix::fs::openat(&fd, part.as_os_str(), flags, none) {
+                    Ok(next) => next,
+                    Err(rustix::io::Errno::LOOP) => return Err(symlink_error(&at)),
+                    Err(rustix::io::Errno::NOTDIR) => {
+                        return Err(Error::new(format!(
+                            "{} is not a folder, where swarmseal expects one",
+                            display(&at)
+                        ))
+                        .with_kind(ErrorKind::Repository)
+                        .hint("move it out of the way"))
+                    }
+                    Err(rustix::io::Errno::NOENT) => return Err(not_found(&at)),
+                    Err(e) => return Err(Error::io("open", &at, e.into())),
+                };
+            }
+            self.folders.insert(rel_dir.to_path_buf(), fd);
+        }
+        Ok(&self.folders[rel_dir])
+    }
+}
+
+fn not_found(rel: &Path) -> Error {
+    Error::io(
+        "read",
+        rel,
+        std::io::Error::from(std::io::ErrorKind::NotFound),
+    )
 }
 
 /// Reads `rel` (see the module's rule); a missing file is an error naming it.
 pub fn read(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>> {
-    read_optional(root, rel, limit)?.ok_or_else(|| {
-        Error::io(
-            "read",
-            rel,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        )
-    })
+    read_optional(root, rel, limit)?.ok_or_else(|| not_found(rel))
 }
 
 /// The first `n` bytes of `rel` (fewer if it is shorter), under the same rule.

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -42,7 +44,7 @@ pub enum Decrypt {
 /// decrypts each secret once (when an identity can read the environment) to compute its
 /// keyed fingerprint, and digests everything read for saved plans.
 pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> Result<RepoState> {
-    prepare(repo, env)?.decrypt(repo, ids, mode, &Known::default())
+    prepare(repo, env)?.decrypt(repo, ids, mode, Known::default())
 }
 
 /// Fingerprints the Swarm already vouches for: a managed version of this environment whose
@@ -122,9 +124,9 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
     let mut hasher = Sha256::new();
     hasher.update(Sha256::digest(&manifest_bytes));
     hasher.update(Sha256::digest(&key_bytes));
+    let contents = repo.read_all(scan.secrets.values().map(|f| f.path.as_path()))?;
     let mut files = BTreeMap::new();
-    for (name, file) in scan.secrets {
-        let bytes = repo.read(&file.path)?;
+    for ((name, file), bytes) in scan.secrets.into_iter().zip(contents) {
         if !crypto::looks_like_age(&bytes) {
             // A plaintext value in a file named like a secret: refuse, identity or not.
             return Err(crate::repo::Problem::Plaintext { rel: file.rel }.to_error());
@@ -164,89 +166,176 @@ impl Prepared {
         repo: &Repo,
         ids: Option<&Identities>,
         mode: Decrypt,
-        known: &Known,
+        known: Known,
     ) -> Result<RepoState> {
+        let known = OnceLock::from(known);
+        let ((), state) = self.decrypt_meanwhile(repo, ids, mode, known, |_| Ok(()))?;
+        Ok(state)
+    }
+
+    /// [`Prepared::decrypt`] against what `observe` returns, with the decryption started
+    /// before it does: `observe` runs on this thread while the other cores decrypt, and
+    /// from the moment the observation is there the files it vouches for are skipped.
+    /// (apply: the Swarm is observed under the lock while the new values are decrypted.)
+    pub fn decrypt_while<O>(
+        &self,
+        repo: &Repo,
+        ids: &Identities,
+        mode: Decrypt,
+        observe: impl FnOnce() -> Result<O>,
+        known_of: impl FnOnce(&O) -> Known,
+    ) -> Result<(O, RepoState)> {
+        self.decrypt_meanwhile(repo, Some(ids), mode, OnceLock::new(), |known| {
+            let observed = observe()?;
+            let _ = known.set(known_of(&observed));
+            Ok(observed)
+        })
+    }
+
+    /// Runs `meanwhile` on this thread while the files are decrypted on all cores (one at
+    /// a time after it, unless [`Identities::parallel`]); a file that `known` vouches for,
+    /// once set, is not decrypted.
+    fn decrypt_meanwhile<O>(
+        &self,
+        repo: &Repo,
+        ids: Option<&Identities>,
+        mode: Decrypt,
+        known: OnceLock<Known>,
+        meanwhile: impl FnOnce(&OnceLock<Known>) -> Result<O>,
+    ) -> Result<(O, RepoState)> {
         let env = self.env.as_str();
         let mut warnings = Vec::new();
         let key = fingerprint_key(repo, env, ids, mode, &self.key_bytes, &mut warnings)?;
         let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
-        let mut fingerprints: BTreeMap<&str, String> = BTreeMap::new();
+        let (Some(key), Some(ids)) = (&key, ids) else {
+            let observed = meanwhile(&known)?;
+            return Ok((observed, self.state(repo, None, BTreeMap::new(), warnings)));
+        };
+        let files: Vec<(&str, &SecretFile, &[u8], &str)> = self
+            .files
+            .iter()
+            .map(|(name, (file, bytes, source))| (name.as_str(), file, &bytes[..], &source[..]))
+            .collect();
+        let open = |i: usize| {
+            let (name, file, bytes, _) = files[i];
+            let v = repo
+                .open_sealed(env, ScopeKind::Secret, &file.path, bytes, ids, None)?
+                .value;
+            value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
+            Ok((crypto::fingerprint(key, &v), keep_values.then_some(v)))
+        };
+        let skip = |i: usize| {
+            let (name, _, _, source) = files[i];
+            known.get().is_some_and(|k| k.get(name, source).is_some())
+        };
+        let workers = if ids.parallel() { cores() } else { 0 };
+        let (observed, mut opened) =
+            on_cores(files.len(), workers, skip, open, || meanwhile(&known));
+        let observed = observed?;
+        let known = known.into_inner().unwrap_or_default();
+        let mut fingerprints = BTreeMap::new();
         let mut values = BTreeMap::new();
-        if let (Some(key), Some(ids)) = (&key, ids) {
-            let mut to_open = Vec::new();
-            for (name, (file, bytes, source)) in &self.files {
-                match known.get(name, source) {
-                    Some(fp) => {
-                        fingerprints.insert(name, fp.to_string());
+        for (i, &(name, _, _, source)) in files.iter().enumerate() {
+            let fp = match known.get(name, source) {
+                Some(fp) => fp.to_string(),
+                None => {
+                    let (fp, value) = opened[i].take().unwrap_or_else(|| open(i))?;
+                    if let Some(v) = value {
+                        values.insert(name.to_string(), v);
                     }
-                    None => to_open.push((name.as_str(), file, bytes.as_slice())),
+                    fp
                 }
-            }
-            let opened = on_all_cores(&to_open, ids.parallel(), |&(name, file, bytes)| {
-                let v = repo
-                    .open_sealed(env, ScopeKind::Secret, &file.path, bytes, ids, None)?
-                    .value;
-                value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
-                Ok((crypto::fingerprint(key, &v), keep_values.then_some(v)))
-            });
-            for (&(name, ..), result) in to_open.iter().zip(opened) {
-                let (fp, value) = result?;
-                fingerprints.insert(name, fp);
-                if let Some(v) = value {
-                    values.insert(name.to_string(), v);
-                }
-            }
+            };
+            fingerprints.insert(name.to_string(), fp);
         }
+        let state = self.state(repo, Some(fingerprints), values, warnings);
+        Ok((observed, state))
+    }
+
+    /// The read state, with `fingerprints` by name when an identity could read the
+    /// environment.
+    fn state(
+        &self,
+        repo: &Repo,
+        mut fingerprints: Option<BTreeMap<String, String>>,
+        values: BTreeMap<String, Plaintext>,
+        warnings: Vec<String>,
+    ) -> RepoState {
+        let verified = fingerprints.is_some();
         let secrets = self
             .files
             .iter()
             .map(|(name, (_, _, source))| {
-                let fp = fingerprints.remove(name.as_str());
+                let fp = fingerprints.as_mut().and_then(|f| f.remove(name));
                 (name.clone(), desired_secret(repo, name, source.clone(), fp))
             })
             .collect();
-        Ok(RepoState {
+        RepoState {
             desired: Desired {
                 project: repo.manifest.project.clone(),
-                environment: env.to_string(),
+                environment: self.env.clone(),
                 secrets,
                 keep_versions: repo.manifest.keep_versions,
             },
             values,
             digest: hex::encode(self.hasher.clone().finalize()),
-            verified: key.is_some(),
+            verified,
             warnings,
-        })
+        }
     }
 }
 
-/// `f` over `items` on all cores (in order; one at a time unless `parallel`): the
-/// decryption of thousands of files is CPU work, one X25519 and one ChaCha20 per file.
-fn on_all_cores<T: Sync, R: Send>(
-    items: &[T],
-    parallel: bool,
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Vec<Result<R>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if parallel { cores.min(items.len()) } else { 1 };
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let chunks: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<_>>()))
-            .collect();
-        chunks
-            .into_iter()
-            .flat_map(|chunk| {
-                chunk
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-            .collect()
-    })
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What one file's decryption gives: its fingerprint, and its value if kept.
+type Opened = Result<(String, Option<Plaintext>)>;
+
+/// `open(i)` for every `i < n` except those `skip`ped, on `workers` threads, while
+/// `meanwhile` runs on this one; the workers stop when it fails. The decryption of
+/// thousands of files is CPU work (one X25519 and one ChaCha20 each), so it goes on all
+/// cores. Results by index (`None`: skipped, or not reached).
+fn on_cores<O>(
+    n: usize,
+    workers: usize,
+    skip: impl Fn(usize) -> bool + Sync,
+    open: impl Fn(usize) -> Opened + Sync,
+    meanwhile: impl FnOnce() -> Result<O>,
+) -> (Result<O>, Vec<Option<Opened>>) {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let work = || {
+        let mut done = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            if !skip(i) {
+                done.push((i, open(i)));
+            }
+        }
+        done
+    };
+    let mut opened: Vec<Option<Opened>> = (0..n).map(|_| None).collect();
+    let observed = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..workers.min(n)).map(|_| scope.spawn(work)).collect();
+        let observed = meanwhile();
+        if observed.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        for thread in threads {
+            let done = thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            for (i, result) in done {
+                opened[i] = Some(result);
+            }
+        }
+        observed
+    });
+    (observed, opened)
 }
 
 /// The environment's fingerprint key, when an identity can read it (else, for

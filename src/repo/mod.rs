@@ -533,6 +533,15 @@ impl Repo {
         confined::read(&self.root, &self.inside(path)?, confined::MAX_AGE_FILE)
     }
 
+    /// [`Repo::read`] for many files, opening each folder once (see [`confined::Reader`]).
+    pub fn read_all<'p>(&self, paths: impl IntoIterator<Item = &'p Path>) -> Result<Vec<Vec<u8>>> {
+        let mut reader = confined::Reader::new(&self.root);
+        paths
+            .into_iter()
+            .map(|path| reader.read(&self.inside(path)?, confined::MAX_AGE_FILE))
+            .collect()
+    }
+
     /// Like [`Repo::read`]; `Ok(None)` when the file does not exist.
     pub fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>> {
         confined::read_optional(&self.root, &self.inside(path)?, confined::MAX_AGE_FILE)

@@ -114,8 +114,13 @@ impl Repo {
         path: &Path,
         bytes: &[u8],
     ) -> Result<()> {
-        self.digests()?;
-        self.refuse_copy(env, kind, path, &crypto::file_digest(bytes))
+        let own_env = self
+            .manifest
+            .environments
+            .keys()
+            .find(|env| path.starts_with(self.env_dir(env)));
+        let digest = crypto::file_digest(bytes);
+        self.refuse_copy(env, kind, path, &digest, own_env.map(String::as_str))
     }
 
     /// [`Repo::check_not_a_copy`] for every secret file of `env`, given as (path, digest of
@@ -126,13 +131,22 @@ impl Repo {
             let _ = self.digests.set(built);
         }
         for (path, digest) in files {
-            self.refuse_copy(env, ScopeKind::Secret, path, digest)?;
+            self.refuse_copy(env, ScopeKind::Secret, path, digest, Some(env))?;
         }
         Ok(())
     }
 
-    fn refuse_copy(&self, env: &str, kind: ScopeKind, path: &Path, digest: &str) -> Result<()> {
-        let Some(original) = self.copy_of(path, digest, kind)? else {
+    /// Refuses the file at `path` (in environment `own_env`'s folder) when `digest` is
+    /// another file's that it must not be a copy of.
+    fn refuse_copy(
+        &self,
+        env: &str,
+        kind: ScopeKind,
+        path: &Path,
+        digest: &str,
+        own_env: Option<&str>,
+    ) -> Result<()> {
+        let Some(original) = self.copy_of(path, digest, kind, own_env)? else {
             return Ok(());
         };
         Err(Error::new(format!(
@@ -158,13 +172,14 @@ impl Repo {
     /// Another file of the repository with exactly these bytes, where an unscoped file of
     /// this kind must not come from: a secret of another environment, or any fingerprint
     /// key (for a secret); any other file (for a fingerprint key).
-    fn copy_of(&self, path: &Path, digest: &str, kind: ScopeKind) -> Result<Option<PathBuf>> {
+    fn copy_of(
+        &self,
+        path: &Path,
+        digest: &str,
+        kind: ScopeKind,
+        own_env: Option<&str>,
+    ) -> Result<Option<PathBuf>> {
         let digests = self.digests()?;
-        let own_env = self
-            .manifest
-            .environments
-            .keys()
-            .find(|env| path.starts_with(self.env_dir(env)));
         let Some(found) = digests.get(digest) else {
             return Ok(None);
         };
@@ -174,7 +189,7 @@ impl Repo {
                 *other != path
                     && (kind == ScopeKind::FingerprintKey
                         || *other_kind == ScopeKind::FingerprintKey
-                        || Some(other_env) != own_env)
+                        || Some(other_env.as_str()) != own_env)
             })
             .map(|(_, _, other)| self.rel(other)))
     }

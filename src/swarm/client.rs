@@ -11,8 +11,7 @@ use bollard::models::{
     TaskSpecContainerSpecSecrets,
 };
 use bollard::query_parameters::{
-    ListSecretsOptions, ListTasksOptionsBuilder, UpdateSecretOptionsBuilder,
-    UpdateServiceOptionsBuilder,
+    ListTasksOptionsBuilder, UpdateSecretOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 use bollard::Docker;
 use zeroize::Zeroizing;
@@ -219,24 +218,14 @@ impl Swarm {
     /// they need no repository, so they can be asked for while it is being read.
     pub async fn list(&self) -> Result<Listing> {
         let (secrets, services) = tokio::join!(
-            self.docker.list_secrets(None::<ListSecretsOptions>),
+            super::services::list_secrets(&self.transport, &self.docker),
             super::services::list(&self.transport, &self.docker)
         );
         let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
         let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
-        let all_ids: BTreeSet<String> = secrets.iter().filter_map(|s| s.id.clone()).collect();
+        let all_ids: BTreeSet<String> = secrets.iter().map(|s| s.id.clone()).collect();
         let secrets = secrets
             .into_iter()
-            .filter_map(|s| {
-                let spec = s.spec.unwrap_or_default();
-                Some(SwarmSecret {
-                    id: s.id?,
-                    name: spec.name?,
-                    version: s.version.and_then(|v| v.index).unwrap_or(0),
-                    created_at: s.created_at.unwrap_or_default(),
-                    labels: to_btree(spec.labels),
-                })
-            })
             .filter(|s| !s.labels.contains_key(labels::LOCK))
             .collect();
         Ok(Listing {

@@ -1786,8 +1786,9 @@ fn edit_asks_for_the_passphrase_once() {
     assert_eq!(repo.get("staging", "x"), b"after\n");
 }
 
-/// The plan's shortcut (`desired::Known`): a file whose digest a managed version's
-/// `source` label names is not decrypted, its fingerprint comes from the label. Only for
+/// The shortcut of plan and apply (`desired::Known`): a file whose digest a managed
+/// version's `source` label names is not decrypted, its fingerprint comes from the label
+/// (apply decrypts while it observes, and ignores what it decrypted of such files). Only for
 /// that exact file, name and environment: a file the labels do not name is decrypted
 /// (and a damaged one refused), and a byte copy of another environment's file is refused
 /// even when a label names it.
@@ -1832,9 +1833,29 @@ fn plan_trusts_the_swarms_labels_only_for_the_files_they_name() {
         secrets,
         services: Vec::new(),
     };
-    let plan = |o: &Observed| {
+    let plan = |o: &Observed| -> swarmseal::Result<desired::RepoState> {
         let known = Known::from_observed(o, &project, "staging");
-        desired::prepare(&r, "staging")?.decrypt(&r, Some(&ids), Decrypt::IfPossible, &known)
+        let prepared = desired::prepare(&r, "staging")?;
+        let state = prepared.decrypt(&r, Some(&ids), Decrypt::IfPossible, known)?;
+        // As apply reads it (decrypting while it observes): the same answer, and only the
+        // values of files not vouched for.
+        let mode = Decrypt::Required { keep_values: true };
+        let (_, applied) = prepared.decrypt_while(
+            &r,
+            &ids,
+            mode,
+            || Ok(o.clone()),
+            |o| Known::from_observed(o, &project, "staging"),
+        )?;
+        assert_eq!(applied.desired, state.desired);
+        let vouched = o
+            .secrets
+            .iter()
+            .filter(|s| s.is_managed_by(&project, "staging"));
+        for s in vouched {
+            assert!(!applied.values.contains_key(&s.labels[labels::NAME]));
+        }
+        Ok(state)
     };
 
     // Vouched for: not decrypted, the label's fingerprint is taken.

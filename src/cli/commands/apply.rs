@@ -121,8 +121,8 @@ enum Review {
 }
 
 /// The repository as apply reads it: its files read and checked before the Swarm is
-/// reached, then, after each observation, decrypted where the Swarm's labels do not vouch
-/// for them (`desired::Known`): only new or changed values are decrypted and kept.
+/// reached, then decrypted on all cores while the Swarm is observed, except, from the
+/// moment the observation is there, the files its labels vouch for (`desired::Known`).
 struct Source<'a> {
     cx: &'a Context,
     repo: &'a Repo,
@@ -134,12 +134,15 @@ struct Source<'a> {
 impl Source<'_> {
     /// Observes the Swarm, then reads the desired state against what it vouches for.
     fn observe(&self, remote: &Remote) -> Result<(Observed, RepoState)> {
-        let observed = remote.observe(self.repo, self.env, &self.prepared.names())?;
-        let known = Known::from_observed(&observed, &self.repo.manifest.project, self.env);
-        let mode = Decrypt::Required { keep_values: true };
-        let state = self
-            .prepared
-            .decrypt(self.repo, Some(self.ids), mode, &known)?;
+        let names = self.prepared.names();
+        let project = &self.repo.manifest.project;
+        let (observed, state) = self.prepared.decrypt_while(
+            self.repo,
+            self.ids,
+            Decrypt::Required { keep_values: true },
+            || remote.observe(self.repo, self.env, &names),
+            |observed| Known::from_observed(observed, project, self.env),
+        )?;
         self.cx.warn_all(&state.warnings);
         Ok((observed, state))
     }

@@ -22,7 +22,7 @@ pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
         Remote::connect_and_list_while(g, repo, &env, || desired::prepare(repo, &env))?;
     let observed = remote.observe_listing(listing, repo, &env, &prepared.names())?;
     let known = Known::from_observed(&observed, &repo.manifest.project, &env);
-    let state = prepared.decrypt(repo, ids, Decrypt::IfPossible, &known)?;
+    let state = prepared.decrypt(repo, ids, Decrypt::IfPossible, known)?;
     cx.warn_all(&state.warnings);
     if let Ok(Some(lock)) = remote
         .rt
