@@ -224,14 +224,14 @@ impl Swarm {
         let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
         let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
         let all_ids: BTreeSet<String> = secrets.iter().map(|s| s.id.clone()).collect();
-        let secrets = secrets
+        let (locks, secrets) = secrets
             .into_iter()
-            .filter(|s| !s.labels.contains_key(labels::LOCK))
-            .collect();
+            .partition(|s| s.labels.contains_key(labels::LOCK));
         Ok(Listing {
             secrets,
             all_ids,
             services,
+            locks,
         })
     }
 
@@ -247,6 +247,7 @@ impl Swarm {
             secrets,
             all_ids,
             services,
+            ..
         } = listing;
         let mut out_secrets: Vec<SwarmSecret> = secrets
             .into_iter()

@@ -181,6 +181,15 @@ fn base64_encode(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+impl super::Listing {
+    /// Who holds the apply lock of project/env, as the listing saw it (see
+    /// [`Swarm::lock_info`]).
+    pub fn lock_info(&self, project: &str, env: &str) -> Option<LockInfo> {
+        let name = lock_name(project, env);
+        self.locks.iter().find(|s| s.name == name).map(info_of)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,8 @@ pub struct Listing {
     /// The ID of every secret, lock markers included.
     pub(crate) all_ids: std::collections::BTreeSet<String>,
     pub(crate) services: Vec<crate::domain::state::ServiceRefs>,
+    /// The apply locks' marker secrets.
+    pub(crate) locks: Vec<crate::domain::state::SwarmSecret>,
 }
 
 /// A held apply lock (the marker secret).

@@ -20,14 +20,12 @@ pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
     // not already vouch for are decrypted (see `desired::Known`).
     let (prepared, remote, listing) =
         Remote::connect_and_list_while(g, repo, &env, || desired::prepare(repo, &env))?;
+    let lock = listing.lock_info(&repo.manifest.project, &env);
     let observed = remote.observe_listing(listing, repo, &env, &prepared.names())?;
     let known = Known::from_observed(&observed, &repo.manifest.project, &env);
     let state = prepared.decrypt(repo, ids, Decrypt::IfPossible, known)?;
     cx.warn_all(&state.warnings);
-    if let Ok(Some(lock)) = remote
-        .rt
-        .block_on(remote.swarm.lock_info(&repo.manifest.project, &env))
-    {
+    if let Some(lock) = lock {
         output::warn(&format!(
             "an apply is in progress: the lock is held by {}",
             lock.describe()
