@@ -12,14 +12,14 @@
 //! removal waits for and whose service did not converge (or was not waited for:
 //! `--detach`), is kept, and a later apply removes it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
 use crate::crypto::Plaintext;
-use crate::domain::state::{Observed, ServiceRefs};
+use crate::domain::state::{Observed, ServiceRefs, SwarmSecret};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Step};
 use crate::swarm::{Health, RemoveOutcome, Swap, Swarm, WaitProgress};
@@ -108,10 +108,16 @@ pub async fn execute(
     progress: &(dyn Fn(Event) + Sync),
     out: &Mutex<Outcome>,
 ) -> Result<()> {
+    let by_id: HashMap<&str, &SwarmSecret> = observed
+        .secrets
+        .iter()
+        .map(|s| (s.id.as_str(), s))
+        .collect();
     let mut run = Run::new(Ctx {
         swarm,
         plan,
         observed,
+        secrets: &by_id,
         opts,
         progress,
         out,
@@ -141,6 +147,8 @@ struct Ctx<'a> {
     swarm: &'a Swarm,
     plan: &'a Plan,
     observed: &'a Observed,
+    /// The observed secrets by ID.
+    secrets: &'a HashMap<&'a str, &'a SwarmSecret>,
     opts: &'a Options,
     progress: &'a (dyn Fn(Event) + Sync),
     out: &'a Mutex<Outcome>,
@@ -242,10 +250,9 @@ impl<'a> Ctx<'a> {
         // Only this project's and environment's managed secrets are ever removed, whatever
         // a (saved, possibly edited) plan says.
         let ours = self
-            .observed
             .secrets
-            .iter()
-            .any(|s| s.id == id && s.is_managed_by(&plan.project, &plan.environment));
+            .get(id)
+            .is_some_and(|s| s.is_managed_by(&plan.project, &plan.environment));
         if !ours {
             self.record(|o| {
                 o.errors.push(
@@ -387,7 +394,7 @@ impl<'a> Run<'a> {
                     labels,
                     ..
                 } => {
-                    let secret = cx.observed.secrets.iter().find(|s| &s.id == secret_id)?;
+                    let secret = *cx.secrets.get(secret_id.as_str())?;
                     Some((secret, swarm_name, labels))
                 }
                 _ => None,

@@ -48,34 +48,7 @@ pub struct BenchRepo {
 impl BenchRepo {
     /// `swarmseal init` for `project`, then `set NAME --generate` for each of `names`.
     pub fn new(project: &str, names: impl IntoIterator<Item = String>) -> BenchRepo {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("repo");
-        let root_s = root.to_str().unwrap().to_string();
-        let idfile = dir.path().join("id.txt");
-        let (text, public) = swarmseal::crypto::generate_identity();
-        std::fs::write(&idfile, text.as_bytes()).unwrap();
-        // As `keygen` writes it: an identity others can read is warned about at every run.
-        std::fs::set_permissions(&idfile, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-        run_cli(&[
-            "-C",
-            &root_s,
-            "-q",
-            "init",
-            "--project",
-            project,
-            "-e",
-            "prod",
-            "--recipient",
-            &format!("bench={public}"),
-        ]);
-        let repo = BenchRepo {
-            dir,
-            root,
-            root_s,
-            idfile,
-            text,
-        };
+        let repo = BenchRepo::new_in(&std::env::temp_dir(), project);
         for name in names {
             repo.run(&["set", &name, "--generate"]);
         }
@@ -211,6 +184,7 @@ impl BenchRepo {
         let idfile = dir.path().join("id.txt");
         let (text, public) = swarmseal::crypto::generate_identity();
         std::fs::write(&idfile, text.as_bytes()).unwrap();
+        // As `keygen` writes it: an identity others can read is warned about at every run.
         std::fs::set_permissions(&idfile, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         run_cli(&[
