@@ -21,6 +21,7 @@ mod converge;
 mod endpoint;
 pub mod holder;
 mod lock;
+mod observe;
 mod services;
 mod ssh;
 mod transport;

@@ -1,0 +1,110 @@
+//! Observing the Swarm: one list of secrets and one list of services ([`Swarm::list`]),
+//! narrowed to what matters to one project and environment ([`Swarm::observe_listing`]).
+//! The lists need no repository, so `plan` asks for them while it reads the files.
+
+use std::collections::BTreeSet;
+
+use super::client::Swarm;
+use super::Listing;
+use crate::domain::state::{labels, Observed, ServiceRefs, SwarmSecret};
+use crate::error::Result;
+
+impl Swarm {
+    /// One list of secrets + one list of services: managed secrets of project/env,
+    /// unmanaged secrets (no io.swarmseal.* label) whose name is in `names`, and every
+    /// service that references a secret in its current or previous spec (references to
+    /// secrets that no longer exist marked `missing`). Sorted by name.
+    pub async fn observe(
+        &self,
+        project: &str,
+        env: &str,
+        names: &BTreeSet<String>,
+    ) -> Result<Observed> {
+        let listing = self.list().await?;
+        self.observe_listing(listing, project, env, names).await
+    }
+
+    /// The two lists of [`Swarm::observe`], before they are narrowed to an environment:
+    /// they need no repository, so they can be asked for while it is being read.
+    pub async fn list(&self) -> Result<Listing> {
+        let (secrets, services) = tokio::join!(
+            super::services::list_secrets(&self.transport, &self.docker),
+            super::services::list(&self.transport, &self.docker)
+        );
+        let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
+        let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
+        let all_ids: BTreeSet<String> = secrets.iter().map(|s| s.id.clone()).collect();
+        let (locks, secrets) = secrets
+            .into_iter()
+            .partition(|s| s.labels.contains_key(labels::LOCK));
+        Ok(Listing {
+            secrets,
+            all_ids,
+            services,
+            locks,
+        })
+    }
+
+    /// [`Swarm::observe`] from a [`Swarm::list`] made earlier.
+    pub async fn observe_listing(
+        &self,
+        listing: Listing,
+        project: &str,
+        env: &str,
+        names: &BTreeSet<String>,
+    ) -> Result<Observed> {
+        let Listing {
+            secrets,
+            all_ids,
+            services,
+            ..
+        } = listing;
+        let mut out_secrets: Vec<SwarmSecret> = secrets
+            .into_iter()
+            .filter(|s| {
+                s.is_managed_by(project, env)
+                    || (!s.has_swarmseal_labels() && names.contains(&s.name))
+            })
+            .collect();
+        out_secrets.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+
+        let mut out_services: Vec<ServiceRefs> = services
+            .into_iter()
+            .filter(|s| !s.secrets.is_empty() || !s.previous.is_empty())
+            .map(|mut s| {
+                for r in s.secrets.iter_mut().chain(s.previous.iter_mut()) {
+                    r.missing = !all_ids.contains(&r.secret_id);
+                }
+                s
+            })
+            .collect();
+        out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+
+        let mut observed = Observed {
+            cluster_id: self.cluster_id.clone(),
+            secrets: out_secrets,
+            services: out_services,
+        };
+        // A service pointing at a missing version of one of these secrets, with nothing in
+        // its specs to tell whose it is (an automatic rollback clears the previous spec):
+        // its recent tasks tell. Rare, so one task list per such service.
+        let unattributed: Vec<usize> = observed
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, svc)| {
+                svc.secrets.iter().any(|r| {
+                    r.missing
+                        && crate::domain::names::logical_of_version(&r.secret_name)
+                            .is_some_and(|n| names.contains(n))
+                }) && !observed.uses_environment(svc, project, env)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in unattributed {
+            let id = observed.services[i].id.clone();
+            observed.services[i].history = self.task_secret_ids(&id).await?;
+        }
+        Ok(observed)
+    }
+}
