@@ -308,14 +308,7 @@ pub fn has_managed_labels(
     fingerprint: &str,
     have: &BTreeMap<String, String>,
 ) -> bool {
-    let managed = [
-        (labels::MANAGED, "true"),
-        (labels::PROJECT, desired.project.as_str()),
-        (labels::ENVIRONMENT, desired.environment.as_str()),
-        (labels::NAME, secret.name.as_str()),
-        (labels::FINGERPRINT, fingerprint),
-        (labels::SOURCE, secret.source.as_str()),
-    ];
+    let managed = swarmseal_labels(desired, secret, fingerprint);
     let is_managed_key = |k: &str| managed.iter().any(|(m, _)| *m == k);
     let own = secret.labels.iter().filter(|(k, _)| !is_managed_key(k));
     have.len() == managed.len() + own.clone().count()
@@ -332,13 +325,26 @@ pub fn managed_labels(
     fingerprint: &str,
 ) -> BTreeMap<String, String> {
     let mut l = secret.labels.clone();
-    l.insert(labels::MANAGED.into(), "true".into());
-    l.insert(labels::PROJECT.into(), desired.project.clone());
-    l.insert(labels::ENVIRONMENT.into(), desired.environment.clone());
-    l.insert(labels::NAME.into(), secret.name.clone());
-    l.insert(labels::FINGERPRINT.into(), fingerprint.into());
-    l.insert(labels::SOURCE.into(), secret.source.clone());
+    for (key, value) in swarmseal_labels(desired, secret, fingerprint) {
+        l.insert(key.into(), value.into());
+    }
     l
+}
+
+/// The `io.swarmseal.*` labels of a managed version of `secret` (over the manifest's own).
+fn swarmseal_labels<'a>(
+    desired: &'a Desired,
+    secret: &'a DesiredSecret,
+    fingerprint: &'a str,
+) -> [(&'static str, &'a str); 6] {
+    [
+        (labels::MANAGED, "true"),
+        (labels::PROJECT, desired.project.as_str()),
+        (labels::ENVIRONMENT, desired.environment.as_str()),
+        (labels::NAME, secret.name.as_str()),
+        (labels::FINGERPRINT, fingerprint),
+        (labels::SOURCE, secret.source.as_str()),
+    ]
 }
 
 #[cfg(test)]

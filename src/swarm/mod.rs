@@ -84,8 +84,6 @@ pub struct WaitProgress {
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     pub(crate) secrets: Vec<crate::domain::state::SwarmSecret>,
-    /// The ID of every secret, lock markers included.
-    pub(crate) all_ids: std::collections::BTreeSet<String>,
     pub(crate) services: Vec<crate::domain::state::ServiceRefs>,
     /// The apply locks' marker secrets.
     pub(crate) locks: Vec<crate::domain::state::SwarmSecret>,

@@ -33,13 +33,11 @@ impl Swarm {
         );
         let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
         let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
-        let all_ids: BTreeSet<String> = secrets.iter().map(|s| s.id.clone()).collect();
         let (locks, secrets) = secrets
             .into_iter()
             .partition(|s| s.labels.contains_key(labels::LOCK));
         Ok(Listing {
             secrets,
-            all_ids,
             services,
             locks,
         })
@@ -55,10 +53,26 @@ impl Swarm {
     ) -> Result<Observed> {
         let Listing {
             secrets,
-            all_ids,
             services,
-            ..
+            locks,
         } = listing;
+        let all_ids: BTreeSet<&str> = secrets
+            .iter()
+            .chain(&locks)
+            .map(|s| s.id.as_str())
+            .collect();
+        let mut out_services: Vec<ServiceRefs> = services
+            .into_iter()
+            .filter(|s| !s.secrets.is_empty() || !s.previous.is_empty())
+            .map(|mut s| {
+                for r in s.secrets.iter_mut().chain(s.previous.iter_mut()) {
+                    r.missing = !all_ids.contains(r.secret_id.as_str());
+                }
+                s
+            })
+            .collect();
+        out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+
         let mut out_secrets: Vec<SwarmSecret> = secrets
             .into_iter()
             .filter(|s| {
@@ -67,18 +81,6 @@ impl Swarm {
             })
             .collect();
         out_secrets.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-
-        let mut out_services: Vec<ServiceRefs> = services
-            .into_iter()
-            .filter(|s| !s.secrets.is_empty() || !s.previous.is_empty())
-            .map(|mut s| {
-                for r in s.secrets.iter_mut().chain(s.previous.iter_mut()) {
-                    r.missing = !all_ids.contains(&r.secret_id);
-                }
-                s
-            })
-            .collect();
-        out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
 
         let mut observed = Observed {
             cluster_id: self.cluster_id.clone(),
