@@ -5,12 +5,15 @@
 //! |---|---|---|
 //! | `adversarial` | hostile repositories, Swarm labels and outputs | age CLI; some an engine |
 //! | `cli` | the binary on local repositories | age, age-keygen, ssh-keygen |
+//! | `cli_surface` | man pages, `--help`, completions, usage errors, colours | man, bash |
 //! | `engine` | the test engine is a usable swarm | engine |
 //! | `remote` | ssh and TLS endpoints on loopback | engine, root, sshd, openssl |
+//! | `reports` | durations, name clashes, saved plans, wording, JSON/markdown | engine for some |
 //! | `rotation` | rotation under rollback, repair, faults | engine; root for own engines |
 //! | `roundtrip` | YAML files render and parse back (proptest) | nothing |
 //! | `swarm_client` | the Swarm client | mostly an engine |
 //! | `sync` | plan/apply end to end | engine |
+//! | `values` | trailing newlines, binary values, index pruning, `rm` | age |
 //!
 //! Run all: `tests/engine.sh cargo test --all-targets -- --include-ignored`; one suite:
 //! `tests/engine.sh cargo test --test integration -- --include-ignored sync::`.
@@ -19,9 +22,12 @@ mod common;
 
 mod adversarial;
 mod cli;
+mod cli_surface;
 mod engine;
 mod remote;
+mod reports;
 mod rotation;
 mod roundtrip;
 mod swarm_client;
 mod sync;
+mod values;
