@@ -7,8 +7,9 @@
 //! | `cli` | the binary on local repositories | age, age-keygen, ssh-keygen |
 //! | `cli_surface` | man pages, `--help`, completions, usage errors, colours | man, bash |
 //! | `engine` | the test engine is a usable swarm | engine |
+//! | `plans` | name clashes across projects, saved plans | engine |
 //! | `remote` | ssh and TLS endpoints on loopback | engine, root, sshd, openssl |
-//! | `reports` | durations, name clashes, saved plans, wording, JSON/markdown | engine for some |
+//! | `reports` | durations, wording, JSON/markdown consistency, hints | engine for some |
 //! | `rotation` | rotation under rollback, repair, faults | engine; root for own engines |
 //! | `roundtrip` | YAML files render and parse back (proptest) | nothing |
 //! | `swarm_client` | the Swarm client | mostly an engine |
@@ -24,6 +25,7 @@ mod adversarial;
 mod cli;
 mod cli_surface;
 mod engine;
+mod plans;
 mod remote;
 mod reports;
 mod rotation;
