@@ -67,6 +67,7 @@ fn main() {
             ..ServiceRefs::default()
         }],
         secrets: vec![old],
+        taken: Vec::new(),
     };
 
     let plan = plan::plan(&desired, &observed);

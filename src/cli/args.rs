@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::ArgValueCandidates;
+
+use crate::cli::commands::completions::{environment_names, recipient_names, secret_names};
 
 use crate::cli::output::{ColourChoice, Format};
 use crate::crypto::value::Charset;
@@ -23,14 +26,17 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes, before or after its name; `--help` shows each command those
+/// that apply to it (see [`crate::cli::help::command`]).
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Repository folder (default: the nearest parent folder with swarmseal.yaml)
     #[arg(short = 'C', long = "repo", global = true, value_name = "DIR")]
     pub repo: Option<PathBuf>,
     /// Environment (default: the only one in swarmseal.yaml; `init`, `check` and `rekey` take several)
-    #[arg(short = 'e', long = "env", global = true, value_name = "NAME")]
+    #[arg(short = 'e', long = "env", global = true, value_name = "NAME",
+          add = ArgValueCandidates::new(environment_names))]
     pub env: Vec<String>,
     /// Identity file: age, ssh-ed25519/ssh-rsa, or passphrase-protected (repeatable)
     #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
@@ -38,7 +44,7 @@ pub struct Global {
     /// Docker endpoint: unix://PATH, tcp://HOST:PORT (TLS), ssh://[USER@]HOST[:PORT], http://HOST:PORT
     #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
     pub host: Option<String>,
-    /// Output format of reports
+    /// Output format of reports (and, with json, of errors on standard error)
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// When to colour output: auto honours NO_COLOR, CLICOLOR, CLICOLOR_FORCE and terminals
@@ -61,11 +67,11 @@ pub enum Command {
     /// Encrypt a value into the repository (from standard input unless --file or --generate)
     Set(SetArgs),
     /// Print a decrypted value, byte-exact
-    Get(NameArg),
+    Get(GetArgs),
     /// Edit a value in $VISUAL/$EDITOR through a private temporary file
     Edit(NameArg),
     /// Remove a secret from the repository
-    Rm(NameArg),
+    Rm(RmArgs),
     /// List the environment's secrets
     Ls(LsArgs),
     /// List, add or remove the manifest's recipients
@@ -87,10 +93,10 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Print a decrypted file for `git diff` (diff.swarmseal.textconv)
     Textconv(TextconvArgs),
-    /// Print shell completions
+    /// Print the shell code that completes commands, environments and secret names
     Completions(CompletionsArgs),
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page (roff), or write one page per command to a folder
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,12 +119,14 @@ pub struct KeygenArgs {
 #[derive(Debug, Args)]
 pub struct NameArg {
     /// Secret name (db_password, tls/api.crt or tls.api.crt)
+    #[arg(add = ArgValueCandidates::new(secret_names))]
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// Secret name (db_password, tls/api.crt or tls.api.crt)
+    #[arg(add = ArgValueCandidates::new(secret_names))]
     pub name: String,
     /// Read the value from FILE, byte-exact
     #[arg(long, value_name = "FILE", conflicts_with = "generate")]
@@ -132,6 +140,27 @@ pub struct SetArgs {
     /// Characters of the generated value
     #[arg(long, value_enum, default_value_t = Charset::Alnum, requires = "generate")]
     pub charset: Charset,
+    /// Drop one trailing line ending ("\n" or "\r\n", as `echo` or an editor adds) from the
+    /// value read from standard input or --file
+    #[arg(long, conflicts_with = "generate")]
+    pub trim: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Secret name (db_password, tls/api.crt or tls.api.crt)
+    #[arg(add = ArgValueCandidates::new(secret_names))]
+    pub name: String,
+    /// Print a binary value (not UTF-8 text, or with control characters) on a terminal too
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Secret names (db_password, tls/api.crt or tls.api.crt); all or none are removed
+    #[arg(required = true, value_name = "NAME", add = ArgValueCandidates::new(secret_names))]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -147,14 +176,20 @@ pub enum RecipientsCommand {
     Ls,
     /// Add a named public key (age1..., ssh-ed25519 ..., ssh-rsa ...)
     Add {
+        /// Name of the recipient in swarmseal.yaml (alice, ci-prod)
         name: String,
+        /// Public key: age1..., or an ssh-ed25519/ssh-rsa public key line (quoted)
         key: String,
         /// Environment or group to add the recipient to (repeatable; default: every environment)
         #[arg(long = "to", value_name = "ENV|GROUP")]
         to: Vec<String>,
     },
     /// Remove a named recipient and every reference to it
-    Rm { name: String },
+    Rm {
+        /// Name of the recipient in swarmseal.yaml
+        #[arg(add = ArgValueCandidates::new(recipient_names))]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -233,13 +268,22 @@ pub struct UnlockArgs {
 
 #[derive(Debug, Args)]
 pub struct TextconvArgs {
+    /// The .age file to show (git passes a temporary copy)
     pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// The shell to complete in
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write swarmseal.1 and one page per command (swarmseal-plan.1...) to DIR instead
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 fn parse_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
@@ -260,5 +304,6 @@ mod tests {
     fn clap_definitions_are_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+        crate::cli::help::command().debug_assert();
     }
 }

@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod context;
+mod help;
 mod hygiene;
 
 mod output;
@@ -12,14 +13,22 @@ mod progress;
 mod remote;
 mod report;
 
-use clap::Parser;
+use std::ffi::OsString;
+
+use clap::FromArgMatches;
 
 use crate::error::Result;
 use args::{Cli, Command};
+use output::ColourChoice;
 
 /// The binary's entry point: process hygiene, then the command line.
 pub fn main() -> i32 {
     hygiene::disable_core_dumps();
+    // A completion request (from the script `swarmseal completions` prints) is answered
+    // before anything else reads the environment or prints.
+    if let Some(code) = commands::completions::complete_from_env() {
+        return code;
+    }
     // Before any thread exists: no child process inherits the identity text.
     crate::crypto::capture_env_key();
     run(std::env::args_os())
@@ -28,23 +37,12 @@ pub fn main() -> i32 {
 /// Runs the command line given as `args` (the first item is the program name), in this
 /// process. Returns the exit code: usage errors are errors like any other (exit 1), since
 /// exit 2 means "changes present" under `--detailed-exitcode`.
-pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    output::set_colour_choice(colour_flag(&args).unwrap_or_default());
+    let cli = match parse(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = e.print();
-                    0
-                }
-                _ => {
-                    output::write_stderr(&usage_error_without_values(&e));
-                    1
-                }
-            };
-        }
+        Err(code) => return code,
     };
     output::set_colour_choice(cli.global.color);
     commands::edit::sweep_stale();
@@ -59,6 +57,59 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             1
         }
     }
+}
+
+/// Parses the command line. Help, the version and usage errors are printed here, coloured
+/// as the rest of the output is: `Err(exit code)`.
+fn parse(args: &[OsString]) -> std::result::Result<Cli, i32> {
+    use clap::error::ErrorKind as Kind;
+    let parsed = help::command()
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let e = match parsed {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    match e.kind() {
+        // Asked for: standard output, and a closed pipe (`--help | head -1`) ends quietly.
+        Kind::DisplayHelp | Kind::DisplayVersion => {
+            match output::write_stdout(output::styled(&e.render(), true).as_bytes()) {
+                Err(err) if err.kind() != crate::error::ErrorKind::BrokenPipe => {
+                    output::print_error(&err);
+                    Err(1)
+                }
+                _ => Err(0),
+            }
+        }
+        // `swarmseal` or `swarmseal recipients` alone: a usage error that shows the help.
+        Kind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            output::write_stderr(&output::styled(&e.render(), false));
+            Err(1)
+        }
+        _ => {
+            output::write_stderr(&usage_error_without_values(&e));
+            Err(1)
+        }
+    }
+}
+
+/// The last `--color WHEN` of the command line, for what is printed before it is parsed
+/// (help, usage errors). Values clap would refuse are left for clap to refuse.
+fn colour_flag(args: &[OsString]) -> Option<ColourChoice> {
+    use clap::ValueEnum;
+    let mut words = args.iter().skip(1).take_while(|a| *a != "--");
+    let mut choice = None;
+    while let Some(word) = words.next() {
+        let value = match word.to_str() {
+            Some("--color") => words.next().and_then(|v| v.to_str()),
+            Some(w) => w.strip_prefix("--color="),
+            None => None,
+        };
+        if let Some(c) = value.and_then(|v| ColourChoice::from_str(v, false).ok()) {
+            choice = Some(c);
+        }
+    }
+    choice
 }
 
 /// clap's usage error, with every argument it would quote that is not an option name
@@ -87,6 +138,12 @@ fn usage_error_without_values(e: &clap::Error) -> String {
                 redacted = true;
             }
         }
+    }
+    if let Some(rest) = text.strip_prefix("error:") {
+        text = format!(
+            "{}{rest}",
+            output::paint(output::colour(false), "1;31", "error:")
+        );
     }
     if redacted {
         text.push_str(
@@ -117,6 +174,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Unlock(args) => commands::unlock::run(cx, args),
         Command::Textconv(args) => commands::textconv::run(cx, args),
         Command::Completions(args) => commands::completions::run(args),
-        Command::Man => commands::completions::man(),
+        Command::Man(args) => commands::man::run(cx, args),
     }
 }

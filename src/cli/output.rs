@@ -108,34 +108,69 @@ pub enum Format {
 }
 
 /// True when colour goes to standard error (or standard output, for `stdout = true`):
-/// `--color`, else anstream's rules: `CLICOLOR_FORCE` forces it, `NO_COLOR` or
-/// `CLICOLOR=0` turns it off, else only on a terminal that is not `TERM=dumb`.
+/// `--color always|never`, else [`auto_colour`] for that stream.
 pub fn colour(stdout: bool) -> bool {
-    let choice = if stdout {
-        anstream::AutoStream::choice(&std::io::stdout())
-    } else {
-        anstream::AutoStream::choice(&std::io::stderr())
-    };
-    choice != anstream::ColorChoice::Never
+    use std::io::IsTerminal;
+    match colour_choice() {
+        ColourChoice::Always => true,
+        ColourChoice::Never => false,
+        ColourChoice::Auto if stdout => auto_colour(std::io::stdout().is_terminal(), &env_var),
+        ColourChoice::Auto => auto_colour(std::io::stderr().is_terminal(), &env_var),
+    }
 }
+
+/// `--color auto`: `CLICOLOR_FORCE` (set, not empty, not `0`) forces colour; else
+/// `NO_COLOR` (not empty) or `CLICOLOR=0` turns it off; else colour only on a terminal whose
+/// `TERM` is set and not `dumb`. `var` reads the environment (empty values count as unset).
+fn auto_colour(terminal: bool, var: &dyn Fn(&str) -> Option<String>) -> bool {
+    if var("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+        return true;
+    }
+    if var("NO_COLOR").is_some() || var("CLICOLOR").is_some_and(|v| v == "0") {
+        return false;
+    }
+    terminal && var("TERM").is_some_and(|t| t != "dumb")
+}
+
+/// A variable of the process environment; empty counts as unset.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_string_lossy().into_owned())
+}
+
+static COLOUR_CHOICE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Applies `--color` to every later [`colour`] decision.
 pub fn set_colour_choice(choice: ColourChoice) {
-    let choice = match choice {
-        ColourChoice::Auto => anstream::ColorChoice::Auto,
-        ColourChoice::Always => anstream::ColorChoice::Always,
-        ColourChoice::Never => anstream::ColorChoice::Never,
-    };
-    choice.write_global();
+    COLOUR_CHOICE.store(choice as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn colour_choice() -> ColourChoice {
+    match COLOUR_CHOICE.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => ColourChoice::Always,
+        2 => ColourChoice::Never,
+        _ => ColourChoice::Auto,
+    }
+}
+
+/// Text clap rendered (help, version, usage errors) with its styles when [`colour`] says so
+/// for that stream, plain otherwise.
+pub fn styled(text: &clap::builder::StyledStr, stdout: bool) -> String {
+    if colour(stdout) {
+        text.ansi().to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColourChoice {
     #[default]
-    Auto,
-    Always,
-    Never,
+    Auto = 0,
+    Always = 1,
+    Never = 2,
 }
 
 /// An error as printed on standard error: `error: ...` then `hint: ...`.
@@ -247,6 +282,46 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_colour_follows_clicolor_force_no_color_clicolor_and_the_terminal() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, v)| *k == name && !v.is_empty())
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let term = &[("TERM", "xterm")];
+        assert!(auto_colour(true, &env(term)));
+        assert!(!auto_colour(false, &env(term)));
+        assert!(!auto_colour(true, &env(&[("TERM", "dumb")])));
+        assert!(!auto_colour(true, &env(&[])), "no TERM");
+        assert!(!auto_colour(
+            true,
+            &env(&[("TERM", "xterm"), ("NO_COLOR", "1")])
+        ));
+        assert!(auto_colour(
+            true,
+            &env(&[("TERM", "xterm"), ("NO_COLOR", "")])
+        ));
+        assert!(!auto_colour(
+            true,
+            &env(&[("TERM", "xterm"), ("CLICOLOR", "0")])
+        ));
+        assert!(auto_colour(
+            true,
+            &env(&[("TERM", "xterm"), ("CLICOLOR", "1")])
+        ));
+        assert!(auto_colour(false, &env(&[("CLICOLOR_FORCE", "1")])));
+        assert!(auto_colour(
+            false,
+            &env(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])
+        ));
+        assert!(!auto_colour(false, &env(&[("CLICOLOR_FORCE", "0")])));
+        assert!(!auto_colour(false, &env(&[("CLICOLOR_FORCE", "")])));
+    }
 
     #[test]
     fn clean_escapes_every_control_character() {

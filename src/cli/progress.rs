@@ -86,25 +86,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn seconds(d: Duration) -> String {
-    format!("{}s", d.as_secs())
+    crate::domain::text::duration(Duration::from_secs(d.as_secs()))
 }
 
 /// A count for people: `10,000`.
-pub fn number(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::domain::text::number;
 
 /// `1 secret`, `10,000 secrets`.
 fn secrets(n: usize) -> String {
-    format!("{} secret{}", number(n), if n == 1 { "" } else { "s" })
+    crate::domain::text::plural(n, "secret")
 }
 
 /// What a phase is doing, for its bar and its "still working" lines.

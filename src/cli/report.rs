@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::cli::context::Context;
 use crate::cli::output::{self, Format};
 use crate::error::Result;
+use crate::plan::render::Heading;
 
 /// A listing command's result.
 pub trait Report: Serialize {
@@ -14,11 +15,15 @@ pub trait Report: Serialize {
     fn header(&self) -> &'static [&'static str];
     /// One row per item, cells as shown to people.
     fn rows(&self) -> Vec<Vec<String>>;
-    /// Lines before the table (human format only).
+    /// What the report is about, shown first as in `plan`'s output (human and markdown).
+    fn heading(&self) -> Option<Heading<'_>> {
+        None
+    }
+    /// Lines before the table, after the heading (human and markdown).
     fn preamble(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Lines after the table (human format only).
+    /// Lines after the table (human and markdown).
     fn epilogue(&self) -> Vec<String> {
         Vec::new()
     }
@@ -35,12 +40,22 @@ pub fn emit(cx: &Context, report: &impl Report) -> Result<()> {
             let text = serde_json::to_string(report).expect("reports serialize to JSON");
             output::outln!("{text}")
         }
-        Format::Markdown => output::out!(
-            "{}",
-            output::markdown_table(report.header(), &report.rows())
-        ),
+        Format::Markdown => {
+            let mut text = report.heading().map(|h| h.markdown()).unwrap_or_default();
+            for line in report.preamble() {
+                text.push_str(&format!("{line}\n\n"));
+            }
+            text.push_str(&output::markdown_table(report.header(), &report.rows()));
+            for line in report.epilogue() {
+                text.push_str(&format!("\n{line}\n"));
+            }
+            output::out!("{text}")
+        }
         Format::Human => {
-            let mut text = String::new();
+            let mut text = report
+                .heading()
+                .map(|h| format!("{}\n\n", h.human()))
+                .unwrap_or_default();
             for line in report.preamble() {
                 text.push_str(&line);
                 text.push('\n');

@@ -88,7 +88,8 @@ impl Identities {
         Ok(None)
     }
 
-    /// The error when no source provides an identity needed to `why`.
+    /// The error when no source provides an identity needed to `why` (to decrypt files
+    /// that exist: a new identity could not, so the hint is about finding the right one).
     pub fn missing_error(why: &str) -> Error {
         let default = default_identity_path()
             .map(|p| p.display().to_string())
@@ -96,7 +97,7 @@ impl Identities {
         Error::new(format!("no identity to {why}"))
             .with_kind(ErrorKind::Identity)
             .hint(format!(
-            "pass -i FILE, set {ENV_IDENTITY}=FILE or {ENV_AGE_KEY}=<identity text>, or create {default} with `swarmseal keygen -o {default}`"
+            "use the identity of one of the environment's recipients: pass -i FILE, set {ENV_IDENTITY}=FILE or {ENV_AGE_KEY}=<identity text>, or put it at {default}. If you are not a recipient, ask one to add your public key with `swarmseal recipients add` and run `swarmseal rekey`"
         ))
     }
 
@@ -146,8 +147,7 @@ impl Identities {
         use std::os::unix::fs::PermissionsExt;
         let fail = |e: std::io::Error| {
             Error::io("read identity file", path, e).hint(format!(
-                "check the path given by {via}, or create an identity with `swarmseal keygen -o {}`",
-                path.display()
+                "check the path given by {via}: it must name your existing identity file (an age identity or an ssh private key)"
             ))
         };
         let file = std::fs::File::open(path).map_err(fail)?;
@@ -178,7 +178,7 @@ impl Identities {
         let bad = |why: String| {
             Error::new(format!("identity {source} cannot be used: {why}"))
             .with_kind(ErrorKind::Identity).hint(
-                "use an age identity (from `swarmseal keygen` or `age-keygen`), an ssh-ed25519/ssh-rsa private key, or a passphrase-protected age identity file",
+                "point to an age identity (a line starting AGE-SECRET-KEY-1), an ssh-ed25519/ssh-rsa private key, or a passphrase-protected age identity file",
             )
         };
         if looks_like_age(bytes) {

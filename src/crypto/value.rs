@@ -77,6 +77,18 @@ pub fn generate(length: usize, charset: Charset) -> Result<Plaintext> {
     Ok(out)
 }
 
+/// True for a value that is not text a terminal shows as it is: not UTF-8, or holding
+/// control characters other than tab, CR and LF (escape sequences could drive the
+/// terminal). `get` refuses to print such a value on a terminal; `textconv` shows its size.
+pub fn is_binary(value: &[u8]) -> bool {
+    match std::str::from_utf8(value) {
+        Err(_) => true,
+        Ok(text) => text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')),
+    }
+}
+
 /// A summary of what changed between two values that shows no value: for text, which
 /// lines were added, removed or changed; for binary values, the sizes.
 pub fn masked_summary(old: &[u8], new: &[u8]) -> String {
@@ -110,8 +122,8 @@ pub fn masked_summary(old: &[u8], new: &[u8]) -> String {
         }
     }
     let mut head = format!(
-        "{} line(s) added, {} removed ({} -> {} bytes; values hidden)",
-        added,
+        "{} added, {} removed ({} -> {} bytes; values hidden)",
+        crate::domain::text::plural(added, "line"),
         removed,
         old.len(),
         new.len()
@@ -133,6 +145,16 @@ mod tests {
         assert!(check_size("x", &vec![1u8; MAX_VALUE_LEN]).is_ok());
         let err = check_size("x", &vec![1u8; MAX_VALUE_LEN + 1]).unwrap_err();
         assert!(err.to_string().contains("511999"));
+    }
+
+    #[test]
+    fn binary_values_are_not_utf8_or_hold_control_characters() {
+        for text in [&b"hunter2\n"[..], b"a\tb\r\n", "pässwörd".as_bytes(), b""] {
+            assert!(!is_binary(text), "{text:?}");
+        }
+        for binary in [&b"\xff\xfe"[..], b"a\x00b", b"\x1b[2J", "\u{85}".as_bytes()] {
+            assert!(is_binary(binary), "{binary:?}");
+        }
     }
 
     #[test]

@@ -180,6 +180,42 @@ pub struct Observed {
     pub cluster_id: String,
     pub secrets: Vec<SwarmSecret>,
     pub services: Vec<ServiceRefs>,
+    /// Secrets outside this project and environment (another project's, another
+    /// environment's, or unmanaged) whose names are version names of the repository's
+    /// secrets (`<name>-<10 hex>`): a version of that name cannot be created. Sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken: Vec<TakenName>,
+}
+
+/// A Swarm secret name held by a secret outside this project and environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakenName {
+    pub name: String,
+    pub id: String,
+    /// Its `io.swarmseal.project` label; `None` for an unmanaged secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Its `io.swarmseal.environment` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+}
+
+impl TakenName {
+    /// The name as `secret` holds it.
+    pub fn of(secret: &SwarmSecret) -> TakenName {
+        let managed = secret.label(labels::MANAGED) == Some("true");
+        let label = |key| {
+            managed
+                .then(|| secret.label(key).map(String::from))
+                .flatten()
+        };
+        TakenName {
+            name: secret.name.clone(),
+            id: secret.id.clone(),
+            project: label(labels::PROJECT),
+            environment: label(labels::ENVIRONMENT),
+        }
+    }
 }
 
 impl Observed {

@@ -15,6 +15,7 @@
 //! references that this plan's update of the service replaces is removed once that update
 //! has converged (the step says `after`).
 
+pub mod conflicts;
 pub mod planfile;
 mod planner;
 #[cfg(test)]
@@ -136,14 +137,10 @@ pub enum Reason {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reason::NotOnSwarm { unverified: false } => f.write_str("not on the Swarm"),
-            Reason::NotOnSwarm { unverified: true } => {
-                f.write_str("not on the Swarm (unverified: no identity)")
-            }
+            // Whether it is unverified is the change's `unverified`, shown once by renderers.
+            Reason::NotOnSwarm { .. } => f.write_str("not on the Swarm"),
             Reason::ValueChanged { unverified: false } => f.write_str("the value changed"),
-            Reason::ValueChanged { unverified: true } => {
-                f.write_str("the file changed (unverified: no identity)")
-            }
+            Reason::ValueChanged { unverified: true } => f.write_str("the file changed"),
             Reason::AdoptUnmanaged => {
                 f.write_str("an unmanaged secret of this name is used by services")
             }
@@ -151,13 +148,14 @@ impl std::fmt::Display for Reason {
             Reason::VersionMissing => {
                 f.write_str("services point at a version that no longer exists")
             }
-            Reason::RolledBack => {
-                f.write_str("services use an older version than the current one (rolled back?)")
-            }
-            Reason::SupersededUnused => f.write_str("superseded version, unused"),
+            Reason::RolledBack => f.write_str(
+                "services use an older version than the current one, as after a rollback",
+            ),
+            Reason::SupersededUnused => f.write_str("superseded and unused"),
             Reason::LabelsDiffer { labels } => write!(f, "labels differ: {}", labels.join(", ")),
             Reason::UpToDate => f.write_str("up to date"),
-            Reason::OlderKept { count } => write!(f, "{count} older version(s) kept"),
+            Reason::OlderKept { count: 1 } => f.write_str("1 older version kept"),
+            Reason::OlderKept { count } => write!(f, "{count} older versions kept"),
             Reason::Gone => f.write_str("gone from the repository"),
             Reason::GoneKept => {
                 f.write_str("gone from the repository; kept while a service can still run with it")
@@ -198,6 +196,11 @@ pub struct Change {
     /// Superseded versions kept for now, and what they wait for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<Keep>,
+    /// The secret outside this project and environment that holds the Swarm name this
+    /// change would create: nothing can be created, and the plan is refused
+    /// (see [`conflicts`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<crate::domain::state::TakenName>,
 }
 
 impl Change {
@@ -214,6 +217,7 @@ impl Change {
             cause,
             mounts: Vec::new(),
             kept: Vec::new(),
+            conflict: None,
         }
     }
 }
@@ -488,6 +492,7 @@ mod tests {
             cluster_id: "c".into(),
             secrets: secrets.iter().map(|s| (*s).clone()).collect(),
             services,
+            taken: Vec::new(),
         }
     }
 
@@ -835,6 +840,7 @@ mod tests {
                         cluster_id: "c".into(),
                         secrets: list,
                         services: svcs,
+                        taken: Vec::new(),
                     },
                 )
             },

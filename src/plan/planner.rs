@@ -5,7 +5,7 @@
 //! gone from the repository ([`gone`]).
 
 use super::*;
-use crate::domain::state::{has_managed_labels, ObservedIndex, SecretRef};
+use crate::domain::state::{has_managed_labels, ObservedIndex, SecretRef, TakenName};
 
 /// Orders versions oldest first (by creation time, then name, then ID).
 pub(super) fn by_age(a: &&SwarmSecret, b: &&SwarmSecret) -> std::cmp::Ordering {
@@ -21,6 +21,8 @@ pub(super) struct Scope<'a> {
     versions: BTreeMap<&'a str, Vec<&'a SwarmSecret>>,
     /// Unmanaged secrets by name.
     unmanaged: BTreeMap<&'a str, &'a SwarmSecret>,
+    /// Names held outside this project and environment ([`Observed::taken`]).
+    taken: BTreeMap<&'a str, &'a TakenName>,
     /// Services that use an unmanaged secret of a repository name: this plan adopts it, so
     /// it updates them.
     adopters: BTreeSet<&'a str>,
@@ -60,6 +62,11 @@ impl<'a> Scope<'a> {
             index,
             versions,
             unmanaged,
+            taken: observed
+                .taken
+                .iter()
+                .map(|t| (t.name.as_str(), t))
+                .collect(),
             adopters,
             missing: BTreeMap::new(),
         };
@@ -82,6 +89,13 @@ impl<'a> Scope<'a> {
             }
         }
         missing
+    }
+
+    /// Who holds the name of a version to create, if something outside the environment
+    /// does: then nothing is created and no service moves (the plan is refused).
+    fn conflict(&self, created: bool, name: Option<&str>) -> Option<TakenName> {
+        let name = name.filter(|_| created)?;
+        self.taken.get(name).map(|t| (*t).clone())
     }
 
     /// True when a service uses this environment's secrets (see
@@ -207,12 +221,13 @@ pub(super) fn moves<'a>(
     let mut replaces: Vec<String> = from.iter().map(|(_, _, n)| n.clone()).collect();
     replaces.sort();
     replaces.dedup();
-    let mounts = match &target_name {
-        Some(new_name) => plan_swaps(d, &from, new_name, repoints),
-        None => Vec::new(),
-    };
     let created = current.is_none();
-    if created {
+    let conflict = scope.conflict(created, target_name.as_deref());
+    let mounts = match (&target_name, &conflict) {
+        (Some(new_name), None) => plan_swaps(d, &from, new_name, repoints),
+        _ => Vec::new(),
+    };
+    if created && conflict.is_none() {
         if let (Some(fp), Some(name)) = (&d.fingerprint, &target_name) {
             steps.push(Step::Create {
                 secret: d.name.clone(),
@@ -236,6 +251,7 @@ pub(super) fn moves<'a>(
         replaces,
         unverified,
         mounts,
+        conflict: conflict.clone(),
         ..Change::new(action, &d.name, target_name.clone(), reason)
     });
     SecretPlan {
@@ -494,8 +510,9 @@ pub(super) fn superseded(
     after: &AfterUpdates<'_>,
     steps: &mut Vec<Step>,
 ) {
-    if sp.target_name.is_none() {
-        // Unverified: where services end up is unknown, so nothing goes.
+    if sp.target_name.is_none() || sp.change.as_ref().is_some_and(|c| c.conflict.is_some()) {
+        // Unverified: where services end up is unknown; or the new version cannot be
+        // created: nothing goes.
         return;
     }
     let siblings: Vec<&SwarmSecret> = sp.olds.iter().copied().chain(sp.current).collect();

@@ -349,6 +349,7 @@ fn arb_case(g: Gen) -> impl Strategy<Value = (Desired, Observed)> {
                     cluster_id: "c".into(),
                     secrets: list,
                     services: svcs,
+                    taken: Vec::new(),
                 },
             )
         },
@@ -735,6 +736,7 @@ mod regressions {
             cluster_id: "c".into(),
             secrets: vec![v1],
             services: vec![web],
+            taken: Vec::new(),
         };
         let mut d = empty_desired();
         let set = Settings {
@@ -774,6 +776,7 @@ mod regressions {
             cluster_id: "c".into(),
             secrets: vec![d_unmanaged],
             services: vec![web],
+            taken: Vec::new(),
         };
         let mut d = empty_desired();
         for name in ["c", "d"] {

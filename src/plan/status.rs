@@ -36,11 +36,11 @@ impl VersionState {
         match self {
             VersionState::Current => "current",
             VersionState::Unmanaged => "unmanaged",
-            VersionState::NotInRepository => "not in repository",
-            VersionState::FileChanged => "older (the file changed: see plan)",
-            VersionState::Repair => "older, in use: repair",
-            VersionState::Older => "older",
-            VersionState::Missing => "missing: services broken, repair",
+            VersionState::NotInRepository => "not in the repository",
+            VersionState::FileChanged => "older: the file changed since the last apply",
+            VersionState::Repair => "older, still in use: plan repairs it",
+            VersionState::Older => "older, not in use",
+            VersionState::Missing => "missing: its services cannot start, plan repairs them",
         }
     }
 
@@ -68,6 +68,9 @@ pub struct Version {
 /// A repository secret and its versions on the Swarm (`ls --remote`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deployed {
+    /// The secret's name, under the key every report uses.
+    pub secret: String,
+    /// The same as `secret`, for format_version 1 consumers.
     pub name: String,
     pub swarm_versions: Vec<String>,
     pub services: Vec<String>,
@@ -143,6 +146,7 @@ pub fn deployed(
                 .flat_map(|v| names_of(index.users_of(&v.id).iter().copied()))
                 .collect();
             Deployed {
+                secret: name.clone(),
                 name: name.clone(),
                 swarm_versions: list.iter().map(|v| v.name.clone()).collect(),
                 services: services.into_iter().collect(),

@@ -24,6 +24,9 @@ pub struct RepoState {
     /// sha256 over the manifest, the fingerprint key file and every secret file: any
     /// change to the repository changes it (saved plans compare it).
     pub digest: String,
+    /// The files `digest` covers: repository-relative path -> sha256 of the file (a stale
+    /// saved plan says which changed).
+    pub files: BTreeMap<String, String>,
     /// True when values were decrypted and fingerprints are exact.
     pub verified: bool,
     /// What the caller should tell the user (reading prints nothing).
@@ -99,6 +102,8 @@ pub struct Prepared {
     env: String,
     key_bytes: Vec<u8>,
     hasher: Sha256,
+    /// As [`RepoState::files`].
+    digests: BTreeMap<String, String>,
     /// name -> (file, its bytes, their digest).
     files: BTreeMap<String, (SecretFile, Vec<u8>, String)>,
 }
@@ -124,6 +129,17 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
     let mut hasher = Sha256::new();
     hasher.update(Sha256::digest(&manifest_bytes));
     hasher.update(Sha256::digest(&key_bytes));
+    let rel = |p: &Path| repo.rel(p).display().to_string();
+    let mut file_digests = BTreeMap::from([
+        (
+            rel(&repo.manifest_path()),
+            crypto::file_digest(&manifest_bytes),
+        ),
+        (
+            rel(&repo.fingerprint_key_path(env)),
+            crypto::file_digest(&key_bytes),
+        ),
+    ]);
     let contents = repo.read_all(scan.secrets.values().map(|f| f.path.as_path()))?;
     let mut files = BTreeMap::new();
     for ((name, file), bytes) in scan.secrets.into_iter().zip(contents) {
@@ -135,6 +151,7 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(source.as_bytes());
+        file_digests.insert(file.rel.display().to_string(), source.clone());
         files.insert(name, (file, bytes, source));
     }
     // A copy of another environment's file is refused before anything is decrypted or any
@@ -148,6 +165,7 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         env: env.to_string(),
         key_bytes,
         hasher,
+        digests: file_digests,
         files,
     })
 }
@@ -279,6 +297,7 @@ impl Prepared {
             },
             values,
             digest: hex::encode(self.hasher.clone().finalize()),
+            files: self.digests.clone(),
             verified,
             warnings,
         }

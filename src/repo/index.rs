@@ -13,6 +13,10 @@
 //!   `rotate_after` and `check --max-age`.
 //!
 //! One line per secret keeps merges of unrelated changes conflict-free.
+//!
+//! Records outlive their files when files are deleted by hand (`rm -r secrets/staging/bulk`):
+//! [`stale`] finds those, every command that writes the index drops them first
+//! ([`prune`]), and `check` reports them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +25,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::FlowMap;
 
+use crate::domain::names;
 use crate::error::{Error, ErrorKind, Result};
+use crate::repo::{Problem, Repo, Scan, SECRETS_DIR};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,9 +173,152 @@ impl Index {
     }
 }
 
+/// Records of an index that no longer stand for a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stale {
+    /// Secrets of an environment of the manifest whose file is gone.
+    pub secrets: Vec<String>,
+    /// Environments the manifest no longer has, with neither a folder nor a fingerprint key.
+    pub environments: Vec<String>,
+}
+
+impl Stale {
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty() && self.environments.is_empty()
+    }
+}
+
+/// The secrets `index` records for `env` whose file `scan` (a walk of `secrets/<env>/`) did
+/// not find. A record is kept while any file could still stand for it: a file that two
+/// paths claim, a link, a FIFO. When part of the folder could not be read, nothing is
+/// stale: the file may be there, unseen.
+pub fn stale(index: &Index, env: &str, scan: &Scan) -> Vec<String> {
+    let Some(records) = index.env(env) else {
+        return Vec::new();
+    };
+    if scan
+        .problems
+        .iter()
+        .any(|p| matches!(p, Problem::Unreadable { .. }))
+    {
+        return Vec::new();
+    }
+    let dir = Path::new(SECRETS_DIR).join(env);
+    let seen = |name: &str| {
+        scan.secrets.contains_key(name)
+            || scan.problems.iter().any(|p| match p {
+                Problem::Collision { name: n, .. } => n == name,
+                other => other
+                    .rel()
+                    .strip_prefix(&dir)
+                    .ok()
+                    .and_then(|below| names::logical_name(below).ok())
+                    .is_some_and(|n| n == name),
+            })
+    };
+    records
+        .secrets
+        .keys()
+        .filter(|name| !seen(name))
+        .cloned()
+        .collect()
+}
+
+/// Environments `index` records that the manifest no longer has and that left nothing
+/// behind: no `secrets/<env>/` and no fingerprint key (anything there is left alone).
+pub fn stale_environments(repo: &Repo, index: &Index) -> Vec<String> {
+    let gone = |path: &Path| matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    index
+        .environments
+        .keys()
+        .filter(|env| !repo.manifest.environments.contains_key(env.as_str()))
+        .filter(|env| {
+            // A name that is not a plain folder name cannot be one of swarmseal's folders.
+            Path::new(env.as_str()).components().count() != 1
+                || env.starts_with('.')
+                || (gone(&repo.env_dir(env)) && gone(&repo.fingerprint_key_path(env)))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Drops the records of files that are gone from the environments `envs` (which the caller
+/// walks anyway, under the exclusive repository lock), and the environments the manifest
+/// no longer has (see [`stale_environments`]). Returns what was dropped.
+pub fn prune(repo: &Repo, index: &mut Index, envs: &[&str]) -> Result<Stale> {
+    let mut dropped = Stale {
+        environments: stale_environments(repo, index),
+        ..Stale::default()
+    };
+    for env in &dropped.environments {
+        index.environments.remove(env);
+    }
+    for env in envs {
+        if index.env(env).is_none_or(|e| e.secrets.is_empty()) {
+            continue;
+        }
+        let names = stale(index, env, &repo.scan(env)?);
+        let records = index.env_mut(env);
+        for name in &names {
+            records.secrets.remove(name);
+        }
+        dropped.secrets.extend(names);
+    }
+    Ok(dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record() -> Record {
+        Record {
+            file: "ab".repeat(32),
+            recipients: vec!["0011223344556677".into()],
+            changed: None,
+        }
+    }
+
+    #[test]
+    fn stale_records_are_those_no_file_could_stand_for() {
+        use crate::repo::SecretFile;
+        use std::path::PathBuf;
+        let mut index = Index::new();
+        for name in ["here", "gone", "twice", "linked", "tls.api.crt"] {
+            index.env_mut("prod").secrets.insert(name.into(), record());
+        }
+        let mut scan = Scan::default();
+        scan.secrets.insert(
+            "here".into(),
+            SecretFile {
+                name: "here".into(),
+                path: PathBuf::from("/r/secrets/prod/here.age"),
+                rel: PathBuf::from("secrets/prod/here.age"),
+            },
+        );
+        scan.problems.push(Problem::Collision {
+            name: "twice".into(),
+            rels: vec![
+                "secrets/prod/twice.age".into(),
+                "secrets/prod/twice/x.age".into(),
+            ],
+        });
+        scan.problems.push(Problem::Symlink {
+            rel: "secrets/prod/linked.age".into(),
+        });
+        scan.problems.push(Problem::NotRegular {
+            rel: "secrets/prod/tls/api.crt.age".into(),
+            kind: "a FIFO".into(),
+        });
+        assert_eq!(stale(&index, "prod", &scan), ["gone"]);
+        assert!(stale(&index, "staging", &scan).is_empty());
+        // Part of the folder unseen: nothing is stale.
+        scan.problems.push(Problem::Unreadable {
+            rel: "secrets/prod/sub".into(),
+            why: "permission denied".into(),
+        });
+        assert!(stale(&index, "prod", &scan).is_empty());
+    }
 
     #[test]
     fn render_parses_back() {

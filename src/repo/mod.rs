@@ -14,6 +14,7 @@
 pub mod confined;
 pub mod create;
 pub mod desired;
+pub mod example;
 pub mod gitattributes;
 pub mod index;
 pub mod manifest;
@@ -153,9 +154,9 @@ impl Scan {
                 let err = first.to_error();
                 if self.problems.len() > 1 {
                     Err(Error::new(format!(
-                        "{} (and {} more problem(s); `swarmseal check` lists them all)",
+                        "{} (and {} more; `swarmseal check` lists them all)",
                         err.message(),
-                        self.problems.len() - 1
+                        crate::domain::text::plural(self.problems.len() - 1, "problem")
                     ))
                     .hint(err.hint_text().unwrap_or_default().to_string()))
                 } else {
@@ -331,9 +332,9 @@ impl Repo {
             let waited = start.elapsed();
             if waited >= REPO_LOCK_TIMEOUT {
                 return Err(Error::new(format!(
-                    "another swarmseal command has held the lock on {} for more than {} s",
+                    "another swarmseal command has held the lock on {} for more than {}",
                     self.root.display(),
-                    REPO_LOCK_TIMEOUT.as_secs()
+                    crate::domain::text::duration(REPO_LOCK_TIMEOUT)
                 ))
                 .with_kind(ErrorKind::LockHeld)
                 .hint(

@@ -31,6 +31,8 @@ pub struct Rekeyed {
     pub current: usize,
     /// Environments whose missing fingerprint key was created.
     pub created_keys: Vec<String>,
+    /// Records dropped from the index: files deleted by hand, environments gone.
+    pub pruned: usize,
 }
 
 /// One file to re-encrypt, decrypted.
@@ -68,12 +70,17 @@ pub fn rekey(
     };
     let _lock = repo.lock(LockMode::Exclusive)?;
     let mut index = repo.load_index()?;
-    let mut done = Rekeyed::default();
+    let env_names: Vec<&str> = envs.iter().map(String::as_str).collect();
+    let pruned = index::prune(repo, &mut index, &env_names)?;
+    let mut done = Rekeyed {
+        pruned: pruned.secrets.len() + pruned.environments.len(),
+        ..Rekeyed::default()
+    };
     let mut jobs = Vec::new();
     for env in envs {
         decrypt_env(repo, env, ids, &opts, &index, &mut jobs, &mut done)?;
     }
-    write_all(repo, &mut index, &jobs, &done.created_keys)?;
+    write_all(repo, &mut index, &jobs, &done.created_keys, done.pruned > 0)?;
     done.files = jobs.into_iter().map(|j| j.path).collect();
     Ok(done)
 }
@@ -144,10 +151,16 @@ fn decrypt_env(
     Ok(())
 }
 
-/// Phase 2: writes the re-encrypted files, the missing fingerprint keys and the index,
-/// all or nothing.
-fn write_all(repo: &Repo, index: &mut Index, jobs: &[Job], missing_keys: &[String]) -> Result<()> {
-    if jobs.is_empty() && missing_keys.is_empty() {
+/// Phase 2: writes the re-encrypted files, the missing fingerprint keys and the index
+/// (also when only stale records were `pruned` from it), all or nothing.
+fn write_all(
+    repo: &Repo,
+    index: &mut Index,
+    jobs: &[Job],
+    missing_keys: &[String],
+    pruned: bool,
+) -> Result<()> {
+    if jobs.is_empty() && missing_keys.is_empty() && !pruned {
         return Ok(());
     }
     let mut tx = repo.transaction();

@@ -38,9 +38,10 @@ impl Stored {
                 created,
                 len,
             } => format!(
-                "{} {name} in {env} ({}, {len} bytes)",
+                "{} {name} in {env} ({}, {})",
                 if *created { "created" } else { "updated" },
-                repo.rel(path).display()
+                repo.rel(path).display(),
+                crate::domain::text::plural(*len, "byte")
             ),
         }
     }
@@ -61,6 +62,8 @@ pub fn store_value(
     let (name, path, exists) = secret_target(repo, env, input)?;
     let (name, path) = (name.as_str(), path.as_path());
     let mut index = repo.load_index()?;
+    // Records of files deleted by hand go with this write (see `index::prune`).
+    index::prune(repo, &mut index, &[env])?;
     let old_record = index.record(env, name).cloned();
     // Whether the value changed decides `changed` (for rotate_after). Without an identity
     // that can read the old file, a write counts as a change.

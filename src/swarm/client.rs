@@ -73,7 +73,10 @@ pub(crate) fn reason(err: &DockerError) -> String {
             }
         }
         DockerError::RequestTimeoutError => {
-            format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+            format!(
+                "no answer within {}",
+                crate::domain::text::duration(REQUEST_TIMEOUT)
+            )
         }
         DockerError::SocketNotFoundError(path) => format!("the socket {path} does not exist"),
         _ => {
@@ -154,8 +157,8 @@ impl Swarm {
             Ok(Err(e)) => return Err(unreachable(reason(&e))),
             Err(_) => {
                 return Err(unreachable(format!(
-                    "no answer within {} s",
-                    limit.as_secs()
+                    "no answer within {}",
+                    crate::domain::text::duration(limit)
                 )))
             }
         };

@@ -68,7 +68,7 @@ impl Swarm {
                     "service {name} on {} did not finish its update within {} (last state: \
                      {last_state})",
                     self.endpoint.describe(),
-                    humantime::format_duration(Duration::from_secs(timeout.as_secs()))
+                    crate::domain::text::duration(timeout)
                 ))
                 .with_kind(ErrorKind::UpdateFailed)
                 .hint(format!(

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 
 use super::client::Swarm;
 use super::Listing;
-use crate::domain::state::{labels, Observed, ServiceRefs, SwarmSecret};
+use crate::domain::state::{labels, Observed, ServiceRefs, SwarmSecret, TakenName};
 use crate::error::Result;
 
 impl Swarm {
     /// One list of secrets + one list of services: managed secrets of project/env,
-    /// unmanaged secrets (no io.swarmseal.* label) whose name is in `names`, and every
+    /// unmanaged secrets (no io.swarmseal.* label) whose name is in `names`, the names of
+    /// versions of `names` held by any other secret ([`Observed::taken`]), and every
     /// service that references a secret in its current or previous spec (references to
     /// secrets that no longer exist marked `missing`). Sorted by name.
     pub async fn observe(
@@ -73,6 +74,16 @@ impl Swarm {
             .collect();
         out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
 
+        // Names a version of this environment's could get that something else holds.
+        let is_version_name = |s: &SwarmSecret| {
+            crate::domain::names::logical_of_version(&s.name).is_some_and(|n| names.contains(n))
+        };
+        let mut taken: Vec<TakenName> = secrets
+            .iter()
+            .filter(|s| !s.is_managed_by(project, env) && is_version_name(s))
+            .map(TakenName::of)
+            .collect();
+        taken.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
         let mut out_secrets: Vec<SwarmSecret> = secrets
             .into_iter()
             .filter(|s| {
@@ -86,6 +97,7 @@ impl Swarm {
             cluster_id: self.cluster_id.clone(),
             secrets: out_secrets,
             services: out_services,
+            taken,
         };
         // A service pointing at a missing version of one of these secrets, with nothing in
         // its specs to tell whose it is (an automatic rollback clears the previous spec):

@@ -643,7 +643,7 @@ fn parallel_sets_lose_nothing() {
     }
     let out = repo.check(&[]);
     assert_ok(&out);
-    assert!(stderr(&out).contains("0 warning(s)"), "{}", describe(&out));
+    assert!(stderr(&out).contains("0 warnings"), "{}", describe(&out));
 }
 
 #[test]
@@ -805,6 +805,7 @@ fn plan_shows_mount_setting_changes() {
             }],
             ..ServiceRefs::default()
         }],
+        taken: Vec::new(),
     };
     let desired = Desired {
         project: "p".into(),
@@ -837,7 +838,7 @@ fn plan_shows_mount_setting_changes() {
     assert!(human.contains("web: mode 0444 -> 0400"), "{human}");
     let json = swarmseal::plan::render::json(&plan, &ctx).to_string();
     assert!(json.contains(r#""setting":"target""#), "{json}");
-    let md = swarmseal::plan::render::markdown(&plan, &ctx);
+    let md = swarmseal::plan::render::markdown(&plan, &ctx, false);
     assert!(md.contains("web: target db_pw -> db_password"), "{md}");
 }
 
@@ -1275,10 +1276,11 @@ fn precreated_version_is_trusted_as_documented() {
     let (_, plan) = repo.plan_json(&[]);
     let change = crate::common::sync::change(&plan, "create", "db_password");
     let name = change["swarm_name"].as_str().unwrap().to_string();
-    // Same name, other labels: refused, untouched.
+    // Same name, other labels: a name conflict, refused before anything is created;
+    // the planted secret is untouched.
     guard.unmanaged_secret(&name, b"planted", &repo.t.work);
     let out = repo.run(&["apply", "--yes"]);
-    assert_refused(&out, &[&name, "other labels"]);
+    assert_refused(&out, &[&name, "unmanaged secret"]);
     assert!(engine.secret_named(&name).is_some());
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();

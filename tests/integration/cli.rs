@@ -1832,6 +1832,7 @@ fn plan_trusts_the_swarms_labels_only_for_the_files_they_name() {
         cluster_id: "c".into(),
         secrets,
         services: Vec::new(),
+        taken: Vec::new(),
     };
     let plan = |o: &Observed| -> swarmseal::Result<desired::RepoState> {
         let known = Known::from_observed(o, &project, "staging");
@@ -1927,7 +1928,7 @@ fn check_groups_a_finding_shared_by_many_files() {
     assert_eq!(named(&err), 10, "{err}");
     assert!(!err.contains("bulk_01.age: "), "a line of its own\n{err}");
     assert_eq!(err.matches(lone).count(), 1, "{err}");
-    assert!(err.contains("0 error(s), 26 warning(s)"), "{err}");
+    assert!(err.contains("0 errors, 26 warnings"), "{err}");
 
     let out = repo.check(&["-v"]);
     assert_ok(&out);
@@ -1951,7 +1952,7 @@ fn check_groups_a_finding_shared_by_many_files() {
         ),
         "{err}"
     );
-    assert!(err.contains("0 error(s), 51 warning(s)"), "{err}");
+    assert!(err.contains("0 errors, 51 warnings"), "{err}");
 
     let out = repo.run_json(&["check"], None);
     assert_ok(&out);

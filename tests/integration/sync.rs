@@ -1418,7 +1418,7 @@ fn apply_logs_one_line_per_phase_over_many_secrets() {
         );
     }
     assert!(
-        log.contains("Applied: 30 created, 0 relabelled, 0 service update(s) sent, 30 removed."),
+        log.contains("Applied: 30 created, 0 relabelled, 0 service updates sent, 30 removed."),
         "{log}"
     );
 

@@ -20,7 +20,7 @@ use crate::crypto::Identities;
 use crate::domain::state::Observed;
 use crate::domain::text::clean;
 use crate::error::{Error, ErrorKind, Result};
-use crate::plan::planfile::PlanFile;
+use crate::plan::planfile::{self, PlanFile};
 use crate::plan::render;
 use crate::plan::{self, Plan};
 use crate::repo::desired::{self, Decrypt, Known, Prepared, RepoState};
@@ -32,8 +32,7 @@ use crate::swarm::{holder, Lock};
 pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     let g = &cx.global;
     let repo = cx.repo()?;
-    let env = cx.env()?;
-    let saved = load_saved(&args, repo, &env)?;
+    let (saved, env) = saved_and_env(cx, &args, repo)?;
     let ids = cx.require_identities(&format!("decrypt the secrets of {env}"))?;
     let (prepared, remote) = Remote::connect_while(g, repo, &env, || desired::prepare(repo, &env))?;
     let source = Source {
@@ -82,34 +81,64 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Loads the saved plan, if any, refusing one for elsewhere or made without an identity.
-fn load_saved(args: &ApplyArgs, repo: &Repo, env: &str) -> Result<Option<PlanFile>> {
-    let saved = args
-        .planfile
-        .as_ref()
-        .map(|p| PlanFile::load(p))
-        .transpose()?;
-    if let Some(saved) = &saved {
-        if saved.plan.project != repo.manifest.project || saved.plan.environment != env {
+/// The saved plan, if any (refusing one for another project or made without an
+/// identity), and the environment to work on: a saved plan's own, which `-e` may name but
+/// not contradict; else `-e` or the only one.
+fn saved_and_env(
+    cx: &Context,
+    args: &ApplyArgs,
+    repo: &Repo,
+) -> Result<(Option<PlanFile>, String)> {
+    let Some(path) = &args.planfile else {
+        return Ok((None, cx.env()?));
+    };
+    let saved = PlanFile::load(path)?;
+    let (project, env) = (&saved.plan.project, &saved.plan.environment);
+    if *project != repo.manifest.project {
+        return Err(Error::new(format!(
+            "the plan {} is for project {project}, but {} is project {}",
+            path.display(),
+            repo.manifest_path().display(),
+            repo.manifest.project
+        ))
+        .with_kind(ErrorKind::StalePlan)
+        .hint("apply it in the repository it was made from (-C DIR), or make a new plan here with `swarmseal plan -e ENV --out FILE`"));
+    }
+    match cx.global.env.as_slice() {
+        [given] if given != env => {
             return Err(Error::new(format!(
-                "the plan {} is for {}/{}, not {}/{env}",
-                args.planfile
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                saved.plan.project,
-                saved.plan.environment,
-                repo.manifest.project
+                "the plan {} is for environment {env}, but -e {given} was given",
+                path.display()
             ))
-            .with_kind(ErrorKind::StalePlan)
-            .hint("pass -e with the plan's environment, or make a new plan"));
+            .with_kind(ErrorKind::Usage)
+            .hint(format!(
+                "drop -e (`swarmseal apply {}` applies the plan to {env}), or make a plan for {given}: `swarmseal plan -e {given} --out FILE`",
+                path.display()
+            )));
         }
-        if saved.plan.is_unverified() {
-            return Err(Error::new("this plan was made without an identity that can read the environment, so it cannot be applied")
-                .hint("make the plan with an identity (-i FILE, SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY)"));
+        [] | [_] => {}
+        _ => {
+            cx.env()?;
         }
     }
-    Ok(saved)
+    repo.manifest.environment(env).map_err(|e| {
+        e.context(format!(
+            "the plan {} is for environment {env}",
+            path.display()
+        ))
+    })?;
+    if saved.plan.is_unverified() {
+        return Err(Error::new(format!(
+            "the plan {} was made without an identity that can read {env}, so it cannot be applied",
+            path.display()
+        ))
+        .hint(format!(
+            "make the plan with an identity (-i FILE, SWARMSEAL_IDENTITY or SWARMSEAL_AGE_KEY): `swarmseal plan -e {env} --out {}`",
+            path.display()
+        )));
+    }
+    let env = env.clone();
+    Ok((Some(saved), env))
 }
 
 /// What came of showing the plan to a person before the lock is taken.
@@ -170,6 +199,7 @@ fn review(g: &Global, source: &Source<'_>, remote: &Remote) -> Result<Review> {
     let plan = plan::plan(&state.desired, &observed);
     show(g, &plan, remote, &observed).map_err(|e| output_failed(e, false))?;
     plan.refuse_blocked(env)?;
+    plan.refuse_conflicts()?;
     if plan.steps.is_empty() {
         return finish(g, &plan, &context(remote, &observed), &Outcome::default())
             .map_err(|e| output_failed(e, true))
@@ -280,6 +310,7 @@ fn locked(
     keep_needed_values(&mut state, &plan);
     let state = &state;
     plan.refuse_blocked(env)?;
+    plan.refuse_conflicts()?;
     // Nothing to do, unless a service of this environment is still updating (an
     // interrupted apply sent its update): apply waits for it, as it would have.
     let in_flight = !args.detach
@@ -315,7 +346,13 @@ fn replan(
                 .planfile
                 .as_deref()
                 .unwrap_or(std::path::Path::new("plan"));
-            file.ensure_fresh(path, &remote.swarm.cluster_id, &state.digest, observed)?;
+            let now = planfile::Now {
+                cluster_id: &remote.swarm.cluster_id,
+                repo_digest: &state.digest,
+                repo_files: &state.files,
+                observed,
+            };
+            file.ensure_fresh(path, &now)?;
             // Same repository, same Swarm: the planner must give the same plan. Anything
             // else (an edited file, another swarmseal version) is not carried out.
             let now = plan::plan(&state.desired, observed);
@@ -325,7 +362,7 @@ fn replan(
                     path.display()
                 ))
                 .with_kind(ErrorKind::StalePlan)
-                .hint("make a new plan with `swarmseal plan --out FILE` and review it"));
+                .hint(file.again_hint(path)));
             }
             show(g, &now, remote, observed).map_err(|e| output_failed(e, false))?;
             Ok(now)
@@ -448,7 +485,7 @@ fn finish(g: &Global, plan: &Plan, ctx: &render::Context<'_>, outcome: &Outcome)
             })
         )?;
     } else if g.format == Format::Markdown {
-        crate::cli::output::out!("{}", render::markdown(plan, ctx))?;
+        crate::cli::output::out!("{}", render::markdown(plan, ctx, g.verbose))?;
     }
     summary(g, outcome, "Applied");
     if !outcome.errors.is_empty() {
@@ -490,10 +527,10 @@ fn summary(g: &Global, outcome: &Outcome, what: &str) {
             format!(" ({} converged)", n(outcome.converged.len()))
         };
         crate::cli::output::errln!(
-            "{what}: {} created, {} relabelled, {} service update(s) sent{converged}, {} removed.",
+            "{what}: {} created, {} relabelled, {} sent{converged}, {} removed.",
             n(outcome.created.len()),
             n(outcome.relabelled.len()),
-            n(sent),
+            crate::domain::text::plural(sent, "service update"),
             n(outcome.removed.len())
         );
     }

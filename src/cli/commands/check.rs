@@ -11,6 +11,7 @@ use crate::cli::output::{self, Format};
 use crate::cli::progress::{number, FEW};
 use crate::crypto::{self, Identities, ScopeKind};
 use crate::domain::names;
+use crate::domain::text::plural;
 use crate::error::Result;
 use crate::repo::index::{Index, Record};
 use crate::repo::secrets;
@@ -123,6 +124,9 @@ pub fn run(cx: &Context, args: CheckArgs) -> Result<i32> {
     for env in &envs {
         checked += check_env(repo, env, ids, &index, args.max_age, &mut f)?;
     }
+    if envs.len() == repo.manifest.environments.len() {
+        check_stale_environments(repo, &index, &mut f);
+    }
     for name in repo.manifest.secrets.keys() {
         let known = envs.iter().any(|env| {
             repo.scan(env)
@@ -181,6 +185,7 @@ fn check_env(
 
     check_fingerprint_key(repo, env, index, &current, decrypting, f);
     check_exec_variables(env, &scan, f);
+    check_stale_records(repo, env, index, &scan, f);
     for (name, file) in &scan.secrets {
         let rel = file.rel.display().to_string();
         let bytes = match repo.read(&file.path) {
@@ -240,8 +245,63 @@ fn check_fingerprint_key(
                 rel: &key_rel,
             };
             file.check(&bytes, record, current, decrypting, f);
+            if crate::repo::example::is_example_key(&bytes, decrypting) {
+                let (message, hint) = crate::repo::example::warning(env);
+                f.warning(&key_rel, message, hint);
+            }
         }
     }
+}
+
+/// Records the index keeps for secret files that are gone (deleted by hand).
+fn check_stale_records(
+    repo: &Repo,
+    env: &str,
+    index: &Index,
+    scan: &crate::repo::Scan,
+    f: &mut Findings,
+) {
+    let stale = crate::repo::index::stale(index, env, scan);
+    if stale.is_empty() {
+        return;
+    }
+    // Names come from the index, which a pull request controls: valid names only.
+    let shown: Vec<&str> = stale
+        .iter()
+        .map(String::as_str)
+        .filter(|n| names::name_problem(n).is_none())
+        .take(FEW)
+        .collect();
+    let more = stale.len() - shown.len();
+    let listed = match (shown.is_empty(), more) {
+        (true, _) => String::new(),
+        (false, 0) => format!(": {}", shown.join(", ")),
+        (false, _) => format!(": {} and {} more", shown.join(", "), number(more)),
+    };
+    f.warning(
+        repo.rel(&repo.index_path()).display().to_string(),
+        format!(
+            "the index still records {} of {env} whose files are gone{listed}",
+            plural(stale.len(), "secret")
+        ),
+        format!("run `swarmseal -e {env} rekey` to drop them (so does any `set`, `edit` or `rm` in {env}), and commit the index"),
+    );
+}
+
+/// Environments the index records that the manifest no longer has (and that left no files).
+fn check_stale_environments(repo: &Repo, index: &Index, f: &mut Findings) {
+    let gone = crate::repo::index::stale_environments(repo, index);
+    if gone.is_empty() {
+        return;
+    }
+    f.warning(
+        repo.rel(&repo.index_path()).display().to_string(),
+        format!(
+            "the index still records {} that swarmseal.yaml no longer has",
+            plural(gone.len(), "environment")
+        ),
+        "run `swarmseal rekey` to drop them, and commit the index",
+    );
 }
 
 /// Secrets that `exec` would pass under the same variable name.
@@ -294,9 +354,9 @@ fn check_rotation(
                     f.error(
                         rel,
                         format!(
-                            "{name} is overdue for rotation: its value last changed {} ago, the limit is {}",
-                            humantime::format_duration(rounded(age)),
-                            humantime::format_duration(limit)
+                            "{name} is overdue for rotation: its value last changed {}, the limit is {}",
+                            crate::domain::text::ago(age),
+                            crate::domain::text::duration(limit)
                         ),
                         format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)"),
                     );
@@ -392,7 +452,8 @@ impl FileCheck<'_> {
                 }
                 if extra > 0 {
                     parts.push(format!(
-                        "still readable by {extra} key(s) that are no longer recipients"
+                        "still readable by {} that are no longer recipients",
+                        plural(extra, "key")
                     ));
                 }
                 let parts = parts.join("; ");
@@ -537,12 +598,12 @@ fn report(g: &Global, f: &Findings, checked: usize, envs: &[String]) -> Result<(
             }
             if !g.quiet || errors > 0 {
                 crate::cli::output::errln!(
-                    "check {}: {} secret(s) in {}; {} error(s), {} warning(s)",
+                    "check {}: {} in {}; {}, {}",
                     if errors == 0 { "passed" } else { "failed" },
-                    number(checked),
+                    plural(checked, "secret"),
                     envs.join(", "),
-                    number(errors),
-                    number(warnings)
+                    plural(errors, "error"),
+                    plural(warnings, "warning")
                 );
             }
         }
@@ -604,15 +665,4 @@ fn markdown_group(group: &Group<'_>, verbose: bool) -> Result<()> {
         level(x.level),
         files.join(", ")
     )
-}
-
-/// An age for people: whole days from a day on, else whole hours, else whole minutes.
-fn rounded(age: Duration) -> Duration {
-    let secs = age.as_secs();
-    let unit = match secs {
-        86_400.. => 86_400,
-        3_600.. => 3_600,
-        _ => 60,
-    };
-    Duration::from_secs(secs / unit * unit)
 }

@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::args::InitArgs;
 use crate::cli::context::Context;
+use crate::cli::output;
 use crate::crypto::{self};
 use crate::domain::names;
+use crate::domain::text::clean;
 use crate::error::{Error, Result};
 use crate::repo::manifest::MANIFEST_FILE;
 
@@ -18,6 +20,7 @@ pub fn run(cx: &Context, args: InitArgs) -> Result<i32> {
     };
     let manifest_path = root.join(MANIFEST_FILE);
     if std::fs::symlink_metadata(&manifest_path).is_ok() {
+        warn_example_keys(&root);
         return Err(Error::new(format!("{} already exists", manifest_path.display()))
             .hint("this folder is already a swarmseal repository; edit swarmseal.yaml, or init elsewhere with -C DIR"));
     }
@@ -74,6 +77,32 @@ pub fn run(cx: &Context, args: InitArgs) -> Result<i32> {
         "Next: store a secret with `swarmseal set NAME` (the value is read from standard input).",
     );
     Ok(0)
+}
+
+/// In a folder that already is a repository (a copy of `secrets.example`?): warns about
+/// each environment whose fingerprint key is one of the example's.
+fn warn_example_keys(root: &Path) {
+    let dir = root.join(".swarmseal").join("fingerprint");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut envs: Vec<(String, Vec<u8>)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let env = name.strip_suffix(".age")?.to_string();
+            // A fingerprint key file is a few hundred bytes.
+            let small_file = e.metadata().is_ok_and(|m| m.is_file() && m.len() < 1 << 16);
+            small_file.then(|| Some((env, std::fs::read(e.path()).ok()?)))?
+        })
+        .collect();
+    envs.sort();
+    for (env, bytes) in envs {
+        if crate::repo::example::is_example_key(&bytes, None) {
+            let (message, hint) = crate::repo::example::warning(&clean(&env));
+            output::warn(&format!("{message}; {hint}"));
+        }
+    }
 }
 
 /// The environments to create: valid names, each once.

@@ -29,6 +29,7 @@ pub fn run(cx: &Context) -> Result<i32> {
             Err(_) => Recipients::Unreadable,
         };
         list.push(Entry {
+            secret: name.clone(),
             name: name.clone(),
             file: file.rel.display().to_string(),
             changed: record.and_then(|r| r.changed.clone()),
@@ -62,6 +63,9 @@ struct Listing {
 
 #[derive(Serialize)]
 struct Entry {
+    /// The secret's name, under the key every report uses.
+    secret: String,
+    /// The same as `secret`, for format_version 1 consumers.
     name: String,
     file: String,
     /// When the value last changed (RFC 3339), if the index knows.
@@ -80,7 +84,7 @@ enum Recipients {
 
 impl Report for Listing {
     fn header(&self) -> &'static [&'static str] {
-        &["NAME", "FILE", "CHANGED", "RECIPIENTS"]
+        &["SECRET", "FILE", "CHANGED", "RECIPIENTS"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
         self.secrets
@@ -93,7 +97,7 @@ impl Report for Listing {
                     Recipients::Unreadable => "unreadable",
                 };
                 vec![
-                    e.name.clone(),
+                    e.secret.clone(),
                     e.file.clone(),
                     e.changed.clone().unwrap_or_else(|| "-".into()),
                     recipients.to_string(),

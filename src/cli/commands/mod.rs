@@ -12,6 +12,7 @@ pub mod get;
 pub mod init;
 pub mod keygen;
 pub mod ls;
+pub mod man;
 pub mod plan;
 pub mod recipients;
 pub mod rekey;

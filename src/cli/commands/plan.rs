@@ -43,13 +43,23 @@ pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
             render::human(&plan, &ctx, output::colour(true), g.verbose)
         )?,
         Format::Json => crate::cli::output::outln!("{}", render::json(&plan, &ctx))?,
-        Format::Markdown => crate::cli::output::out!("{}", render::markdown(&plan, &ctx))?,
+        Format::Markdown => {
+            crate::cli::output::out!("{}", render::markdown(&plan, &ctx, g.verbose))?
+        }
     }
     // What plan accepts, apply completes: a removal a service prevents fails the plan
     // (and the pull-request check that runs it), not the deploy; such a plan is not saved.
     plan.refuse_blocked(&env)?;
+    plan.refuse_conflicts()?;
     if let Some(out) = &args.out {
-        PlanFile::new(plan.clone(), &observed, &endpoint, &state.digest).save(out)?;
+        PlanFile::new(
+            plan.clone(),
+            &observed,
+            &endpoint,
+            &state.digest,
+            &state.files,
+        )
+        .save(out)?;
         if plan.is_unverified() {
             output::warn(&format!(
                 "saved {}, but it was made without an identity that can read {env}: apply will refuse it",

@@ -20,12 +20,18 @@ pub fn run(cx: &Context, args: RekeyArgs) -> Result<i32> {
             cx.say(format!("re-encrypted {}", repo.rel(path).display()));
         }
     }
+    if done.pruned > 0 {
+        cx.say(format!(
+            "dropped {} of deleted files from .swarmseal/index.yaml",
+            crate::domain::text::plural(done.pruned, "record")
+        ));
+    }
     for env in &done.created_keys {
         cx.say(format!("created the missing fingerprint key of {env}"));
     }
     cx.say(format!(
-        "re-encrypted {} file(s) in {}; {} already encrypted to the current recipients",
-        done.files.len(),
+        "re-encrypted {} in {}; {} already encrypted to the current recipients",
+        crate::domain::text::plural(done.files.len(), "file"),
         envs.join(", "),
         done.current
     ));

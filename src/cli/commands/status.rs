@@ -10,6 +10,7 @@ use crate::cli::remote::Remote;
 use crate::cli::report::{self, cell, Report};
 use crate::crypto;
 use crate::error::Result;
+use crate::plan::render::{self, Heading};
 use crate::plan::status::{self, Deployed, Version};
 use crate::swarm::holder::Liveness;
 use crate::swarm::LockInfo;
@@ -109,15 +110,22 @@ impl Report for Status {
             })
             .collect()
     }
+    fn heading(&self) -> Option<Heading<'_>> {
+        Some(Heading {
+            command: "status",
+            project: &self.project,
+            environment: &self.environment,
+            swarm: Some(render::Context {
+                endpoint: &self.endpoint,
+                cluster_id: &self.cluster_id,
+            }),
+        })
+    }
     fn preamble(&self) -> Vec<String> {
-        let mut lines = vec![format!(
-            "project {}, environment {}, Swarm {} via {}",
-            self.project, self.environment, self.cluster_id, self.endpoint
-        )];
-        if let Some(lock) = &self.lock {
-            lines.push(format!("apply lock held by {}", lock.described));
-        }
-        lines
+        self.lock
+            .iter()
+            .map(|lock| format!("the apply lock is held by {}", lock.described))
+            .collect()
     }
     fn empty(&self) -> Option<String> {
         Some("no secrets".into())
@@ -126,9 +134,13 @@ impl Report for Status {
         if self.repairs == 0 {
             return Vec::new();
         }
+        let (versions, need) = match self.repairs {
+            1 => ("1 version".to_string(), "needs"),
+            n => (format!("{n} versions"), "need"),
+        };
         vec![format!(
-            "{} version(s) need a repair: services run an older version than the current one, or point at one that no longer exists; `swarmseal -e {} plan` shows the repair",
-            self.repairs, self.environment
+            "{versions} {need} a repair: services run an older version than the current one, or point at one that no longer exists; `swarmseal -e {} plan` shows the repair",
+            self.environment
         )]
     }
 }
@@ -140,7 +152,7 @@ struct RemoteListing {
 
 impl Report for RemoteListing {
     fn header(&self) -> &'static [&'static str] {
-        &["NAME", "SWARM VERSIONS", "SERVICES"]
+        &["SECRET", "SWARM VERSIONS", "SERVICES"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
         self.secrets
@@ -151,7 +163,7 @@ impl Report for RemoteListing {
                 } else {
                     cell(&d.swarm_versions)
                 };
-                vec![d.name.clone(), versions, cell(&d.services)]
+                vec![d.secret.clone(), versions, cell(&d.services)]
             })
             .collect()
     }

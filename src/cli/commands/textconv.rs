@@ -2,11 +2,12 @@
 //!
 //! git runs this on temporary copies of `.age` files. A file that cannot be decrypted
 //! is shown as a one-line placeholder (exit 0), so that `git diff` keeps working for
-//! people who cannot read every environment.
+//! people who cannot read every environment. A binary value (see
+//! [`crate::crypto::value::is_binary`]) is shown as `(binary, N bytes)`.
 
 use crate::cli::args::TextconvArgs;
 use crate::cli::context::Context;
-use crate::crypto::{self, DecryptFailure};
+use crate::crypto::{self, value, DecryptFailure};
 use crate::error::{Error, Result};
 
 pub fn run(cx: &Context, args: TextconvArgs) -> Result<i32> {
@@ -42,6 +43,11 @@ pub fn run(cx: &Context, args: TextconvArgs) -> Result<i32> {
                 if d.scope.as_ref().map(|s| s.kind) == Some(crypto::ScopeKind::FingerprintKey) =>
             {
                 "it is a fingerprint key, which is never shown".into()
+            }
+            // A binary value would be noise in a diff (and escape sequences on a terminal):
+            // its size only, never a digest of it.
+            Ok(d) if value::is_binary(&d.value) => {
+                return emit(format!("(binary, {} bytes)\n", d.value.len()).as_bytes())
             }
             Ok(d) => return emit(&d.value),
             Err(DecryptFailure::NotAge) => return emit(&bytes),
