@@ -36,6 +36,7 @@ fn desired(generation: impl Fn(usize) -> usize) -> Desired {
         environment: "prod".into(),
         secrets: BTreeMap::new(),
         keep_versions: 0,
+        configs: Default::default(),
     };
     for i in 0..SECRETS {
         let name = format!("secret{i:05}.app{:03}", i % SERVICES); // sorts as i does
@@ -50,6 +51,8 @@ fn desired(generation: impl Fn(usize) -> usize) -> Desired {
                 uid: None,
                 gid: None,
                 mode: None,
+                kind: Default::default(),
+                plain: None,
             },
         );
     }

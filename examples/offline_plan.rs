@@ -26,6 +26,8 @@ fn main() {
         uid: None,
         gid: None,
         mode: None,
+        kind: Default::default(),
+        plain: None,
     };
     let desired = Desired {
         project: "shop".into(),
@@ -38,6 +40,7 @@ fn main() {
         .map(|s| (s.name.clone(), s))
         .collect(),
         keep_versions: 0,
+        configs: Default::default(),
     };
 
     // The Swarm has the old db_password, used by the web service.
@@ -68,6 +71,7 @@ fn main() {
         }],
         secrets: vec![old],
         taken: Vec::new(),
+        configs: Default::default(),
     };
 
     let plan = plan::plan(&desired, &observed);

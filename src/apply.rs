@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::crypto::Plaintext;
-use crate::domain::state::{Observed, ServiceRefs, SwarmSecret};
+use crate::domain::state::{Kind, Observed, ServiceRefs, SwarmSecret};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Step};
+use crate::repo::desired::Values;
 use crate::swarm::{Health, RemoveOutcome, Swap, Swarm, WaitProgress};
 
 /// How to carry out a plan.
@@ -103,7 +103,7 @@ pub async fn execute(
     swarm: &Swarm,
     plan: &Plan,
     observed: &Observed,
-    values: &BTreeMap<String, Plaintext>,
+    values: &Values,
     opts: &Options,
     progress: &(dyn Fn(Event) + Sync),
     out: &Mutex<Outcome>,
@@ -111,6 +111,7 @@ pub async fn execute(
     let by_id: HashMap<&str, &SwarmSecret> = observed
         .secrets
         .iter()
+        .chain(&observed.configs.items)
         .map(|s| (s.id.as_str(), s))
         .collect();
     let mut run = Run::new(Ctx {
@@ -147,7 +148,7 @@ struct Ctx<'a> {
     swarm: &'a Swarm,
     plan: &'a Plan,
     observed: &'a Observed,
-    /// The observed secrets by ID.
+    /// The observed secrets and configs by ID.
     secrets: &'a HashMap<&'a str, &'a SwarmSecret>,
     opts: &'a Options,
     progress: &'a (dyn Fn(Event) + Sync),
@@ -227,8 +228,8 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
-    /// The plan's removals: secret ID, Swarm name, and the services each waits for.
-    fn removals(self) -> Vec<(&'a String, &'a String, &'a Vec<String>)> {
+    /// The plan's removals: kind, ID, Swarm name, and the services each waits for.
+    fn removals(self) -> Vec<(Kind, &'a String, &'a String, &'a Vec<String>)> {
         self.plan
             .steps
             .iter()
@@ -237,15 +238,16 @@ impl<'a> Ctx<'a> {
                     secret_id,
                     swarm_name,
                     after,
+                    kind,
                     ..
-                } => Some((secret_id, swarm_name, after)),
+                } => Some((*kind, secret_id, swarm_name, after)),
                 _ => None,
             })
             .collect()
     }
 
     /// True when secret `id` is ours (managed, this project and environment), else records why not.
-    fn ours_to_remove(self, id: &str, name: &str) -> bool {
+    fn ours_to_remove(self, kind: Kind, id: &str, name: &str) -> bool {
         let plan = self.plan;
         // Only this project's and environment's managed secrets are ever removed, whatever
         // a (saved, possibly edited) plan says.
@@ -257,10 +259,12 @@ impl<'a> Ctx<'a> {
             self.record(|o| {
                 o.errors.push(
                     Error::new(format!(
-                        "refused to remove {name}: it is not a managed secret of {}/{}",
+                        "refused to remove {name}: it is not a managed {kind} of {}/{}",
                         plan.project, plan.environment
                     ))
-                    .hint("swarmseal only removes secrets that carry its project's labels"),
+                    .hint(format!(
+                        "swarmseal only removes {kind}s that carry its project's labels"
+                    )),
                 )
             });
         }
@@ -268,19 +272,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// Removes the versions nothing keeps, `parallel` at a time, recording each result.
-    async fn remove_all(self, go: Vec<(&String, &String)>) {
+    async fn remove_all(self, go: Vec<(Kind, &String, &String)>) {
         if !go.is_empty() {
             self.tell(Event::Phase {
                 phase: Phase::Remove,
                 total: go.len(),
             });
         }
-        let mut removed =
-            stream::iter(go)
-                .map(|(id, name)| async move {
-                    (name.clone(), self.swarm.remove_secret(id, name).await)
-                })
-                .buffer_unordered(self.parallel);
+        let mut removed = stream::iter(go)
+            .map(|(kind, id, name)| async move {
+                (name.clone(), self.swarm.remove(kind, id, name).await)
+            })
+            .buffer_unordered(self.parallel);
         while let Some((name, result)) = removed.next().await {
             match result {
                 Ok(RemoveOutcome::Removed) | Ok(RemoveOutcome::Gone) => {
@@ -299,8 +302,8 @@ impl<'a> Ctx<'a> {
 /// An apply under way: what it reads, and the state its phases share.
 struct Run<'a> {
     cx: Ctx<'a>,
-    /// Secret IDs by Swarm name: what exists, plus what this apply creates.
-    ids: BTreeMap<String, String>,
+    /// IDs by kind and Swarm name: what exists, plus what this apply creates.
+    ids: BTreeMap<(Kind, String), String>,
     /// Services confirmed to have converged (or to need no waiting): a removal that waits
     /// for a service goes only if the service is here.
     settled: BTreeSet<String>,
@@ -311,12 +314,13 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     /// Starts with the secrets that exist, nothing settled and nothing sent.
     fn new(cx: Ctx<'a>) -> Run<'a> {
-        let ids = cx
-            .observed
-            .secrets
-            .iter()
-            .map(|s| (s.name.clone(), s.id.clone()))
-            .collect();
+        let of = |kind: Kind| {
+            cx.observed
+                .items(kind)
+                .iter()
+                .map(move |s| ((kind, s.name.clone()), s.id.clone()))
+        };
+        let ids = of(Kind::Secret).chain(of(Kind::Config)).collect();
         Run {
             cx,
             ids,
@@ -326,13 +330,13 @@ impl<'a> Run<'a> {
     }
 
     /// Phase 1: creates the new versions, then updates the labels of those relabelled.
-    async fn create_and_relabel(&mut self, values: &BTreeMap<String, Plaintext>) -> Result<()> {
+    async fn create_and_relabel(&mut self, values: &Values) -> Result<()> {
         self.create_versions(values).await?;
         self.relabel().await
     }
 
     /// Creates the plan's new versions, `parallel` at a time; the first failure stops it.
-    async fn create_versions(&mut self, values: &BTreeMap<String, Plaintext>) -> Result<()> {
+    async fn create_versions(&mut self, values: &Values) -> Result<()> {
         let cx = self.cx;
         let creates: Vec<_> = cx
             .plan
@@ -343,8 +347,9 @@ impl<'a> Run<'a> {
                     secret,
                     swarm_name,
                     labels,
+                    kind,
                     ..
-                } => Some((secret, swarm_name, labels)),
+                } => Some((*kind, secret, swarm_name, labels)),
                 _ => None,
             })
             .collect();
@@ -355,23 +360,23 @@ impl<'a> Run<'a> {
             });
         }
         let mut created = stream::iter(creates)
-            .map(|(secret, swarm_name, labels)| async move {
-                let result = match values.get(secret) {
-                    Some(value) => cx.swarm.create_secret(swarm_name, labels, value).await,
+            .map(|(kind, secret, swarm_name, labels)| async move {
+                let result = match values.get(kind, secret) {
+                    Some(value) => cx.swarm.create(kind, swarm_name, labels, value).await,
                     None => Err(Error::new(format!(
-                        "no value for {secret} to create {swarm_name}"
+                        "no value for {kind} {secret} to create {swarm_name}"
                     ))
                     .hint("make a new plan: the repository no longer matches this one")),
                 };
-                (swarm_name.clone(), result)
+                (kind, swarm_name.clone(), result)
             })
             .buffer_unordered(cx.parallel);
-        while let Some((name, result)) = created.next().await {
+        while let Some((kind, name, result)) = created.next().await {
             match result {
                 Ok(id) => {
                     cx.record(|o| o.created.push(name.clone()));
                     cx.tell(Event::Created(name.clone()));
-                    self.ids.insert(name, id);
+                    self.ids.insert((kind, name), id);
                 }
                 // Without the new version nothing else can safely happen.
                 Err(e) => return Err(e.context(format!("creating {name}"))),
@@ -392,10 +397,11 @@ impl<'a> Run<'a> {
                     secret_id,
                     swarm_name,
                     labels,
+                    kind,
                     ..
                 } => {
                     let secret = *cx.secrets.get(secret_id.as_str())?;
-                    Some((secret, swarm_name, labels))
+                    Some((*kind, secret, swarm_name, labels))
                 }
                 _ => None,
             })
@@ -406,8 +412,8 @@ impl<'a> Run<'a> {
                 total: relabels.len(),
             });
         }
-        for (secret, swarm_name, labels) in relabels {
-            cx.swarm.update_secret_labels(secret, labels).await?;
+        for (kind, secret, swarm_name, labels) in relabels {
+            cx.swarm.update_labels(kind, secret, labels).await?;
             cx.record(|o| o.relabelled.push(swarm_name.clone()));
             cx.tell(Event::Relabelled(swarm_name.clone()));
         }
@@ -427,7 +433,8 @@ impl<'a> Run<'a> {
                 let swaps: Vec<Swap> = swaps
                     .iter()
                     .map(|s| {
-                        let new_id = self.ids.get(&s.new_name).cloned().ok_or_else(|| {
+                        let key = (s.kind, s.new_name.clone());
+                        let new_id = self.ids.get(&key).cloned().ok_or_else(|| {
                             Error::new(format!(
                                 "the version {} to re-point {service_name} to does not exist",
                                 s.new_name
@@ -443,6 +450,7 @@ impl<'a> Run<'a> {
                             uid: s.uid.clone(),
                             gid: s.gid.clone(),
                             mode: s.mode,
+                            kind: s.kind,
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -553,8 +561,8 @@ impl<'a> Run<'a> {
         }
         let now: Vec<ServiceRefs> = cx.swarm.services().await?;
         let mut go = Vec::new();
-        for (id, name, after) in removals {
-            if !cx.ours_to_remove(id, name) {
+        for (kind, id, name, after) in removals {
+            if !cx.ours_to_remove(kind, id, name) {
                 continue;
             }
             match self.keep_reason(&now, id, after) {
@@ -565,7 +573,7 @@ impl<'a> Run<'a> {
                         why,
                     });
                 }
-                None => go.push((id, name)),
+                None => go.push((kind, id, name)),
             }
         }
         cx.remove_all(go).await;
@@ -581,7 +589,7 @@ impl<'a> Run<'a> {
             .collect();
         let holders: Vec<&str> = now
             .iter()
-            .filter(|svc| svc.holds(id))
+            .filter(|svc| svc.holds(id) || svc.holds_config(id))
             .map(|svc| svc.name.as_str())
             .collect();
         if !waiting.is_empty() {
@@ -611,6 +619,7 @@ fn repaired_dangling(observed: &Observed, repoints: &[Repoint], id: &str) -> boo
         .any(|swap| {
             svc.secrets
                 .iter()
+                .chain(&svc.configs)
                 .any(|r| r.missing && r.secret_id == swap.old_id)
         })
 }

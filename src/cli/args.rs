@@ -79,6 +79,8 @@ pub enum Command {
     Recipients(RecipientsCommand),
     /// Re-encrypt secrets to the manifest's current recipients
     Rekey(RekeyArgs),
+    /// Regenerate generated values (`generate:` in swarmseal.yaml) in the repository
+    Rotate(RotateArgs),
     /// Check the repository: manifest, names, sizes, leaks, decryptability, recipients, rotation
     Check(CheckArgs),
     /// Show what apply would change on the Swarm
@@ -93,6 +95,9 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Print a decrypted file for `git diff` (diff.swarmseal.textconv)
     Textconv(TextconvArgs),
+    /// Store a compose file's `file:` secrets, or a dotenv file's variables, as secrets
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Print the shell code that completes commands, environments and secret names
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command to a folder
@@ -134,12 +139,14 @@ pub struct SetArgs {
     /// Generate a random value
     #[arg(long)]
     pub generate: bool,
-    /// Length of the generated value, in characters
-    #[arg(long, default_value_t = 32, requires = "generate")]
-    pub length: usize,
-    /// Characters of the generated value
-    #[arg(long, value_enum, default_value_t = Charset::Alnum, requires = "generate")]
-    pub charset: Charset,
+    /// Length of the generated value, in characters [default: the secret's `generate:` length
+    /// in swarmseal.yaml, else 32]
+    #[arg(long, value_name = "N", requires = "generate")]
+    pub length: Option<usize>,
+    /// Characters of the generated value [default: the secret's `generate:` charset in
+    /// swarmseal.yaml, else alnum]
+    #[arg(long, value_enum, requires = "generate")]
+    pub charset: Option<Charset>,
     /// Drop one trailing line ending ("\n" or "\r\n", as `echo` or an editor adds) from the
     /// value read from standard input or --file
     #[arg(long, conflicts_with = "generate")]
@@ -201,6 +208,18 @@ pub struct RekeyArgs {
     /// re-encrypt them for it
     #[arg(long, value_name = "OLD")]
     pub moved_from: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Secrets to regenerate, as their `generate:` settings in swarmseal.yaml say
+    #[arg(value_name = "NAME", required_unless_present = "due", conflicts_with = "due",
+          add = ArgValueCandidates::new(secret_names))]
+    pub names: Vec<String>,
+    /// Regenerate every generated secret older than its rotate_after (in every environment
+    /// unless -e is given), and list the due secrets that have no `generate:`
+    #[arg(long)]
+    pub due: bool,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +289,35 @@ pub struct UnlockArgs {
 pub struct TextconvArgs {
     /// The .age file to show (git passes a temporary copy)
     pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Store the top-level `file:` secrets of a compose file, and rewrite the file to use them
+    Compose(ImportComposeArgs),
+    /// Store one secret per variable of a dotenv file (DB_PASSWORD becomes db_password)
+    Dotenv(ImportDotenvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportComposeArgs {
+    /// The compose file; its `file:` entries become `external: true` with
+    /// `name: ${SWARMSEAL_<NAME>}`, comments and layout kept
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace secrets that already exist in the environment
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportDotenvArgs {
+    /// The dotenv file: KEY=VALUE lines, `export KEY=...`, quotes, # comments
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Replace secrets that already exist in the environment
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -71,7 +71,9 @@ pub fn not_applicable(path: &str) -> &'static [&'static str] {
             &["env", "identity", "host"]
         }
         "init" | "set" | "get" | "edit" | "rekey" | "check" => &["host"],
+        "rotate" => &["identity", "host"],
         "rm" => &["identity", "host"],
+        "import" | "import compose" | "import dotenv" => &["host"],
         "ls" | "status" | "unlock" => &["identity"],
         _ => &[],
     }
@@ -87,6 +89,7 @@ fn env_help(path: &str) -> Option<&'static str> {
     match path {
         "init" => Some("Environment to create (repeatable; default: one named `default`)"),
         "check" | "rekey" => Some("Environment to cover (repeatable; default: every one)"),
+        "rotate" => Some("Environment (--due: repeatable, default every one; else the only one)"),
         "" => None,
         _ => Some("Environment (default: the only one in swarmseal.yaml)"),
     }
@@ -139,6 +142,11 @@ const EXAMPLES: &[(&str, &[Example])] = &[
         ("Re-encrypt what needs it, in every environment", "swarmseal rekey"),
         ("Accept the files of environment prod, renamed to production", "swarmseal rekey -e production --moved-from prod"),
     ]),
+    ("rotate", &[
+        ("Regenerate two values as their generate: settings say", "swarmseal -e production rotate db_password session_key"),
+        ("Regenerate every generated value older than its rotate_after, in every environment", "swarmseal rotate --due"),
+        ("In a scheduled CI job: the pull request's description", "swarmseal rotate --due --format markdown > rotation.md"),
+    ]),
     ("check", &[
         ("Check every environment", "swarmseal check"),
         ("Fail for values older than 90 days, as markdown for a pull request", "swarmseal check --max-age 90d --format markdown"),
@@ -157,6 +165,18 @@ const EXAMPLES: &[(&str, &[Example])] = &[
     ("exec", &[("Deploy a stack whose compose file names ${SWARMSEAL_DB_PASSWORD}", "swarmseal -e production exec -- docker stack deploy -c compose.yml shop")]),
     ("unlock", &[("Break the lock an interrupted apply left", "swarmseal -e production unlock")]),
     ("textconv", &[("Let git diff show decrypted values", "git config diff.swarmseal.textconv \"swarmseal textconv\"")]),
+    ("import", &[
+        ("Store a compose file's file: secrets and rewrite it to use them", "swarmseal -e production import compose stack.yml"),
+        ("One secret per variable of a dotenv file", "swarmseal -e production import dotenv .env"),
+    ]),
+    ("import compose", &[
+        ("Import, apply, then deploy the stack with the secrets' current names", "swarmseal -e production import compose stack.yml && swarmseal -e production apply && swarmseal -e production exec -- docker stack deploy -c stack.yml shop"),
+        ("Replace secrets that already exist", "swarmseal -e production import compose stack.yml --force"),
+    ]),
+    ("import dotenv", &[
+        ("DB_PASSWORD=... becomes the secret db_password", "swarmseal -e staging import dotenv .env"),
+        ("As JSON, for a script", "swarmseal -e staging import dotenv .env --format json"),
+    ]),
     ("completions", &[
         ("Bash, in ~/.bashrc", "source <(swarmseal completions bash)"),
         ("Zsh, in ~/.zshrc", "source <(swarmseal completions zsh)"),

@@ -166,6 +166,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ls(_) => commands::ls::run(cx),
         Command::Recipients(c) => commands::recipients::run(cx, c),
         Command::Rekey(args) => commands::rekey::run(cx, args),
+        Command::Rotate(args) => commands::rotate::run(cx, args),
         Command::Check(args) => commands::check::run(cx, args),
         Command::Plan(args) => commands::plan::run(cx, args),
         Command::Apply(args) => commands::apply::run(cx, args),
@@ -173,6 +174,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Exec(args) => commands::exec::run(cx, args),
         Command::Unlock(args) => commands::unlock::run(cx, args),
         Command::Textconv(args) => commands::textconv::run(cx, args),
+        Command::Import(c) => commands::import::run(cx, c),
         Command::Completions(args) => commands::completions::run(args),
         Command::Man(args) => commands::man::run(cx, args),
     }

@@ -88,6 +88,8 @@ pub fn file_digest(bytes: &[u8]) -> String {
 pub enum ScopeKind {
     Secret,
     FingerprintKey,
+    /// An encrypted config (`configs/<env>/<name>.age`).
+    Config,
 }
 
 impl ScopeKind {
@@ -95,6 +97,7 @@ impl ScopeKind {
         match self {
             ScopeKind::Secret => "secret",
             ScopeKind::FingerprintKey => "fingerprint-key",
+            ScopeKind::Config => "config",
         }
     }
 
@@ -102,6 +105,7 @@ impl ScopeKind {
         match s {
             "secret" => Some(ScopeKind::Secret),
             "fingerprint-key" => Some(ScopeKind::FingerprintKey),
+            "config" => Some(ScopeKind::Config),
             _ => None,
         }
     }
@@ -111,6 +115,7 @@ impl ScopeKind {
         match self {
             ScopeKind::Secret => "a secret",
             ScopeKind::FingerprintKey => "a fingerprint key",
+            ScopeKind::Config => "an encrypted config",
         }
     }
 }
@@ -137,6 +142,13 @@ impl Scope {
     pub fn secret(environment: &str) -> Scope {
         Scope {
             kind: ScopeKind::Secret,
+            environment: environment.to_string(),
+        }
+    }
+
+    pub fn config(environment: &str) -> Scope {
+        Scope {
+            kind: ScopeKind::Config,
             environment: environment.to_string(),
         }
     }

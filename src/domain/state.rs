@@ -15,6 +15,8 @@ pub mod labels {
     pub const NAME: &str = "io.swarmseal.name";
     pub const FINGERPRINT: &str = "io.swarmseal.fingerprint";
     pub const SOURCE: &str = "io.swarmseal.source";
+    /// `secret` or `config`: which kind of Swarm object a managed version is.
+    pub const KIND: &str = "io.swarmseal.kind";
     /// On the apply lock's marker secret (which is not a managed secret).
     pub const LOCK: &str = "io.swarmseal.lock";
     pub const LOCK_HOLDER: &str = "io.swarmseal.lock.holder";
@@ -23,8 +25,52 @@ pub mod labels {
     pub const LOCK_PROCESS: &str = "io.swarmseal.lock.process";
 }
 
-/// A secret as the repository wants it on the Swarm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Which kind of Swarm object a repository file becomes: a secret (`secrets/<env>/`) or a
+/// config (`configs/<env>/`). Both go through the same planning; see [`Observed::config_view`].
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    #[default]
+    Secret,
+    Config,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Secret, Kind::Config];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Secret => "secret",
+            Kind::Config => "config",
+        }
+    }
+
+    /// The variable `swarmseal exec` sets to the current Swarm name of `name`:
+    /// `SWARMSEAL_<NAME>` for a secret, `SWARMSEAL_CONFIG_<NAME>` for a config.
+    pub fn exec_variable(self, name: &str) -> String {
+        let var = crate::domain::names::env_variable(name);
+        match self {
+            Kind::Secret => var,
+            Kind::Config => var.replacen("SWARMSEAL_", "SWARMSEAL_CONFIG_", 1),
+        }
+    }
+
+    /// True for [`Kind::Secret`] (serde: a secret's `kind` is left out, as before configs).
+    pub fn is_secret(&self) -> bool {
+        *self == Kind::Secret
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secret (or config) as the repository wants it on the Swarm.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredSecret {
     /// Logical name (`tls.api.crt`).
     pub name: String,
@@ -40,15 +86,47 @@ pub struct DesiredSecret {
     pub uid: Option<String>,
     pub gid: Option<String>,
     pub mode: Option<u32>,
+    /// Secret or config.
+    #[serde(default, skip_serializing_if = "Kind::is_secret")]
+    pub kind: Kind,
+    /// The content of a plain (unencrypted) config, for the plan's diff; `None` for secrets
+    /// and encrypted configs. Not secret: the file is plain text in git.
+    #[serde(skip)]
+    pub plain: Option<Vec<u8>>,
 }
 
 /// The repository's side of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Desired {
     pub project: String,
     pub environment: String,
     pub secrets: BTreeMap<String, DesiredSecret>,
     pub keep_versions: u32,
+    /// The environment's configs (`configs/<env>/`), by logical name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, DesiredSecret>,
+}
+
+impl Desired {
+    /// The items of one kind.
+    pub fn items(&self, kind: Kind) -> &BTreeMap<String, DesiredSecret> {
+        match kind {
+            Kind::Secret => &self.secrets,
+            Kind::Config => &self.configs,
+        }
+    }
+
+    /// This state with its configs in the place of its secrets (and no configs): what the
+    /// planner plans configs from, with the very logic it plans secrets with.
+    pub fn config_view(&self) -> Desired {
+        Desired {
+            project: self.project.clone(),
+            environment: self.environment.clone(),
+            secrets: self.configs.clone(),
+            keep_versions: self.keep_versions,
+            configs: BTreeMap::new(),
+        }
+    }
 }
 
 /// A secret on the Swarm.
@@ -133,7 +211,7 @@ impl UpdateState {
     }
 }
 
-/// A service and the secrets it references.
+/// A service and the secrets (and configs) it references.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRefs {
     pub id: String,
@@ -154,6 +232,13 @@ pub struct ServiceRefs {
     /// whose it is (after an automatic rollback, Docker clears the previous spec).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<String>,
+    /// The config references of its current spec (`ContainerSpec.Configs` with a file
+    /// target; `secret_id`/`secret_name` are the config's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<SecretRef>,
+    /// The config references of its previous spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_configs: Vec<SecretRef>,
 }
 
 impl ServiceRefs {
@@ -163,6 +248,14 @@ impl ServiceRefs {
             .iter()
             .chain(&self.previous)
             .any(|r| r.secret_id == secret_id)
+    }
+
+    /// True when its current or previous spec references the config.
+    pub fn holds_config(&self, config_id: &str) -> bool {
+        self.configs
+            .iter()
+            .chain(&self.previous_configs)
+            .any(|r| r.secret_id == config_id)
     }
 
     /// True when an update or rollback of it is in progress or paused.
@@ -185,6 +278,29 @@ pub struct Observed {
     /// secrets (`<name>-<10 hex>`): a version of that name cannot be created. Sorted by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taken: Vec<TakenName>,
+    /// The same for Swarm configs: this environment's managed config versions, unmanaged
+    /// configs named like one of its configs, the names taken, and the data of plain ones.
+    #[serde(default, skip_serializing_if = "ObservedConfigs::is_empty")]
+    pub configs: ObservedConfigs,
+}
+
+/// The Swarm configs of an [`Observed`] state (see [`Observed::config_view`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedConfigs {
+    pub items: Vec<SwarmSecret>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken: Vec<TakenName>,
+    /// The data of managed versions applied from a plain file (their `source` label is
+    /// the sha256 of their data), by config ID, for the plan's diff. Configs applied from
+    /// an encrypted file never have their data kept here.
+    #[serde(skip)]
+    pub plain: BTreeMap<String, Vec<u8>>,
+}
+
+impl ObservedConfigs {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.taken.is_empty()
+    }
 }
 
 /// A Swarm secret name held by a secret outside this project and environment.
@@ -219,6 +335,41 @@ impl TakenName {
 }
 
 impl Observed {
+    /// The objects of one kind.
+    pub fn items(&self, kind: Kind) -> &[SwarmSecret] {
+        match kind {
+            Kind::Secret => &self.secrets,
+            Kind::Config => &self.configs.items,
+        }
+    }
+
+    /// True when nothing of configs was observed: no config, and no service references one.
+    pub fn has_no_configs(&self) -> bool {
+        self.configs.is_empty()
+            && self
+                .services
+                .iter()
+                .all(|s| s.configs.is_empty() && s.previous_configs.is_empty())
+    }
+
+    /// This state with configs and secrets trading places (the services' references too),
+    /// so that what works on secrets works on configs. Its own inverse.
+    pub fn config_view(&self) -> Observed {
+        let mut view = self.clone();
+        view.swap_kinds();
+        view
+    }
+
+    /// Swaps secrets and configs in place (see [`Observed::config_view`]).
+    pub fn swap_kinds(&mut self) {
+        std::mem::swap(&mut self.secrets, &mut self.configs.items);
+        std::mem::swap(&mut self.taken, &mut self.configs.taken);
+        for svc in &mut self.services {
+            std::mem::swap(&mut svc.secrets, &mut svc.configs);
+            std::mem::swap(&mut svc.previous, &mut svc.previous_configs);
+        }
+    }
+
     /// Lookups by secret ID, built once: the planner asks them for every secret, and a
     /// scan of every service for each would be quadratic (10,000 secrets x 1,000
     /// services).
@@ -372,8 +523,9 @@ fn swarmseal_labels<'a>(
     desired: &'a Desired,
     secret: &'a DesiredSecret,
     fingerprint: &'a str,
-) -> [(&'static str, &'a str); 6] {
+) -> [(&'static str, &'a str); 7] {
     [
+        (labels::KIND, secret.kind.as_str()),
         (labels::MANAGED, "true"),
         (labels::PROJECT, desired.project.as_str()),
         (labels::ENVIRONMENT, desired.environment.as_str()),
@@ -394,16 +546,13 @@ mod tests {
             environment: "e".into(),
             secrets: BTreeMap::new(),
             keep_versions: 0,
+            configs: BTreeMap::new(),
         };
         let mut secret = DesiredSecret {
             name: "db".into(),
             source: "s".repeat(64),
-            fingerprint: None,
             labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
-            target: None,
-            uid: None,
-            gid: None,
-            mode: None,
+            ..DesiredSecret::default()
         };
         let fp = "f".repeat(64);
         let exact = managed_labels(&desired, &secret, &fp);

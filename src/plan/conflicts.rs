@@ -103,6 +103,8 @@ mod tests {
             uid: None,
             gid: None,
             mode: None,
+            kind: Default::default(),
+            plain: None,
         };
         Desired {
             project: project.into(),
@@ -112,6 +114,7 @@ mod tests {
                 .map(|(n, f)| (n.to_string(), secret(n, *f)))
                 .collect(),
             keep_versions: 0,
+            configs: Default::default(),
         }
     }
 
@@ -157,6 +160,7 @@ mod tests {
             secrets: ours,
             services,
             taken: theirs.iter().map(TakenName::of).collect(),
+            configs: Default::default(),
         }
     }
 

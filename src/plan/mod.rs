@@ -16,6 +16,7 @@
 //! has converged (the step says `after`).
 
 pub mod conflicts;
+pub mod diff;
 pub mod planfile;
 mod planner;
 #[cfg(test)]
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::names;
 use crate::domain::state::{
-    labels, managed_labels, Desired, DesiredSecret, Observed, ServiceRefs, SwarmSecret,
+    labels, managed_labels, Desired, DesiredSecret, Kind, Observed, ServiceRefs, SwarmSecret,
 };
 use crate::error::{Error, ErrorKind};
 
@@ -201,6 +202,14 @@ pub struct Change {
     /// (see [`conflicts`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<crate::domain::state::TakenName>,
+    /// Secret or config (left out for a secret, as in plans made before configs).
+    #[serde(default, skip_serializing_if = "Kind::is_secret")]
+    pub kind: Kind,
+    /// For a plain config that is created or changes: the unified diff of its content
+    /// (from the version services use now, or from nothing for a new config). Never for a
+    /// secret or an encrypted config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 impl Change {
@@ -218,6 +227,8 @@ impl Change {
             mounts: Vec::new(),
             kept: Vec::new(),
             conflict: None,
+            kind: Kind::Secret,
+            diff: None,
         }
     }
 }
@@ -248,6 +259,9 @@ pub struct PlannedSwap {
     pub uid: Option<String>,
     pub gid: Option<String>,
     pub mode: Option<u32>,
+    /// A secret reference or a config reference.
+    #[serde(default, skip_serializing_if = "Kind::is_secret")]
+    pub kind: Kind,
 }
 
 /// One operation of the executor.
@@ -260,6 +274,8 @@ pub enum Step {
         swarm_name: String,
         fingerprint: String,
         labels: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Kind::is_secret")]
+        kind: Kind,
     },
     /// Update a version's labels in place.
     Relabel {
@@ -267,6 +283,8 @@ pub enum Step {
         secret_id: String,
         swarm_name: String,
         labels: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Kind::is_secret")]
+        kind: Kind,
     },
     /// One update of a service, swapping every reference that needs it.
     Repoint {
@@ -282,10 +300,23 @@ pub enum Step {
         swarm_name: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         after: Vec<String>,
+        #[serde(default, skip_serializing_if = "Kind::is_secret")]
+        kind: Kind,
     },
 }
 
 impl Step {
+    /// Whether it creates, relabels or removes a secret or a config (a service update
+    /// says it per swap).
+    pub fn kind(&self) -> Kind {
+        match self {
+            Step::Create { kind, .. } | Step::Relabel { kind, .. } | Step::Remove { kind, .. } => {
+                *kind
+            }
+            Step::Repoint { .. } => Kind::Secret,
+        }
+    }
+
     fn order(&self) -> u8 {
         match self {
             Step::Create { .. } | Step::Relabel { .. } => 0,
@@ -432,11 +463,14 @@ mod tests {
                             uid: None,
                             gid: None,
                             mode: None,
+                            kind: Default::default(),
+                            plain: None,
                         },
                     )
                 })
                 .collect(),
             keep_versions: keep,
+            configs: Default::default(),
         }
     }
 
@@ -493,6 +527,7 @@ mod tests {
             secrets: secrets.iter().map(|s| (*s).clone()).collect(),
             services,
             taken: Vec::new(),
+            configs: Default::default(),
         }
     }
 
@@ -743,6 +778,125 @@ mod tests {
         assert!(p.steps.is_empty());
     }
 
+    /// `desired` with `configs` (name, fingerprint) as plain configs holding `content-<f>`.
+    fn with_configs(mut d: Desired, configs: &[(&str, u8)]) -> Desired {
+        for (name, f) in configs {
+            let mut c = desired(&[(name, *f)], 0).secrets.remove(*name).unwrap();
+            c.kind = Kind::Config;
+            c.plain = Some(format!("content-{f}\n").into_bytes());
+            d.configs.insert(name.to_string(), c);
+        }
+        d
+    }
+
+    /// A managed config version (the labels of a config of `desired`).
+    fn managed_config(id: &str, name: &str, f: u8, created: &str) -> SwarmSecret {
+        let d = with_configs(desired(&[], 0), &[(name, f)]);
+        SwarmSecret {
+            id: id.into(),
+            name: names::swarm_name(name, &fp(f)),
+            version: 1,
+            created_at: created.into(),
+            labels: managed_labels(&d, &d.configs[name], &fp(f)),
+        }
+    }
+
+    #[test]
+    fn configs_are_planned_like_secrets_and_share_service_updates() {
+        // A service mounts a secret and a config; both change: one update of the service.
+        let s1 = managed("s1", "db", 1, "2021");
+        let c1 = managed_config("c1", "nginx.conf", 1, "2021");
+        let mut web = service("web", &[&s1]);
+        web.configs = refs(&[&c1]);
+        web.configs[0].target = "/etc/nginx/nginx.conf".into();
+        let mut o = observed(&[&s1], vec![web]);
+        o.configs.items.push(c1.clone());
+        o.configs.plain.insert("c1".into(), b"content-1\n".to_vec());
+        let d = with_configs(desired(&[("db", 2)], 0), &[("nginx.conf", 2)]);
+        let p = plan(&d, &o);
+        assert_eq!(p.summary.rotate, 2, "{p:?}");
+        let repoints: Vec<&Step> = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Repoint { .. }))
+            .collect();
+        assert_eq!(repoints.len(), 1, "one update per service: {p:?}");
+        let Step::Repoint { swaps, .. } = repoints[0] else {
+            unreachable!()
+        };
+        let kinds: BTreeSet<Kind> = swaps.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, BTreeSet::from([Kind::Secret, Kind::Config]));
+        assert!(p.steps.iter().any(|s| matches!(
+            s,
+            Step::Create { kind: Kind::Config, labels, .. } if labels[labels::KIND] == "config"
+        )));
+        // The config's change: kind, and the diff from the version the service uses.
+        let c = p.changes.iter().find(|c| c.kind == Kind::Config).unwrap();
+        assert_eq!(c.secret, "nginx.conf");
+        assert_eq!(c.services, vec!["svc-web".to_string()]);
+        let diff = c.diff.as_deref().unwrap();
+        assert!(diff.contains("-content-1\n+content-2\n"), "{diff}");
+        let secret = p.changes.iter().find(|c| c.kind == Kind::Secret).unwrap();
+        assert!(secret.diff.is_none());
+        // Both old versions are what a rollback brings back: kept.
+        assert_eq!(kept_why(&p, &s1.name), Some(KeepWhy::Rollback));
+        assert_eq!(kept_why(&p, &c1.name), Some(KeepWhy::Rollback));
+
+        let after = execute(&o, &p).unwrap();
+        let web = &after.services[0];
+        assert_eq!(
+            web.configs[0].target, "/etc/nginx/nginx.conf",
+            "same target"
+        );
+        assert_eq!(web.previous_configs[0].secret_id, "c1");
+        assert_ne!(web.configs[0].secret_id, "c1");
+        let again = plan(&d, &after);
+        assert!(!again.has_changes() && again.steps.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn config_removals_follow_the_removal_rule_and_names_do_not_clash() {
+        // A config and a secret of the same name and value: separate namespaces.
+        let s = managed("s1", "app", 1, "2021");
+        let c = managed_config("c1", "app", 1, "2021");
+        assert_eq!(s.name, c.name);
+        let mut api = service("api", &[]);
+        api.configs = refs(&[&c]);
+        let mut o = observed(&[&s], vec![api]);
+        o.configs.items.push(c.clone());
+        let d = with_configs(desired(&[("app", 1)], 0), &[("app", 1)]);
+        let p = plan(&d, &o);
+        assert!(!p.has_changes(), "{p:?}");
+        // Gone from the repository while a service mounts it: blocked, never forced.
+        let p = plan(&desired(&[("app", 1)], 0), &o);
+        assert_eq!(p.summary.blocked, 1, "{p:?}");
+        assert_eq!(p.blocked().next().unwrap().kind, Kind::Config);
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::Remove { .. })));
+        // Unused: removed, as a config.
+        o.services.clear();
+        let p = plan(&desired(&[("app", 1)], 0), &o);
+        assert!(p.steps.iter().any(|s| matches!(
+            s,
+            Step::Remove { kind: Kind::Config, secret_id, .. } if secret_id == "c1"
+        )));
+        let after = execute(&o, &p).unwrap();
+        assert!(after.configs.items.is_empty());
+        assert_eq!(after.secrets.len(), 1, "the secret of that name stays");
+    }
+
+    #[test]
+    fn a_secret_without_a_kind_label_is_relabelled() {
+        let mut v = managed("v1", "db", 1, "2024");
+        v.labels.remove(labels::KIND);
+        let o = observed(&[&v], vec![service("web", &[&v])]);
+        let p = plan(&desired(&[("db", 1)], 0), &o);
+        assert_eq!(p.summary.relabel, 1, "{p:?}");
+        assert!(p.changes[0].reason.contains(labels::KIND));
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::Repoint { .. })));
+        let after = execute(&o, &p).unwrap();
+        assert_eq!(after.secrets[0].label(labels::KIND), Some("secret"));
+    }
+
     #[test]
     fn keep_versions_keeps_the_newest_superseded() {
         let v1 = managed("v1", "db", 1, "2021");
@@ -841,6 +995,7 @@ mod tests {
                         secrets: list,
                         services: svcs,
                         taken: Vec::new(),
+                        configs: Default::default(),
                     },
                 )
             },

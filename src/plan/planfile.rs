@@ -58,7 +58,12 @@ pub struct Stamp {
 /// The names held outside the environment ([`Observed::taken`]) are left out: a saved plan
 /// in which one of them matters differs from the plan made again under the lock.
 fn relevant(observed: &Observed) -> Observed {
-    let ids: BTreeSet<&str> = observed.secrets.iter().map(|s| s.id.as_str()).collect();
+    let ids: BTreeSet<&str> = observed
+        .secrets
+        .iter()
+        .chain(&observed.configs.items)
+        .map(|s| s.id.as_str())
+        .collect();
     Observed {
         cluster_id: observed.cluster_id.clone(),
         secrets: observed.secrets.clone(),
@@ -68,11 +73,16 @@ fn relevant(observed: &Observed) -> Observed {
             .filter(|svc| {
                 svc.secrets
                     .iter()
+                    .chain(&svc.configs)
                     .any(|r| ids.contains(r.secret_id.as_str()))
             })
             .cloned()
             .collect(),
         taken: Vec::new(),
+        configs: crate::domain::state::ObservedConfigs {
+            items: observed.configs.items.clone(),
+            ..Default::default()
+        },
     }
 }
 
@@ -92,6 +102,12 @@ pub fn swarm_digest(observed: &Observed) -> String {
 /// The objects behind [`swarm_digest`], one [`Stamp`] each.
 pub fn swarm_objects(observed: &Observed) -> Vec<Stamp> {
     let relevant = relevant(observed);
+    let configs = relevant.configs.items.iter().map(|s| Stamp {
+        kind: "config".into(),
+        id: s.id.clone(),
+        name: s.name.clone(),
+        digest: digest_of(s),
+    });
     let secrets = relevant.secrets.iter().map(|s| Stamp {
         kind: "secret".into(),
         id: s.id.clone(),
@@ -104,7 +120,7 @@ pub fn swarm_objects(observed: &Observed) -> Vec<Stamp> {
         name: s.name.clone(),
         digest: digest_of(s),
     });
-    secrets.chain(services).collect()
+    secrets.chain(configs).chain(services).collect()
 }
 
 /// What a stale plan was made from, against what is there now.
@@ -279,8 +295,8 @@ pub fn describe_swarm_changes(then: &[Stamp], now: &[Stamp]) -> String {
     let mut items = Vec::new();
     for (k, s) in &before {
         let what = match (s.kind.as_str(), after.get(k)) {
-            ("secret", None) => "was removed",
-            ("secret", Some(n)) if n.digest != s.digest => "changed (its labels)",
+            ("secret" | "config", None) => "was removed",
+            ("secret" | "config", Some(n)) if n.digest != s.digest => "changed (its labels)",
             (_, None) => "no longer uses the environment's secrets (or was removed)",
             (_, Some(n)) if n.digest != s.digest => "was updated",
             _ => continue,
@@ -289,7 +305,7 @@ pub fn describe_swarm_changes(then: &[Stamp], now: &[Stamp]) -> String {
     }
     for (k, s) in &after {
         if !before.contains_key(k) {
-            let what = if s.kind == "secret" {
+            let what = if s.kind == "secret" || s.kind == "config" {
                 "was created"
             } else {
                 "started using the environment's secrets"

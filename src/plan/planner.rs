@@ -5,7 +5,7 @@
 //! gone from the repository ([`gone`]).
 
 use super::*;
-use crate::domain::state::{has_managed_labels, ObservedIndex, SecretRef, TakenName};
+use crate::domain::state::{has_managed_labels, Kind, ObservedIndex, SecretRef, TakenName};
 
 /// Orders versions oldest first (by creation time, then name, then ID).
 pub(super) fn by_age(a: &&SwarmSecret, b: &&SwarmSecret) -> std::cmp::Ordering {
@@ -14,6 +14,8 @@ pub(super) fn by_age(a: &&SwarmSecret, b: &&SwarmSecret) -> std::cmp::Ordering {
 
 /// What the phases share: the observation, indexed.
 pub(super) struct Scope<'a> {
+    /// What is planned: secrets, or configs (through the config views of the states).
+    kind: Kind,
     desired: &'a Desired,
     observed: &'a Observed,
     index: ObservedIndex<'a>,
@@ -32,7 +34,7 @@ pub(super) struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
-    fn new(desired: &'a Desired, observed: &'a Observed) -> Scope<'a> {
+    fn new(kind: Kind, desired: &'a Desired, observed: &'a Observed) -> Scope<'a> {
         let (project, env) = (desired.project.as_str(), desired.environment.as_str());
         let mut versions: BTreeMap<&str, Vec<&SwarmSecret>> = BTreeMap::new();
         let mut unmanaged: BTreeMap<&str, &SwarmSecret> = BTreeMap::new();
@@ -57,6 +59,7 @@ impl<'a> Scope<'a> {
             .map(|svc| svc.id.as_str())
             .collect();
         let mut scope = Scope {
+            kind,
             desired,
             observed,
             index,
@@ -133,27 +136,43 @@ pub(super) struct SecretPlan<'a> {
 pub(super) type Repoints<'a> = BTreeMap<&'a str, (&'a str, Vec<PlannedSwap>)>;
 
 /// Computes the plan. Pure: same inputs, same plan.
+///
+/// Secrets and configs are planned by the same phases: configs through the config views
+/// of both states ([`Desired::config_view`], [`Observed::config_view`]), in which they
+/// stand where secrets stand. The kinds share the service updates, so that a service
+/// whose secrets and configs both move is updated once, and the removal rule of each kind
+/// knows every service the plan updates.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    let scope = Scope::new(desired, observed);
-    let mut steps = Vec::new();
+    let views = (!desired.configs.is_empty() || !observed.has_no_configs())
+        .then(|| (desired.config_view(), observed.config_view()));
+    let mut scopes = vec![Scope::new(Kind::Secret, desired, observed)];
+    if let Some((d, o)) = &views {
+        scopes.push(Scope::new(Kind::Config, d, o));
+    }
     let mut repoints: Repoints<'_> = BTreeMap::new();
 
-    // Phase 1: for each secret, its current version and where its services must point.
-    let mut secrets: Vec<SecretPlan<'_>> = desired
-        .secrets
-        .values()
-        .map(|d| moves(&scope, d, &mut repoints, &mut steps))
+    // Phase 1: for each secret (and config), its current version and where its services
+    // must point.
+    let planned: Vec<(Vec<SecretPlan<'_>>, Vec<Step>)> = scopes
+        .iter()
+        .map(|scope| {
+            let mut steps = Vec::new();
+            let plans = scope
+                .desired
+                .secrets
+                .values()
+                .map(|d| moves(scope, d, &mut repoints, &mut steps))
+                .collect();
+            (plans, steps)
+        })
         .collect();
 
     // Phase 2: removals, knowing every service this plan updates.
-    let after = AfterUpdates::new(&scope.index, &repoints);
-    let mut changes = Vec::with_capacity(secrets.len());
-    for sp in &mut secrets {
-        superseded(&scope, sp, &after, &mut steps);
-        relabel(&scope, sp, &mut steps, &mut changes);
-        changes.push(sp.change.take().unwrap_or_else(|| unchanged(&scope, sp)));
+    let mut steps = Vec::new();
+    let mut changes = Vec::new();
+    for (scope, (plans, own)) in scopes.iter().zip(planned) {
+        removals(scope, plans, own, &repoints, &mut steps, &mut changes);
     }
-    gone(&scope, &after, &mut steps, &mut changes);
 
     for (service_id, (service_name, swaps)) in repoints {
         steps.push(Step::Repoint {
@@ -165,7 +184,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     // Stable order: creates and relabels, then service updates, then removals.
     steps.sort_by_key(Step::order);
     changes.sort_by(|a, b| {
-        (&a.secret, a.action, &a.swarm_name).cmp(&(&b.secret, b.action, &b.swarm_name))
+        (a.kind, &a.secret, a.action, &a.swarm_name).cmp(&(
+            b.kind,
+            &b.secret,
+            b.action,
+            &b.swarm_name,
+        ))
     });
     let mut summary = Summary::default();
     for c in &changes {
@@ -178,6 +202,31 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         steps,
         summary,
     }
+}
+
+/// Phase 2 for the secrets (or configs) of one scope: superseded versions, labels, and
+/// what is gone from the repository; their steps into `steps`, changes into `changes`.
+fn removals<'a>(
+    scope: &Scope<'a>,
+    plans: Vec<SecretPlan<'a>>,
+    mut own: Vec<Step>,
+    repoints: &Repoints<'_>,
+    steps: &mut Vec<Step>,
+    changes: &mut Vec<Change>,
+) {
+    let after = AfterUpdates::new(&scope.index, repoints, scope.kind);
+    let mut own_changes = Vec::with_capacity(plans.len());
+    for mut sp in plans {
+        superseded(scope, &mut sp, &after, &mut own);
+        relabel(scope, &sp, &mut own, &mut own_changes);
+        own_changes.push(sp.change.take().unwrap_or_else(|| unchanged(scope, &sp)));
+    }
+    gone(scope, &after, &mut own, &mut own_changes);
+    for c in &mut own_changes {
+        c.kind = scope.kind;
+    }
+    steps.extend(own);
+    changes.extend(own_changes);
 }
 
 /// Phase 1 for one secret: its current version (or the one to create), the services to
@@ -224,7 +273,7 @@ pub(super) fn moves<'a>(
     let created = current.is_none();
     let conflict = scope.conflict(created, target_name.as_deref());
     let mounts = match (&target_name, &conflict) {
-        (Some(new_name), None) => plan_swaps(d, &from, new_name, repoints),
+        (Some(new_name), None) => plan_swaps(scope.kind, d, &from, new_name, repoints),
         _ => Vec::new(),
     };
     if created && conflict.is_none() {
@@ -234,6 +283,7 @@ pub(super) fn moves<'a>(
                 swarm_name: name.clone(),
                 fingerprint: fp.clone(),
                 labels: managed_labels(scope.desired, d, fp),
+                kind: scope.kind,
             });
         }
     }
@@ -252,6 +302,7 @@ pub(super) fn moves<'a>(
         unverified,
         mounts,
         conflict: conflict.clone(),
+        diff: content_diff(scope, d, &olds, action),
         ..Change::new(action, &d.name, target_name.clone(), reason)
     });
     SecretPlan {
@@ -262,6 +313,31 @@ pub(super) fn moves<'a>(
         fingerprint,
         change,
     }
+}
+
+/// The diff of a plain config's content for its change ([`Change::diff`]): from nothing
+/// for a new config; from the version services use (else the newest superseded one) when
+/// it was applied from a plain file too. Never for secrets or encrypted configs.
+fn content_diff(
+    scope: &Scope<'_>,
+    d: &DesiredSecret,
+    olds: &[&SwarmSecret],
+    action: Action,
+) -> Option<String> {
+    let new = d.plain.as_deref().filter(|_| scope.kind == Kind::Config)?;
+    let old: &[u8] = match action {
+        Action::Create => &[],
+        Action::Rotate => {
+            let used = olds
+                .iter()
+                .rev()
+                .find(|v| !scope.index.users_of(&v.id).is_empty());
+            let old = used.or(olds.last())?;
+            scope.observed.configs.plain.get(&old.id)?
+        }
+        _ => return None,
+    };
+    Some(diff::unified(&d.name, old, new))
 }
 
 /// A reference to move: (service, old secret id, old Swarm name).
@@ -293,6 +369,7 @@ fn references_to_move<'a>(
 /// Adds the swaps that move `from` to `new_name` to each service's update, with the
 /// mount settings (target, uid, gid, mode) the manifest changes; returns those changes.
 fn plan_swaps<'a>(
+    kind: Kind,
     d: &DesiredSecret,
     from: &[From<'a>],
     new_name: &str,
@@ -325,6 +402,7 @@ fn plan_swaps<'a>(
                 uid: d.uid.clone().filter(|u| *u != r.uid),
                 gid: d.gid.clone().filter(|g| *g != r.gid),
                 mode: d.mode.filter(|m| *m != r.mode),
+                kind,
             };
             note_mounts(&svc.name, r, &swap, &mut mounts);
             if !entry.1.contains(&swap) {
@@ -428,11 +506,18 @@ pub(super) enum Standing {
 }
 
 impl<'a> AfterUpdates<'a> {
-    fn new(index: &'a ObservedIndex<'a>, repoints: &Repoints<'_>) -> AfterUpdates<'a> {
+    /// For the versions of `kind`: every service this plan updates is here (its current
+    /// spec becomes its previous one, whatever kind of reference the update swaps), with
+    /// the references of `kind` it is moved off.
+    fn new(index: &'a ObservedIndex<'a>, repoints: &Repoints<'_>, kind: Kind) -> AfterUpdates<'a> {
         let moved = repoints
             .iter()
             .map(|(id, (_, swaps))| {
-                let off = swaps.iter().map(|s| s.old_id.clone()).collect();
+                let off = swaps
+                    .iter()
+                    .filter(|s| s.kind == kind)
+                    .map(|s| s.old_id.clone())
+                    .collect();
                 (id.to_string(), off)
             })
             .collect();
@@ -570,6 +655,7 @@ pub(super) fn superseded(
             secret_id: v.id.clone(),
             swarm_name: v.name.clone(),
             after: waits.into_iter().map(|(id, _)| id).collect(),
+            kind: scope.kind,
         });
     }
     kept.sort_by(|a, b| (&a.swarm_name, a.why).cmp(&(&b.swarm_name, b.why)));
@@ -643,6 +729,7 @@ pub(super) fn relabel(
         secret_id: c.id.clone(),
         swarm_name: c.name.clone(),
         labels: want,
+        kind: scope.kind,
     });
     changes.push(Change::new(
         Action::Relabel,
@@ -723,6 +810,7 @@ pub(super) fn gone(
                     secret_id: v.id.clone(),
                     swarm_name: v.name.clone(),
                     after: after.into_iter().map(|(id, _)| id).collect(),
+                    kind: scope.kind,
                 });
                 let mut c =
                     Change::new(Action::Remove, &logical, Some(v.name.clone()), Reason::Gone);
@@ -762,8 +850,19 @@ pub(super) fn gone(
 
 /// The Swarm name of the version that holds each desired secret's value, or `None` when
 /// no version does yet (or, without an identity, when the file changed since).
-pub fn current_names(desired: &Desired, observed: &Observed) -> BTreeMap<String, Option<String>> {
-    let scope = Scope::new(desired, observed);
+pub fn current_names(
+    kind: Kind,
+    desired: &Desired,
+    observed: &Observed,
+) -> BTreeMap<String, Option<String>> {
+    if kind == Kind::Config {
+        return current_names(
+            Kind::Secret,
+            &desired.config_view(),
+            &observed.config_view(),
+        );
+    }
+    let scope = Scope::new(kind, desired, observed);
     desired
         .secrets
         .values()

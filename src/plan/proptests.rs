@@ -69,6 +69,8 @@ fn desired_secret(name: &str, f: u8, s: u8, verified: bool, set: Settings) -> De
             1 => Some(0o444),
             _ => Some(0o400),
         },
+        kind: Default::default(),
+        plain: None,
     }
 }
 
@@ -78,6 +80,7 @@ fn empty_desired() -> Desired {
         environment: E.into(),
         secrets: BTreeMap::new(),
         keep_versions: 0,
+        configs: Default::default(),
     }
 }
 
@@ -341,6 +344,8 @@ fn arb_case(g: Gen) -> impl Strategy<Value = (Desired, Observed)> {
                         _ => None,
                     },
                     history: Vec::new(),
+                    configs: Default::default(),
+                    previous_configs: Vec::new(),
                 });
             }
             (
@@ -350,6 +355,7 @@ fn arb_case(g: Gen) -> impl Strategy<Value = (Desired, Observed)> {
                     secrets: list,
                     services: svcs,
                     taken: Vec::new(),
+                    configs: Default::default(),
                 },
             )
         },
@@ -449,6 +455,7 @@ fn common_invariants(d: &Desired, o: &Observed, p: &Plan) -> Result<Observed, Te
             swarm_name,
             fingerprint,
             labels: l,
+            ..
         } = step
         {
             let ds = &d.secrets[secret];
@@ -737,6 +744,7 @@ mod regressions {
             secrets: vec![v1],
             services: vec![web],
             taken: Vec::new(),
+            configs: Default::default(),
         };
         let mut d = empty_desired();
         let set = Settings {
@@ -777,6 +785,7 @@ mod regressions {
             secrets: vec![d_unmanaged],
             services: vec![web],
             taken: Vec::new(),
+            configs: Default::default(),
         };
         let mut d = empty_desired();
         for name in ["c", "d"] {

@@ -171,7 +171,7 @@ pub fn human(plan: &Plan, ctx: &Context<'_>, colour: bool, verbose: bool) -> Str
     let width = plan
         .changes
         .iter()
-        .map(|c| c.secret.len())
+        .map(|c| super::diff::label(c).len())
         .max()
         .unwrap_or(0);
     let shown = |c: &&Change| verbose || c.action != Action::Unchanged;
@@ -233,7 +233,11 @@ fn human_change(c: &Change, width: usize, colour: bool) -> String {
     let mut out = String::new();
     let (sym, code) = symbol(c.action);
     let head = format!("{sym} {:<8}", c.action.as_str());
-    let mut line = format!("  {} {:<width$}  ", paint(colour, code, &head), c.secret);
+    let mut line = format!(
+        "  {} {:<width$}  ",
+        paint(colour, code, &head),
+        super::diff::label(c)
+    );
     match c.action {
         Action::Create | Action::Rotate | Action::Adopt | Action::Repair => {
             line.push_str(&format!("-> {}", target(c)))
@@ -267,6 +271,9 @@ fn human_change(c: &Change, width: usize, colour: bool) -> String {
         for note in version_notes(c, &|name| name.to_string()) {
             out.push_str(&format!("{pad}{note}\n"));
         }
+    }
+    if let Some(diff) = &c.diff {
+        out.push_str(&super::diff::human(diff, &pad, colour));
     }
     out
 }
@@ -313,6 +320,14 @@ fn change_json(c: &Change) -> Value {
         "mounts": c.mounts,
         "kept": c.kept,
     });
+    // Additive (format_version 1): a config's kind (a secret's is left out), a plain
+    // config's content diff.
+    if !c.kind.is_secret() {
+        v["kind"] = json!(c.kind.as_str());
+    }
+    if let Some(diff) = &c.diff {
+        v["diff"] = json!(diff);
+    }
     // Only on a change whose version cannot be created (additive: format_version 1).
     if let Some(t) = &c.conflict {
         v["conflict"] = json!({
@@ -365,6 +380,15 @@ pub fn markdown(plan: &Plan, ctx: &Context<'_>, verbose: bool) -> String {
             out.push_str(&markdown_row(c));
         }
         out.push_str(&format!("\n**Plan:** {}.\n", summary_line(plan)));
+        for c in plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Unchanged)
+        {
+            if let Some(diff) = &c.diff {
+                out.push_str(&super::diff::markdown(&c.secret, diff));
+            }
+        }
     } else {
         out.push_str(&format!(
             "No changes: the Swarm matches the repository ({}).\n",
@@ -407,7 +431,7 @@ fn markdown_row(c: &Change) -> String {
     format!(
         "| `{sym}` | **{}** | `{}` | `{}` | {} | {} |\n",
         c.action.as_str(),
-        esc(&c.secret),
+        esc(&super::diff::label(c)),
         esc(&target(c)),
         esc(&c.services.join(", ")),
         esc(&markdown_notes(c).join("; "))

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::state::{Observed, SecretRef, SwarmSecret, UpdateState};
+use crate::domain::state::{Kind, Observed, SecretRef, SwarmSecret, UpdateState};
 use crate::plan::{Plan, PlannedSwap, Step};
 
 /// Runs `plan` on a copy of `observed`; the error says which step Docker (or the
@@ -25,6 +25,11 @@ pub fn simulate(observed: &Observed, plan: &Plan) -> Result<Observed, String> {
         created: 0,
     };
     for step in &plan.steps {
+        // Configs are handled as secrets, in the config view of the state.
+        let config = step.kind() == Kind::Config;
+        if config {
+            sim.o.swap_kinds();
+        }
         match step {
             Step::Create {
                 swarm_name, labels, ..
@@ -42,6 +47,9 @@ pub fn simulate(observed: &Observed, plan: &Plan) -> Result<Observed, String> {
                 swarm_name,
                 ..
             } => sim.remove(secret_id, swarm_name)?,
+        }
+        if config {
+            sim.o.swap_kinds();
         }
     }
     Ok(sim.o)
@@ -93,40 +101,34 @@ impl Sim<'_> {
         Ok(())
     }
 
+    /// One service update: its secret and config references swapped at once, its current
+    /// spec (both kinds) becoming its previous one.
     fn repoint(&mut self, id: &str, name: &str, swaps: &[PlannedSwap]) -> Result<(), String> {
-        let ids: BTreeMap<String, String> = self
-            .o
-            .secrets
-            .iter()
-            .map(|s| (s.name.clone(), s.id.clone()))
-            .collect();
         let verified = !self.plan.is_unverified();
+        let ids_of = |list: &[SwarmSecret]| -> BTreeMap<String, String> {
+            list.iter()
+                .map(|s| (s.name.clone(), s.id.clone()))
+                .collect()
+        };
+        let secret_ids = ids_of(&self.o.secrets);
+        let config_ids = ids_of(&self.o.configs.items);
         let svc = self
             .o
             .services
             .iter_mut()
             .find(|s| s.id == id)
             .ok_or(format!("update of unknown service {name}"))?;
-        let before = svc.secrets.clone();
-        let mut changed = false;
-        for r in svc.secrets.iter_mut() {
-            let Some(swap) = swaps.iter().find(|s| {
-                s.old_id == r.secret_id && (s.old_target.is_empty() || s.old_target == r.target)
-            }) else {
-                continue;
-            };
-            let new_id = ids
-                .get(&swap.new_name)
-                .ok_or(format!("update of {name} to missing {}", swap.new_name))?;
-            *r = swapped(r, swap, new_id);
-            changed = true;
-        }
+        let before = (svc.secrets.clone(), svc.configs.clone());
+        let of = |kind: Kind| swaps.iter().filter(move |s| s.kind == kind);
+        let changed = swap_refs(name, &mut svc.secrets, of(Kind::Secret), &secret_ids)?
+            | swap_refs(name, &mut svc.configs, of(Kind::Config), &config_ids)?;
         if !changed {
             return Err(format!("the update of {name} swaps nothing"));
         }
-        check_spec(name, &svc.secrets, &ids, verified)?;
+        check_spec(name, &svc.secrets, &secret_ids, verified)?;
+        check_spec(name, &svc.configs, &config_ids, verified)?;
         svc.version += 1;
-        svc.previous = before;
+        (svc.previous, svc.previous_configs) = before;
         svc.update = Some(UpdateState::Completed);
         Ok(())
     }
@@ -152,6 +154,29 @@ impl Sim<'_> {
         self.o.secrets.retain(|s| s.id != id);
         Ok(())
     }
+}
+
+/// Swaps the references of one kind as `swaps` say; true when one changed.
+fn swap_refs<'s>(
+    name: &str,
+    refs: &mut [SecretRef],
+    swaps: impl Iterator<Item = &'s PlannedSwap> + Clone,
+    ids: &BTreeMap<String, String>,
+) -> Result<bool, String> {
+    let mut changed = false;
+    for r in refs.iter_mut() {
+        let Some(swap) = swaps.clone().find(|s| {
+            s.old_id == r.secret_id && (s.old_target.is_empty() || s.old_target == r.target)
+        }) else {
+            continue;
+        };
+        let new_id = ids
+            .get(&swap.new_name)
+            .ok_or(format!("update of {name} to missing {}", swap.new_name))?;
+        *r = swapped(r, swap, new_id);
+        changed = true;
+    }
+    Ok(changed)
 }
 
 /// A reference moved by `swap` to the secret `new_id`.

@@ -12,15 +12,16 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::value;
 use crate::crypto::{self, DecryptFailure, Identities, Plaintext, ScopeKind};
-use crate::domain::state::{labels, Desired, DesiredSecret, Observed};
+use crate::domain::state::{labels, Desired, DesiredSecret, Kind, Observed};
 use crate::error::{Error, Result};
+use crate::repo::configs;
 use crate::repo::{LockMode, Repo, SecretFile};
 
 /// What plan and apply know of the repository.
 pub struct RepoState {
     pub desired: Desired,
-    /// Decrypted values by logical name (only when asked for).
-    pub values: BTreeMap<String, Plaintext>,
+    /// Decrypted values by kind and logical name (only when asked for).
+    pub values: Values,
     /// sha256 over the manifest, the fingerprint key file and every secret file: any
     /// change to the repository changes it (saved plans compare it).
     pub digest: String,
@@ -31,6 +32,33 @@ pub struct RepoState {
     pub verified: bool,
     /// What the caller should tell the user (reading prints nothing).
     pub warnings: Vec<String>,
+}
+
+/// The values of secrets and configs apply creates, by kind and logical name.
+#[derive(Default)]
+pub struct Values(BTreeMap<(Kind, String), Plaintext>);
+
+impl Values {
+    pub fn get(&self, kind: Kind, name: &str) -> Option<&Plaintext> {
+        self.0.get(&(kind, name.to_string()))
+    }
+
+    pub fn insert(&mut self, kind: Kind, name: &str, value: Plaintext) {
+        self.0.insert((kind, name.to_string()), value);
+    }
+
+    /// Keeps the values for which `keep(kind, name)` holds; the others are wiped.
+    pub fn retain(&mut self, keep: impl Fn(Kind, &str) -> bool) {
+        self.0.retain(|(kind, name), _| keep(*kind, name));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// How to treat identities.
@@ -62,17 +90,16 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
 /// forge them. The digest-only check against copies of other environments' files still
 /// runs for every file.
 #[derive(Debug, Default)]
-pub struct Known(BTreeMap<String, BTreeMap<String, String>>);
+pub struct Known(BTreeMap<(Kind, String), BTreeMap<String, String>>);
 
 impl Known {
     /// The fingerprints that this environment's managed versions vouch for.
     pub fn from_observed(observed: &Observed, project: &str, env: &str) -> Known {
-        let mut known: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for s in observed
-            .secrets
-            .iter()
-            .filter(|s| s.is_managed_by(project, env))
-        {
+        let mut known: BTreeMap<(Kind, String), BTreeMap<String, String>> = BTreeMap::new();
+        let all = Kind::ALL
+            .into_iter()
+            .flat_map(|kind| observed.items(kind).iter().map(move |s| (kind, s)));
+        for (kind, s) in all.filter(|(_, s)| s.is_managed_by(project, env)) {
             let (Some(name), Some(source), Some(fp)) = (
                 s.label(labels::NAME),
                 s.label(labels::SOURCE),
@@ -82,7 +109,7 @@ impl Known {
             };
             if fp.len() == 64 && fp.bytes().all(|b| b.is_ascii_hexdigit()) {
                 known
-                    .entry(name.to_string())
+                    .entry((kind, name.to_string()))
                     .or_default()
                     .insert(source.to_string(), fp.to_string());
             }
@@ -91,8 +118,11 @@ impl Known {
     }
 
     /// The fingerprint the Swarm vouches for, for this file of `name`.
-    fn get(&self, name: &str, source: &str) -> Option<&str> {
-        self.0.get(name)?.get(source).map(String::as_str)
+    fn get(&self, kind: Kind, name: &str, source: &str) -> Option<&str> {
+        self.0
+            .get(&(kind, name.to_string()))?
+            .get(source)
+            .map(String::as_str)
     }
 }
 
@@ -104,8 +134,8 @@ pub struct Prepared {
     hasher: Sha256,
     /// As [`RepoState::files`].
     digests: BTreeMap<String, String>,
-    /// name -> (file, its bytes, their digest).
-    files: BTreeMap<String, (SecretFile, Vec<u8>, String)>,
+    /// (kind, name) -> (file, its bytes, their digest).
+    files: BTreeMap<(Kind, String), (SecretFile, Vec<u8>, String)>,
 }
 
 /// Reads the environment's files and refuses a repository with problems (under the shared
@@ -152,13 +182,15 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         hasher.update([0]);
         hasher.update(source.as_bytes());
         file_digests.insert(file.rel.display().to_string(), source.clone());
-        files.insert(name, (file, bytes, source));
+        files.insert((Kind::Secret, name), (file, bytes, source));
     }
+    read_configs(repo, env, &mut hasher, &mut file_digests, &mut files)?;
     // A copy of another environment's file is refused before anything is decrypted or any
-    // Swarm is reached (decryption checks the scope again).
+    // Swarm is reached (decryption checks the scope again). Plain configs are no age files.
     let digests: Vec<(&Path, &str)> = files
-        .values()
-        .map(|(file, _, source)| (file.path.as_path(), source.as_str()))
+        .iter()
+        .filter(|((kind, _), (file, ..))| kind.is_secret() || configs::is_encrypted(file))
+        .map(|(_, (file, _, source))| (file.path.as_path(), source.as_str()))
         .collect();
     repo.check_no_copies(env, &digests)?;
     Ok(Prepared {
@@ -170,10 +202,50 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
     })
 }
 
+/// Reads the environment's configs into `files` (see [`prepare`]): an encrypted one must be
+/// an age file, a plain one within Docker's size limit. Their names and digests go into the
+/// repository digest after the secrets', marked as configs.
+fn read_configs(
+    repo: &Repo,
+    env: &str,
+    hasher: &mut Sha256,
+    file_digests: &mut BTreeMap<String, String>,
+    files: &mut BTreeMap<(Kind, String), (SecretFile, Vec<u8>, String)>,
+) -> Result<()> {
+    let scan = repo.scan_configs(env)?;
+    scan.ensure_clean().map_err(|e| {
+        e.context(format!(
+            "refusing to plan {env} while the repository has problems"
+        ))
+    })?;
+    for (name, file) in scan.secrets {
+        let bytes = repo.read_config(&file.path)?;
+        if configs::is_encrypted(&file) && !crypto::looks_like_age(&bytes) {
+            return Err(Error::new(format!(
+                "{} is not an age file, but its name ends in .age (an encrypted config)",
+                file.rel.display()
+            ))
+            .with_kind(crate::error::ErrorKind::Repository)
+            .hint("encrypt it (age -R, or swarmseal import), or rename it without .age to keep it a plain config"));
+        }
+        if !configs::is_encrypted(&file) {
+            configs::check_size(&file.rel, bytes.len())?;
+        }
+        let source = crypto::file_digest(&bytes);
+        hasher.update(b"config\0");
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(source.as_bytes());
+        file_digests.insert(file.rel.display().to_string(), source.clone());
+        files.insert((Kind::Config, name), (file, bytes, source));
+    }
+    Ok(())
+}
+
 impl Prepared {
-    /// The environment's secret names.
+    /// The environment's secret and config names (what to observe on the Swarm).
     pub fn names(&self) -> std::collections::BTreeSet<String> {
-        self.files.keys().cloned().collect()
+        self.files.keys().map(|(_, name)| name.clone()).collect()
     }
 
     /// The desired state: each secret's fingerprint from `known` when the Swarm vouches
@@ -227,24 +299,40 @@ impl Prepared {
         let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
         let (Some(key), Some(ids)) = (&key, ids) else {
             let observed = meanwhile(&known)?;
-            return Ok((observed, self.state(repo, None, BTreeMap::new(), warnings)));
+            return Ok((
+                observed,
+                self.state(repo, None, Values::default(), warnings),
+            ));
         };
-        let files: Vec<(&str, &SecretFile, &[u8], &str)> = self
+        let files: Vec<(Kind, &str, &SecretFile, &[u8], &str)> = self
             .files
             .iter()
-            .map(|(name, (file, bytes, source))| (name.as_str(), file, &bytes[..], &source[..]))
+            .map(|((kind, name), (file, bytes, source))| {
+                (*kind, name.as_str(), file, &bytes[..], &source[..])
+            })
             .collect();
         let open = |i: usize| {
-            let (name, file, bytes, _) = files[i];
-            let v = repo
-                .open_sealed(env, ScopeKind::Secret, &file.path, bytes, ids, None)?
-                .value;
-            value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
+            let (kind, name, file, bytes, _) = files[i];
+            let v = match kind {
+                Kind::Secret => {
+                    let v = repo
+                        .open_sealed(env, ScopeKind::Secret, &file.path, bytes, ids, None)?
+                        .value;
+                    value::check_size(name, &v).map_err(|e| e.context(file.rel.display()))?;
+                    v
+                }
+                Kind::Config if configs::is_encrypted(file) => {
+                    repo.open_config(env, file, bytes, ids)?
+                }
+                Kind::Config => Plaintext::new(bytes.to_vec()),
+            };
             Ok((crypto::fingerprint(key, &v), keep_values.then_some(v)))
         };
         let skip = |i: usize| {
-            let (name, _, _, source) = files[i];
-            known.get().is_some_and(|k| k.get(name, source).is_some())
+            let (kind, name, _, _, source) = files[i];
+            known
+                .get()
+                .is_some_and(|k| k.get(kind, name, source).is_some())
         };
         let workers = if ids.parallel() { cores() } else { 0 };
         let (observed, mut opened) =
@@ -252,19 +340,19 @@ impl Prepared {
         let observed = observed?;
         let known = known.into_inner().unwrap_or_default();
         let mut fingerprints = BTreeMap::new();
-        let mut values = BTreeMap::new();
-        for (i, &(name, _, _, source)) in files.iter().enumerate() {
-            let fp = match known.get(name, source) {
+        let mut values = Values::default();
+        for (i, &(kind, name, _, _, source)) in files.iter().enumerate() {
+            let fp = match known.get(kind, name, source) {
                 Some(fp) => fp.to_string(),
                 None => {
                     let (fp, value) = opened[i].take().unwrap_or_else(|| open(i))?;
                     if let Some(v) = value {
-                        values.insert(name.to_string(), v);
+                        values.insert(kind, name, v);
                     }
                     fp
                 }
             };
-            fingerprints.insert(name.to_string(), fp);
+            fingerprints.insert((kind, name.to_string()), fp);
         }
         let state = self.state(repo, Some(fingerprints), values, warnings);
         Ok((observed, state))
@@ -275,25 +363,37 @@ impl Prepared {
     fn state(
         &self,
         repo: &Repo,
-        mut fingerprints: Option<BTreeMap<String, String>>,
-        values: BTreeMap<String, Plaintext>,
+        mut fingerprints: Option<BTreeMap<(Kind, String), String>>,
+        values: Values,
         warnings: Vec<String>,
     ) -> RepoState {
         let verified = fingerprints.is_some();
-        let secrets = self
-            .files
-            .iter()
-            .map(|(name, (_, _, source))| {
-                let fp = fingerprints.as_mut().and_then(|f| f.remove(name));
-                (name.clone(), desired_secret(repo, name, source.clone(), fp))
-            })
-            .collect();
+        let mut secrets = BTreeMap::new();
+        let mut configs = BTreeMap::new();
+        for ((kind, name), (file, bytes, source)) in &self.files {
+            let fp = fingerprints
+                .as_mut()
+                .and_then(|f| f.remove(&(*kind, name.clone())));
+            let source = source.clone();
+            match kind {
+                Kind::Secret => {
+                    let d = desired_secret(repo, name, source, fp);
+                    secrets.insert(name.clone(), d);
+                }
+                Kind::Config => {
+                    let plain = (!configs::is_encrypted(file)).then(|| bytes.clone());
+                    let d = desired_config(name, source, fp, plain);
+                    configs.insert(name.clone(), d);
+                }
+            }
+        }
         RepoState {
             desired: Desired {
                 project: repo.manifest.project.clone(),
                 environment: self.env.clone(),
                 secrets,
                 keep_versions: repo.manifest.keep_versions,
+                configs,
             },
             values,
             digest: hex::encode(self.hasher.clone().finalize()),
@@ -420,5 +520,25 @@ fn desired_secret(
         uid: settings.and_then(|s| s.uid.clone()),
         gid: settings.and_then(|s| s.gid.clone()),
         mode: settings.and_then(|s| s.mode),
+        kind: Default::default(),
+        plain: None,
+    }
+}
+
+/// A config as the planner wants it: its digests, and a plain one's content for the diff.
+/// Configs take no settings from the manifest: services keep their mount settings.
+fn desired_config(
+    name: &str,
+    source: String,
+    fingerprint: Option<String>,
+    plain: Option<Vec<u8>>,
+) -> DesiredSecret {
+    DesiredSecret {
+        name: name.to_string(),
+        source,
+        fingerprint,
+        kind: Kind::Config,
+        plain,
+        ..DesiredSecret::default()
     }
 }

@@ -54,6 +54,9 @@ pub struct EnvIndex {
     pub fingerprint_key: Option<Record>,
     #[serde(default)]
     pub secrets: BTreeMap<String, Record>,
+    /// The environment's config files (`configs/<env>/`); a plain one has no recipients.
+    #[serde(default)]
+    pub configs: BTreeMap<String, Record>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -141,6 +144,8 @@ impl Index {
             #[serde(skip_serializing_if = "Option::is_none")]
             fingerprint_key: Option<FlowMap<&'a Record>>,
             secrets: BTreeMap<&'a str, FlowMap<&'a Record>>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            configs: BTreeMap<&'a str, FlowMap<&'a Record>>,
         }
         let out = Out {
             version: self.version,
@@ -153,12 +158,18 @@ impl Index {
                         .iter()
                         .map(|(name, r)| (name.as_str(), FlowMap(r)))
                         .collect();
+                    let configs = idx
+                        .configs
+                        .iter()
+                        .map(|(name, r)| (name.as_str(), FlowMap(r)))
+                        .collect();
                     let fingerprint_key = idx.fingerprint_key.as_ref().map(FlowMap);
                     (
                         env.as_str(),
                         EnvOut {
                             fingerprint_key,
                             secrets,
+                            configs,
                         },
                     )
                 })

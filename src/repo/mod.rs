@@ -11,14 +11,17 @@
 //! .gitattributes                       *.age diff=swarmseal
 //! ```
 
+pub mod configs;
 pub mod confined;
 pub mod create;
 pub mod desired;
 pub mod example;
 pub mod gitattributes;
+pub mod import;
 pub mod index;
 pub mod manifest;
 pub mod rekey;
+pub mod rotate;
 pub mod sealed;
 pub mod secrets;
 
@@ -374,7 +377,14 @@ impl Repo {
 
     /// Walks `secrets/<env>/` and maps every file to a logical name.
     pub fn scan(&self, env: &str) -> Result<Scan> {
-        let dir = self.env_dir(env);
+        self.scan_folder(&self.env_dir(env), false)
+    }
+
+    /// Walks an environment's folder of secrets (every file an age file) or, with
+    /// `plain_ok`, of configs (a file not ending in `.age` is a plain config, named by its
+    /// whole path), and maps every file to a logical name.
+    pub(crate) fn scan_folder(&self, dir: &Path, plain_ok: bool) -> Result<Scan> {
+        let dir = dir.to_path_buf();
         let mut scan = Scan::default();
         if !confined::ensure_dirs(&self.root, &self.inside(&dir)?, false)? {
             return Ok(scan);
@@ -392,13 +402,20 @@ impl Repo {
             let rel = self.rel(path);
             let below = path.strip_prefix(&dir).unwrap_or(path).to_path_buf();
             let file_name = entry.file_name().to_string_lossy();
-            if !file_name.ends_with(".age") {
-                if is_placeholder(&file_name, &entry) {
-                    continue;
-                }
-                scan.problems.push(Problem::Plaintext { rel });
+            if is_placeholder(&file_name, &entry) {
                 continue;
             }
+            let below = if file_name.ends_with(".age") {
+                below
+            } else if plain_ok {
+                // A plain config: its name is its whole path (`nginx.conf`).
+                let mut age = below.into_os_string();
+                age.push(".age");
+                PathBuf::from(age)
+            } else {
+                scan.problems.push(Problem::Plaintext { rel });
+                continue;
+            };
             match names::logical_name(&below) {
                 Ok(name) => by_name.entry(name.clone()).or_default().push(SecretFile {
                     name,
@@ -482,6 +499,10 @@ impl Repo {
     /// wrote) or starting like an age file (all swarmseal writes there are ciphertext). A
     /// file of that name with other content is not skipped: it may be a plaintext leak.
     fn is_own_temp(&self, rel: &Path) -> bool {
+        if rel.starts_with(configs::CONFIGS_DIR) {
+            // Configs may be plain: any temporary file there is swarmseal's.
+            return true;
+        }
         match confined::read_prefix(&self.root, rel, 64) {
             Ok(head) => head.is_empty() || crate::crypto::looks_like_age(&head),
             Err(_) => false,

@@ -7,12 +7,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    LocalNodeState, SecretSpec, Service, ServiceSpec, SwarmInfo, Task, TaskSpecContainerSpecFile,
-    TaskSpecContainerSpecSecrets,
+    LocalNodeState, Service, ServiceSpec, SwarmInfo, Task, TaskSpecContainerSpecConfigs,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1, TaskSpecContainerSpecSecrets,
 };
-use bollard::query_parameters::{
-    ListTasksOptionsBuilder, UpdateSecretOptionsBuilder, UpdateServiceOptionsBuilder,
-};
+use bollard::query_parameters::{ListTasksOptionsBuilder, UpdateServiceOptionsBuilder};
 use bollard::Docker;
 use zeroize::Zeroizing;
 
@@ -20,7 +18,7 @@ use super::endpoint::{Address, Endpoint, Scheme};
 use super::ssh::SshDial;
 use super::transport::{Dial, Transport};
 use super::{RemoveOutcome, Swap};
-use crate::domain::state::{labels, ServiceRefs, SwarmSecret};
+use crate::domain::state::{labels, Kind, ServiceRefs, SwarmSecret};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Per-request timeout once connected: long enough for a service update on a busy manager.
@@ -117,14 +115,6 @@ fn message_of(err: &DockerError) -> &str {
 /// Docker's answer to an update with a stale object version.
 fn is_version_conflict(err: &DockerError) -> bool {
     message_of(err).contains("update out of sequence")
-}
-
-fn to_btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
-    map.unwrap_or_default().into_iter().collect()
-}
-
-fn to_hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
-    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 impl Swarm {
@@ -250,61 +240,65 @@ impl Swarm {
         labels: &BTreeMap<String, String>,
         data: &[u8],
     ) -> Result<String> {
+        self.create(Kind::Secret, name, labels, data).await
+    }
+
+    /// Creates a secret or config; if one of this kind and name exists with the same labels
+    /// (an interrupted apply), returns its ID instead.
+    pub async fn create(
+        &self,
+        kind: Kind,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        data: &[u8],
+    ) -> Result<String> {
         // Our base64 copy of the value is wiped when `encoded` drops. bollard takes the spec
         // by value and serialises it into its request body; those copies are bollard's, freed
         // without wiping (its API offers no way to reach them).
         let mut encoded = Zeroizing::new(String::with_capacity(data.len().div_ceil(3) * 4 + 4));
         base64::engine::general_purpose::STANDARD.encode_string(data, &mut encoded);
-        let spec = SecretSpec {
-            name: Some(name.to_owned()),
-            labels: Some(to_hash(labels)),
-            data: Some(encoded.as_str().to_owned()),
-            ..Default::default()
-        };
-        let created = self.docker.create_secret(spec).await;
+        let created = self.api_create(kind, name, labels, encoded.as_str()).await;
         drop(encoded);
         match created {
-            Ok(resp) => Ok(resp.id),
+            Ok(id) => Ok(id),
             Err(e) if status_of(&e) == Some(409) => {
-                let existing = self.inspect_secret_named(name).await?;
+                let existing = self.inspect_named(kind, name).await?;
                 match existing {
                     Some(s) if &s.labels == labels => Ok(s.id),
                     Some(s) => Err(Error::new(format!(
-                        "cannot create secret {name} on {}: a secret with that name already \
+                        "cannot create {kind} {name} on {}: a {kind} with that name already \
                          exists (ID {}) with other labels",
                         self.endpoint.describe(),
                         s.id
                     ))
                     .hint(format!(
-                        "swarmseal does not touch secrets it did not create; inspect it with \
-                         `docker secret inspect {name}` and remove or rename it if it is a leftover"
+                        "swarmseal does not touch {kind}s it did not create; inspect it with \
+                         `docker {kind} inspect {name}` and remove or rename it if it is a leftover"
                     ))),
-                    None => Err(self.api_error(&format!("creating secret {name}"), &e)),
+                    None => Err(self.api_error(&format!("creating {kind} {name}"), &e)),
                 }
             }
-            Err(e) => Err(self.api_error(&format!("creating secret {name}"), &e)),
+            Err(e) => Err(self.api_error(&format!("creating {kind} {name}"), &e)),
         }
     }
 
     /// The secret with exactly this name, if any.
     pub(crate) async fn inspect_secret_named(&self, name: &str) -> Result<Option<SwarmSecret>> {
-        match self.docker.inspect_secret(name).await {
-            Ok(s) => {
-                let spec = s.spec.unwrap_or_default();
-                // Docker also resolves ID prefixes; only an exact name counts.
-                if spec.name.as_deref() != Some(name) {
-                    return Ok(None);
-                }
-                Ok(Some(SwarmSecret {
-                    id: s.id.unwrap_or_default(),
-                    name: name.to_owned(),
-                    version: s.version.and_then(|v| v.index).unwrap_or(0),
-                    created_at: s.created_at.unwrap_or_default(),
-                    labels: to_btree(spec.labels),
-                }))
-            }
+        self.inspect_named(Kind::Secret, name).await
+    }
+
+    /// The secret or config with exactly this name, if any.
+    pub(crate) async fn inspect_named(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<SwarmSecret>> {
+        match self.api_inspect(kind, name).await {
+            // Docker also resolves ID prefixes; only an exact name counts.
+            Ok(s) if s.object.name != name => Ok(None),
+            Ok(s) => Ok(Some(s.object)),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
-            Err(e) => Err(self.api_error(&format!("inspecting secret {name}"), &e)),
+            Err(e) => Err(self.api_error(&format!("inspecting {kind} {name}"), &e)),
         }
     }
 
@@ -315,13 +309,23 @@ impl Swarm {
         secret: &SwarmSecret,
         labels: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let what = format!("updating the labels of secret {}", secret.name);
+        self.update_labels(Kind::Secret, secret, labels).await
+    }
+
+    /// [`Swarm::update_secret_labels`] for a secret or config.
+    pub async fn update_labels(
+        &self,
+        kind: Kind,
+        secret: &SwarmSecret,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let what = format!("updating the labels of {kind} {}", secret.name);
         for _attempt in 0..UPDATE_ATTEMPTS {
-            let current = match self.docker.inspect_secret(&secret.id).await {
+            let current = match self.api_inspect(kind, &secret.id).await {
                 Ok(s) => s,
                 Err(e) if status_of(&e) == Some(404) => {
                     return Err(Error::new(format!(
-                        "cannot update the labels of secret {} on {}: it no longer exists",
+                        "cannot update the labels of {kind} {} on {}: it no longer exists",
                         secret.name,
                         self.endpoint.describe()
                     ))
@@ -329,8 +333,7 @@ impl Swarm {
                 }
                 Err(e) => return Err(self.api_error(&what, &e)),
             };
-            let spec = current.spec.unwrap_or_default();
-            let current_labels = to_btree(spec.labels.clone());
+            let current_labels = &current.object.labels;
             let same_scope = |key: &str| {
                 current_labels
                     .get(key)
@@ -341,32 +344,23 @@ impl Swarm {
                 || !same_scope(labels::ENVIRONMENT)
             {
                 return Err(Error::new(format!(
-                    "refusing to update the labels of secret {} on {}: it is not a managed secret \
+                    "refusing to update the labels of {kind} {} on {}: it is not a managed {kind} \
                      of this project and environment",
                     secret.name,
                     self.endpoint.describe()
                 ))
-                .hint(
-                    "swarmseal only changes secrets carrying its project's labels; run plan again",
-                ));
+                .hint(format!(
+                    "swarmseal only changes {kind}s carrying its project's labels; run plan again"
+                )));
             }
-            let version = current.version.and_then(|v| v.index).unwrap_or(0);
+            let version = current.object.version;
             let version = i64::try_from(version).map_err(|_| {
                 Error::new(format!(
-                    "secret {} has an out-of-range version {version}",
+                    "{kind} {} has an out-of-range version {version}",
                     secret.name
                 ))
             })?;
-            // Name must stay as is and Data must be left out: Swarm refuses any other change.
-            let update = SecretSpec {
-                name: spec.name.clone(),
-                labels: Some(to_hash(labels)),
-                data: None,
-                driver: spec.driver.clone(),
-                templating: spec.templating.clone(),
-            };
-            let options = UpdateSecretOptionsBuilder::new().version(version).build();
-            match self.docker.update_secret(&secret.id, update, options).await {
+            match self.api_update_labels(current, labels, version).await {
                 Ok(()) => return Ok(()),
                 Err(e) if is_version_conflict(&e) => continue,
                 Err(e) => return Err(self.api_error(&what, &e)),
@@ -381,13 +375,18 @@ impl Swarm {
 
     /// Removes a secret; Docker's refusal for a secret in use is an outcome, not an error.
     pub async fn remove_secret(&self, id: &str, name: &str) -> Result<RemoveOutcome> {
-        match self.docker.delete_secret(id).await {
+        self.remove(Kind::Secret, id, name).await
+    }
+
+    /// [`Swarm::remove_secret`] for a secret or config.
+    pub async fn remove(&self, kind: Kind, id: &str, name: &str) -> Result<RemoveOutcome> {
+        match self.api_delete(kind, id).await {
             Ok(()) => Ok(RemoveOutcome::Removed),
             Err(e) if status_of(&e) == Some(404) => Ok(RemoveOutcome::Gone),
             Err(e) if message_of(&e).contains("in use by") => Ok(RemoveOutcome::InUse(
                 crate::domain::text::clean(message_of(&e).trim()).into_owned(),
             )),
-            Err(e) => Err(self.api_error(&format!("removing secret {name}"), &e)),
+            Err(e) => Err(self.api_error(&format!("removing {kind} {name}"), &e)),
         }
     }
 
@@ -403,11 +402,23 @@ impl Swarm {
     /// service is gone).
     pub async fn repoint_service(&self, service_id: &str, swaps: &[Swap]) -> Result<bool> {
         self.update_spec(service_id, |spec| {
-            spec.task_template
+            let Some(c) = spec
+                .task_template
                 .as_mut()
                 .and_then(|t| t.container_spec.as_mut())
-                .and_then(|c| c.secrets.as_mut())
-                .is_some_and(|refs| apply_swaps(refs, swaps))
+            else {
+                return false;
+            };
+            let of = |kind: Kind| swaps.iter().filter(move |s| s.kind == kind);
+            let secrets = c
+                .secrets
+                .as_mut()
+                .is_some_and(|refs| apply_swaps(refs, of(Kind::Secret)));
+            let configs = c
+                .configs
+                .as_mut()
+                .is_some_and(|refs| apply_swaps(refs, of(Kind::Config)));
+            secrets || configs
         })
         .await
     }
@@ -576,30 +587,92 @@ fn manager_cluster_id(endpoint: &Endpoint, swarm: SwarmInfo) -> Result<String> {
 /// Swaps the references of a service's spec that point at an old version to the new one,
 /// with the manifest's mount settings where it sets them (else the service's own, else
 /// Docker's defaults). True when a reference changed.
-fn apply_swaps(refs: &mut [TaskSpecContainerSpecSecrets], swaps: &[Swap]) -> bool {
+fn apply_swaps<'s, R: Reference>(
+    refs: &mut [R],
+    swaps: impl Iterator<Item = &'s Swap> + Clone,
+) -> bool {
     let mut changed = false;
     for r in refs.iter_mut() {
-        let at = r.file.as_ref().and_then(|f| f.name.as_deref());
-        let Some(swap) = swaps.iter().find(|s| {
-            r.secret_id.as_deref() == Some(s.old_id.as_str())
-                && s.old_target.as_deref().is_none_or(|t| Some(t) == at)
+        let at = r.file().name;
+        let Some(swap) = swaps.clone().find(|s| {
+            r.id() == Some(s.old_id.as_str())
+                && s.old_target
+                    .as_deref()
+                    .is_none_or(|t| Some(t) == at.as_deref())
         }) else {
             continue;
         };
-        let old = r.file.clone().unwrap_or_default();
-        *r = TaskSpecContainerSpecSecrets {
-            secret_id: Some(swap.new_id.clone()),
-            secret_name: Some(swap.new_name.clone()),
-            file: Some(TaskSpecContainerSpecFile {
-                name: swap.target.clone().or(old.name).or(r.secret_name.clone()),
-                uid: swap.uid.clone().or(old.uid).or(Some("0".into())),
-                gid: swap.gid.clone().or(old.gid).or(Some("0".into())),
-                mode: swap.mode.or(old.mode).or(Some(0o444)),
-            }),
+        let old = r.file();
+        let file = TaskSpecContainerSpecFile {
+            name: swap.target.clone().or(old.name).or(r.name()),
+            uid: swap.uid.clone().or(old.uid).or(Some("0".into())),
+            gid: swap.gid.clone().or(old.gid).or(Some("0".into())),
+            mode: swap.mode.or(old.mode).or(Some(0o444)),
         };
+        *r = R::new(swap.new_id.clone(), swap.new_name.clone(), file);
         changed = true;
     }
     changed
+}
+
+/// A secret or config reference of a service's spec (see [`apply_swaps`]).
+trait Reference {
+    fn id(&self) -> Option<&str>;
+    fn name(&self) -> Option<String>;
+    /// Its file target (name, uid, gid, mode), as a secret reference's.
+    fn file(&self) -> TaskSpecContainerSpecFile;
+    fn new(id: String, name: String, file: TaskSpecContainerSpecFile) -> Self;
+}
+
+impl Reference for TaskSpecContainerSpecSecrets {
+    fn id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
+    fn name(&self) -> Option<String> {
+        self.secret_name.clone()
+    }
+    fn file(&self) -> TaskSpecContainerSpecFile {
+        self.file.clone().unwrap_or_default()
+    }
+    fn new(id: String, name: String, file: TaskSpecContainerSpecFile) -> Self {
+        TaskSpecContainerSpecSecrets {
+            secret_id: Some(id),
+            secret_name: Some(name),
+            file: Some(file),
+        }
+    }
+}
+
+impl Reference for TaskSpecContainerSpecConfigs {
+    fn id(&self) -> Option<&str> {
+        // A `Runtime` reference (credential specs) mounts nothing: never swapped.
+        self.file.as_ref().and(self.config_id.as_deref())
+    }
+    fn name(&self) -> Option<String> {
+        self.config_name.clone()
+    }
+    fn file(&self) -> TaskSpecContainerSpecFile {
+        let f = self.file.clone().unwrap_or_default();
+        TaskSpecContainerSpecFile {
+            name: f.name,
+            uid: f.uid,
+            gid: f.gid,
+            mode: f.mode,
+        }
+    }
+    fn new(id: String, name: String, f: TaskSpecContainerSpecFile) -> Self {
+        TaskSpecContainerSpecConfigs {
+            config_id: Some(id),
+            config_name: Some(name),
+            file: Some(TaskSpecContainerSpecFile1 {
+                name: f.name,
+                uid: f.uid,
+                gid: f.gid,
+                mode: f.mode,
+            }),
+            runtime: None,
+        }
+    }
 }
 
 /// A bollard client for the endpoint over swarmseal's own transport (no network traffic

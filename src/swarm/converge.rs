@@ -225,13 +225,12 @@ impl Swarm {
             .and_then(|s| s.mode.as_ref())
             .and_then(|m| m.replicated.as_ref())
             .and_then(|r| r.replicas);
-        let wanted: BTreeSet<(String, String)> = secret_keys(
+        let wanted = reference_keys(
             service
                 .spec
                 .as_ref()
                 .and_then(|s| s.task_template.as_ref())
-                .and_then(|t| t.container_spec.as_ref())
-                .and_then(|c| c.secrets.as_ref()),
+                .and_then(|t| t.container_spec.as_ref()),
         );
         let tasks = self
             .tasks_of(service_id, true)
@@ -240,12 +239,7 @@ impl Swarm {
         let mut pending = 0usize;
         for task in &tasks {
             let running = task.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING);
-            let has = secret_keys(
-                task.spec
-                    .as_ref()
-                    .and_then(|t| t.container_spec.as_ref())
-                    .and_then(|c| c.secrets.as_ref()),
-            );
+            let has = reference_keys(task.spec.as_ref().and_then(|t| t.container_spec.as_ref()));
             if !running || has != wanted {
                 pending += 1;
             }
@@ -308,4 +302,26 @@ enum Step {
     /// No update status, and the tasks are up to date.
     Quiet,
     Waiting(String),
+}
+
+/// What a container spec mounts, to compare a task's with its service's: each secret
+/// reference and each config reference (ID and target), marked by kind.
+fn reference_keys(
+    spec: Option<&bollard::models::TaskSpecContainerSpec>,
+) -> BTreeSet<(bool, String, String)> {
+    let secrets = secret_keys(spec.and_then(|c| c.secrets.as_ref()));
+    let configs = spec.and_then(|c| c.configs.as_ref()).into_iter().flatten();
+    let configs = configs.map(|r| {
+        let target = r.file.as_ref().and_then(|f| f.name.clone());
+        (
+            true,
+            r.config_id.clone().unwrap_or_default(),
+            target.unwrap_or_default(),
+        )
+    });
+    secrets
+        .into_iter()
+        .map(|(id, target)| (false, id, target))
+        .chain(configs)
+        .collect()
 }

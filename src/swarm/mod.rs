@@ -21,6 +21,7 @@ mod converge;
 mod endpoint;
 pub mod holder;
 mod lock;
+mod objects;
 mod observe;
 mod services;
 mod ssh;
@@ -56,6 +57,8 @@ pub struct Swap {
     pub uid: Option<String>,
     pub gid: Option<String>,
     pub mode: Option<u32>,
+    /// A secret reference or a config reference.
+    pub kind: crate::domain::state::Kind,
 }
 
 /// How a service apply does not update looks, at one glance ([`Swarm::health`]).
@@ -87,6 +90,9 @@ pub struct Listing {
     pub(crate) services: Vec<crate::domain::state::ServiceRefs>,
     /// The apply locks' marker secrets.
     pub(crate) locks: Vec<crate::domain::state::SwarmSecret>,
+    /// The Swarm's configs, and the data of those applied from a plain file, by ID.
+    pub(crate) configs: Vec<crate::domain::state::SwarmSecret>,
+    pub(crate) plain: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// A held apply lock (the marker secret).

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use super::client::Swarm;
 use super::Listing;
-use crate::domain::state::{labels, Observed, ServiceRefs, SwarmSecret, TakenName};
+use crate::domain::state::{
+    labels, Observed, ObservedConfigs, ServiceRefs, SwarmSecret, TakenName,
+};
 use crate::error::Result;
 
 impl Swarm {
@@ -28,12 +30,15 @@ impl Swarm {
     /// The two lists of [`Swarm::observe`], before they are narrowed to an environment:
     /// they need no repository, so they can be asked for while it is being read.
     pub async fn list(&self) -> Result<Listing> {
-        let (secrets, services) = tokio::join!(
+        let (secrets, services, configs) = tokio::join!(
             super::services::list_secrets(&self.transport, &self.docker),
-            super::services::list(&self.transport, &self.docker)
+            super::services::list(&self.transport, &self.docker),
+            super::services::list_configs(&self.transport, &self.docker)
         );
         let secrets = secrets.map_err(|e| self.api_error("listing the Swarm's secrets", &e))?;
         let services = services.map_err(|e| self.api_error("listing the Swarm's services", &e))?;
+        let (configs, plain) =
+            configs.map_err(|e| self.api_error("listing the Swarm's configs", &e))?;
         let (locks, secrets) = secrets
             .into_iter()
             .partition(|s| s.labels.contains_key(labels::LOCK));
@@ -41,6 +46,8 @@ impl Swarm {
             secrets,
             services,
             locks,
+            configs,
+            plain,
         })
     }
 
@@ -56,48 +63,48 @@ impl Swarm {
             secrets,
             services,
             locks,
+            configs,
+            mut plain,
         } = listing;
         let all_ids: BTreeSet<&str> = secrets
             .iter()
             .chain(&locks)
             .map(|s| s.id.as_str())
             .collect();
+        let config_ids: BTreeSet<&str> = configs.iter().map(|s| s.id.as_str()).collect();
         let mut out_services: Vec<ServiceRefs> = services
             .into_iter()
-            .filter(|s| !s.secrets.is_empty() || !s.previous.is_empty())
+            .filter(|s| {
+                !(s.secrets.is_empty()
+                    && s.previous.is_empty()
+                    && s.configs.is_empty()
+                    && s.previous_configs.is_empty())
+            })
             .map(|mut s| {
                 for r in s.secrets.iter_mut().chain(s.previous.iter_mut()) {
                     r.missing = !all_ids.contains(r.secret_id.as_str());
+                }
+                for r in s.configs.iter_mut().chain(s.previous_configs.iter_mut()) {
+                    r.missing = !config_ids.contains(r.secret_id.as_str());
                 }
                 s
             })
             .collect();
         out_services.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-
-        // Names a version of this environment's could get that something else holds.
-        let is_version_name = |s: &SwarmSecret| {
-            crate::domain::names::logical_of_version(&s.name).is_some_and(|n| names.contains(n))
-        };
-        let mut taken: Vec<TakenName> = secrets
-            .iter()
-            .filter(|s| !s.is_managed_by(project, env) && is_version_name(s))
-            .map(TakenName::of)
-            .collect();
-        taken.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        let mut out_secrets: Vec<SwarmSecret> = secrets
-            .into_iter()
-            .filter(|s| {
-                s.is_managed_by(project, env)
-                    || (!s.has_swarmseal_labels() && names.contains(&s.name))
-            })
-            .collect();
-        out_secrets.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        let (out_secrets, taken) = narrow(secrets, project, env, names);
+        let (out_configs, taken_configs) = narrow(configs, project, env, names);
+        plain.retain(|id, _| out_configs.iter().any(|c| &c.id == id));
 
         let mut observed = Observed {
             cluster_id: self.cluster_id.clone(),
             secrets: out_secrets,
             services: out_services,
             taken,
+            configs: ObservedConfigs {
+                items: out_configs,
+                taken: taken_configs,
+                plain,
+            },
         };
         // A service pointing at a missing version of one of these secrets, with nothing in
         // its specs to tell whose it is (an automatic rollback clears the previous spec):
@@ -121,4 +128,32 @@ impl Swarm {
         }
         Ok(observed)
     }
+}
+
+/// What of one list (secrets, or configs) matters to an environment: its managed versions
+/// and the unmanaged objects named like one of `names`, sorted by name; and the version
+/// names of `names` held by anything else ([`Observed::taken`]).
+fn narrow(
+    items: Vec<SwarmSecret>,
+    project: &str,
+    env: &str,
+    names: &BTreeSet<String>,
+) -> (Vec<SwarmSecret>, Vec<TakenName>) {
+    let is_version_name = |s: &SwarmSecret| {
+        crate::domain::names::logical_of_version(&s.name).is_some_and(|n| names.contains(n))
+    };
+    let mut taken: Vec<TakenName> = items
+        .iter()
+        .filter(|s| !s.is_managed_by(project, env) && is_version_name(s))
+        .map(TakenName::of)
+        .collect();
+    taken.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    let mut out: Vec<SwarmSecret> = items
+        .into_iter()
+        .filter(|s| {
+            s.is_managed_by(project, env) || (!s.has_swarmseal_labels() && names.contains(&s.name))
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    (out, taken)
 }

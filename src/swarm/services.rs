@@ -15,14 +15,16 @@
 use std::collections::BTreeMap;
 
 use bollard::errors::Error as DockerError;
-use bollard::models::{ServiceUpdateStatusStateEnum, TaskSpecContainerSpecSecrets};
+use bollard::models::{
+    ServiceUpdateStatusStateEnum, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecSecrets,
+};
 use bollard::Docker;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::transport::Transport;
 
-use crate::domain::state::{SecretRef, ServiceRefs, SwarmSecret, UpdateState};
+use crate::domain::state::{labels, SecretRef, ServiceRefs, SwarmSecret, UpdateState};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -58,6 +60,7 @@ struct RawTaskTemplate {
 #[serde(rename_all = "PascalCase")]
 struct RawContainerSpec {
     secrets: Option<Vec<TaskSpecContainerSpecSecrets>>,
+    configs: Option<Vec<TaskSpecContainerSpecConfigs>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -97,6 +100,43 @@ pub(crate) async fn list_secrets(
         .collect())
 }
 
+/// Every config, with the data of those applied from a plain file: a managed config whose
+/// `source` label is the sha256 of its data (the digest of an encrypted config's file is
+/// that of its ciphertext, never of its data). No other config's data is kept.
+pub(crate) async fn list_configs(
+    transport: &Transport,
+    docker: &Docker,
+) -> Result<(Vec<SwarmSecret>, BTreeMap<String, Vec<u8>>), DockerError> {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let configs: Vec<RawSecret> = get_json(transport, docker, "configs").await?;
+    let mut plain = BTreeMap::new();
+    let mut list = Vec::with_capacity(configs.len());
+    for c in configs {
+        let Some(spec) = c.spec else { continue };
+        let (Some(id), Some(name)) = (c.id, spec.name) else {
+            continue;
+        };
+        let labels = spec.labels.unwrap_or_default();
+        let data = spec
+            .data
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok());
+        if let (Some(data), Some(source)) = (data, labels.get(labels::SOURCE)) {
+            if hex::encode(Sha256::digest(&data)) == *source {
+                plain.insert(id.clone(), data);
+            }
+        }
+        list.push(SwarmSecret {
+            id,
+            name,
+            version: c.version.and_then(|v| v.index).unwrap_or(0),
+            created_at: c.created_at.unwrap_or_default(),
+            labels,
+        });
+    }
+    Ok((list, plain))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RawSecret {
@@ -112,6 +152,8 @@ struct RawSecret {
 struct RawSecretSpec {
     name: Option<String>,
     labels: Option<BTreeMap<String, String>>,
+    /// A config's data (base64); Docker never sends a secret's.
+    data: Option<String>,
 }
 
 /// `GET /v<api>/<path>` through the transport, parsed from JSON.
@@ -153,12 +195,15 @@ async fn get_json<T: DeserializeOwned>(
 
 fn refs_of(service: RawService) -> Option<ServiceRefs> {
     let id = service.id?;
-    let spec = service.spec.unwrap_or_default();
+    let mut spec = service.spec.unwrap_or_default();
+    let mut previous_spec = service.previous_spec;
     let name = spec.name.clone().unwrap_or_else(|| id.clone());
     Some(ServiceRefs {
         version: service.version.and_then(|v| v.index).unwrap_or(0),
+        configs: config_refs(Some(&mut spec)),
+        previous_configs: config_refs(previous_spec.as_mut()),
         secrets: secret_refs(Some(spec)),
-        previous: secret_refs(service.previous_spec),
+        previous: secret_refs(previous_spec),
         update: service
             .update_status
             .and_then(|u| u.state)
@@ -195,6 +240,30 @@ fn secret_refs(spec: Option<RawSpec>) -> Vec<SecretRef> {
                 secret_id: r.secret_id?,
                 target: file.name.unwrap_or_else(|| secret_name.clone()),
                 secret_name,
+                uid: file.uid.unwrap_or_else(|| "0".into()),
+                gid: file.gid.unwrap_or_else(|| "0".into()),
+                mode: file.mode.unwrap_or(0o444),
+                missing: false,
+            })
+        })
+        .collect()
+}
+
+/// A spec's config references that mount a file (a `Runtime` reference, used for
+/// credential specs, mounts nothing and is left alone), as [`SecretRef`]s.
+fn config_refs(spec: Option<&mut RawSpec>) -> Vec<SecretRef> {
+    spec.and_then(|s| s.task_template.as_mut())
+        .and_then(|t| t.container_spec.as_mut())
+        .and_then(|c| c.configs.take())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| {
+            let file = r.file?;
+            let config_name = r.config_name.unwrap_or_default();
+            Some(SecretRef {
+                secret_id: r.config_id?,
+                target: file.name.unwrap_or_else(|| config_name.clone()),
+                secret_name: config_name,
                 uid: file.uid.unwrap_or_else(|| "0".into()),
                 gid: file.gid.unwrap_or_else(|| "0".into()),
                 mode: file.mode.unwrap_or(0o444),

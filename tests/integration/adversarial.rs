@@ -806,6 +806,7 @@ fn plan_shows_mount_setting_changes() {
             ..ServiceRefs::default()
         }],
         taken: Vec::new(),
+        configs: Default::default(),
     };
     let desired = Desired {
         project: "p".into(),
@@ -821,9 +822,12 @@ fn plan_shows_mount_setting_changes() {
                 uid: None,
                 gid: None,
                 mode: Some(0o400),
+                kind: Default::default(),
+                plain: None,
             },
         )]),
         keep_versions: 0,
+        configs: Default::default(),
     };
     let plan = swarmseal::plan::plan(&desired, &observed);
     let ctx = swarmseal::plan::render::Context {

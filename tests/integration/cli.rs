@@ -1833,6 +1833,7 @@ fn plan_trusts_the_swarms_labels_only_for_the_files_they_name() {
         secrets,
         services: Vec::new(),
         taken: Vec::new(),
+        configs: Default::default(),
     };
     let plan = |o: &Observed| -> swarmseal::Result<desired::RepoState> {
         let known = Known::from_observed(o, &project, "staging");
@@ -1854,7 +1855,13 @@ fn plan_trusts_the_swarms_labels_only_for_the_files_they_name() {
             .iter()
             .filter(|s| s.is_managed_by(&project, "staging"));
         for s in vouched {
-            assert!(!applied.values.contains_key(&s.labels[labels::NAME]));
+            assert!(applied
+                .values
+                .get(
+                    swarmseal::domain::state::Kind::Secret,
+                    &s.labels[labels::NAME]
+                )
+                .is_none());
         }
         Ok(state)
     };

@@ -229,7 +229,8 @@ fn applies(path: &str, option: &str) -> bool {
         "textconv" => &["--repo", "--env", "--host", "--format"],
         p if p.starts_with("recipients") => &["--env", "--identity", "--host"],
         "init" | "set" | "get" | "edit" | "rekey" | "check" => &["--host"],
-        "rm" => &["--identity", "--host"],
+        p if p.starts_with("import") => &["--host"],
+        "rm" | "rotate" => &["--identity", "--host"],
         "ls" | "status" | "unlock" => &["--identity"],
         _ => &[],
     };

@@ -115,7 +115,23 @@ fn copies_of_the_example_clash_and_plan_shows_the_conflict() {
     assert_kind(&json, "blocked");
     let plan = json_of(&json);
     assert_eq!(plan["format_version"], 1);
-    assert_eq!(count(&plan, "conflict"), theirs.len() as u64, "{plan:#}");
+    // Its configs (configs/staging/nginx.conf) clash as well.
+    let their_configs = engine.docker_cli_lines(&[
+        "config",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label={LABEL_PROJECT}={first}"),
+    ]);
+    assert!(
+        !their_configs.is_empty(),
+        "the first copy created no config"
+    );
+    assert_eq!(
+        count(&plan, "conflict"),
+        (theirs.len() + their_configs.len()) as u64,
+        "{plan:#}"
+    );
     let change = plan["changes"]
         .as_array()
         .unwrap()

@@ -218,6 +218,7 @@ fn index() -> impl Strategy<Value = Index> {
             *index.env_mut(&env) = EnvIndex {
                 fingerprint_key,
                 secrets,
+                configs: Default::default(),
             };
         }
         index

@@ -88,6 +88,7 @@ fn swap(old_id: &str, new_id: &str, new_name: &str) -> Swap {
         uid: None,
         gid: None,
         mode: None,
+        kind: swarmseal::domain::state::Kind::Secret,
     }
 }
 

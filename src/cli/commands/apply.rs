@@ -17,7 +17,7 @@ use crate::cli::context::Context;
 use crate::cli::output::{self, Format};
 use crate::cli::progress::{self, ApplyProgress};
 use crate::crypto::Identities;
-use crate::domain::state::Observed;
+use crate::domain::state::{Kind, Observed};
 use crate::domain::text::clean;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::planfile::{self, PlanFile};
@@ -179,17 +179,17 @@ impl Source<'_> {
 
 /// Drops the values no step of `plan` creates (those decrypted for a new label only).
 fn keep_needed_values(state: &mut RepoState, plan: &Plan) {
-    let created: BTreeSet<&str> = plan
+    let created: BTreeSet<(Kind, &str)> = plan
         .steps
         .iter()
         .filter_map(|s| match s {
-            plan::Step::Create { secret, .. } => Some(secret.as_str()),
+            plan::Step::Create { secret, kind, .. } => Some((*kind, secret.as_str())),
             _ => None,
         })
         .collect();
     state
         .values
-        .retain(|name, _| created.contains(name.as_str()));
+        .retain(|kind, name| created.contains(&(kind, name)));
 }
 
 /// Observes, plans, shows the plan and asks for confirmation, all without the lock.

@@ -14,7 +14,7 @@ use crate::domain::names;
 use crate::domain::text::plural;
 use crate::error::Result;
 use crate::repo::index::{Index, Record};
-use crate::repo::secrets;
+use crate::repo::{rotate, secrets};
 use crate::repo::{LockMode, Repo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -205,13 +205,15 @@ fn check_env(
         };
         check.check(&bytes, record, &current, decrypting, f);
 
-        let rotate_after = repo.manifest.settings(name).and_then(|s| s.rotate_after);
+        let settings = repo.manifest.settings(name);
+        let rotate_after = settings.and_then(|s| s.rotate_after);
+        let generated = settings.is_some_and(|s| s.generate.is_some());
         let limit = match (rotate_after, max_age) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         if let Some(limit) = limit {
-            check_rotation(env, name, &rel, record, limit, f);
+            check_rotation(env, name, &rel, record, limit, generated, f);
         }
     }
     Ok(scan.secrets.len())
@@ -329,51 +331,50 @@ fn check_rotation(
     rel: &str,
     record: Option<&Record>,
     limit: Duration,
+    generated: bool,
     f: &mut Findings,
 ) {
-    let stamp = record.and_then(|r| r.changed.as_deref());
-    let changed = record.and_then(Record::changed_at);
-    // A little clock skew between machines is no reason to fail.
-    let future = changed.is_some_and(|c| {
-        c.duration_since(SystemTime::now())
-            .is_ok_and(|ahead| ahead > Duration::from_secs(86400))
-    });
-    match changed {
-            // A date that is not one, or one in the future, would switch the limit off.
-            _ if stamp.is_some() && (changed.is_none() || future) => f.error(
-                rel,
-                format!(
-                    "{name} has a rotation limit, but the index records its last change {}, so the limit cannot be checked",
-                    if future { "in the future" } else { "with something that is not a date" }
-                ),
-                format!("restore .swarmseal/index.yaml from git, or set a new value with `swarmseal -e {env} set {name}` to start the clock again"),
+    let set = if generated {
+        format!("`swarmseal -e {env} rotate {name}`")
+    } else {
+        format!("`swarmseal -e {env} set {name}`")
+    };
+    match rotate::age(record, limit, SystemTime::now()) {
+        rotate::Age::Fresh => {}
+        // A date that is not one, or one in the future, would switch the limit off.
+        rotate::Age::Untrusted { future } => f.error(
+            rel,
+            format!(
+                "{name} has a rotation limit, but the index records its last change {}, so the limit cannot be checked",
+                if future { "in the future" } else { "with something that is not a date" }
             ),
-            Some(changed) => {
-                let age = SystemTime::now().duration_since(changed).unwrap_or_default();
-                if age > limit {
-                    f.error(
-                        rel,
-                        format!(
-                            "{name} is overdue for rotation: its value last changed {}, the limit is {}",
-                            crate::domain::text::ago(age),
-                            crate::domain::text::duration(limit)
-                        ),
-                        format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)"),
-                    );
-                }
-            }
-            None => {
-                f.warning(
-                    rel,
-                    format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
-                    format!("set the value with `swarmseal -e {env} set {name}` to start the clock"),
-                );
-                f.many(
-                    "{n} secrets have a rotation limit but swarmseal has no record of when their values changed",
-                    format!("set their values with `swarmseal -e {env} set NAME` to start the clock"),
-                );
-            }
+            format!("restore .swarmseal/index.yaml from git, or set a new value with {set} to start the clock again"),
+        ),
+        rotate::Age::Overdue(age) => f.error(
+            rel,
+            format!(
+                "{name} is overdue for rotation: its value last changed {}, the limit is {}",
+                crate::domain::text::ago(age),
+                crate::domain::text::duration(limit)
+            ),
+            if generated {
+                format!("regenerate it: {set} (or `swarmseal rotate --due` for every generated secret that is due)")
+            } else {
+                format!("set a new value: `swarmseal -e {env} set {name} --generate` (or from stdin)")
+            },
+        ),
+        rotate::Age::Unknown => {
+            f.warning(
+                rel,
+                format!("{name} has a rotation limit but swarmseal has no record of when its value changed"),
+                format!("set the value with {set} to start the clock"),
+            );
+            f.many(
+                "{n} secrets have a rotation limit but swarmseal has no record of when their values changed",
+                format!("set their values with `swarmseal -e {env} set NAME` to start the clock"),
+            );
         }
+    }
 }
 
 /// One age file of the repository, for [`FileCheck::check`].

@@ -1,12 +1,13 @@
 //! `swarmseal exec -- CMD ARGS...`: runs CMD with `SWARMSEAL_<NAME>` set to each
-//! secret's current Swarm name (never a value), for compose files deployed with
-//! `docker stack deploy`: `name: ${SWARMSEAL_DB_PASSWORD}`.
+//! secret's current Swarm name (never a value), and `SWARMSEAL_CONFIG_<NAME>` to each
+//! config's, for compose files deployed with `docker stack deploy`:
+//! `name: ${SWARMSEAL_DB_PASSWORD}`.
 
 use std::process::Command;
 
 use crate::cli::args::ExecArgs;
 use crate::cli::context::Context;
-use crate::domain::names;
+use crate::domain::state::Kind;
 use crate::error::{Error, Result};
 use crate::plan;
 use crate::repo::desired::{self, Decrypt};
@@ -22,25 +23,33 @@ pub fn run(cx: &Context, args: ExecArgs) -> Result<i32> {
     cx.warn_all(&state.warnings);
 
     // db-password and db_password would both be SWARMSEAL_DB_PASSWORD: refuse to guess.
-    let mut seen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
-    for name in state.desired.secrets.keys() {
-        if let Some(other) = seen.insert(names::env_variable(name), name) {
-            return Err(Error::new(format!(
-                "secrets {other} and {name} would both be passed as {}",
-                names::env_variable(name)
-            ))
-            .hint("rename one of them (swarmseal rm, then set under the new name)"));
+    let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for kind in Kind::ALL {
+        for name in state.desired.items(kind).keys() {
+            let what = format!("{kind} {name}");
+            if let Some(other) = seen.insert(variable(kind, name), what.clone()) {
+                return Err(Error::new(format!(
+                    "{other} and {what} would both be passed as {}",
+                    variable(kind, name)
+                ))
+                .hint("rename one of them (swarmseal rm, then set under the new name)"));
+            }
         }
     }
     let remote = Remote::connect(g, repo, &env)?;
-    let names = state.desired.secrets.keys().cloned().collect();
+    let names = Kind::ALL
+        .into_iter()
+        .flat_map(|kind| state.desired.items(kind).keys().cloned())
+        .collect();
     let observed = remote.observe(repo, &env, &names)?;
     let mut vars = Vec::new();
     let mut pending = Vec::new();
-    for (secret, current) in plan::current_names(&state.desired, &observed) {
-        match current {
-            Some(name) => vars.push((names::env_variable(&secret), name)),
-            None => pending.push(secret),
+    for kind in Kind::ALL {
+        for (item, current) in plan::current_names(kind, &state.desired, &observed) {
+            match current {
+                Some(name) => vars.push((variable(kind, &item), name)),
+                None => pending.push(item),
+            }
         }
     }
     pending.sort();
@@ -67,4 +76,9 @@ pub fn run(cx: &Context, args: ExecArgs) -> Result<i32> {
             .hint("check that the command is installed and on PATH")
     })?;
     Ok(status.code().unwrap_or(1))
+}
+
+/// `SWARMSEAL_<NAME>` for a secret, `SWARMSEAL_CONFIG_<NAME>` for a config.
+fn variable(kind: Kind, name: &str) -> String {
+    kind.exec_variable(name)
 }

@@ -6,9 +6,12 @@ use serde::Serialize;
 use crate::cli::context::Context;
 use crate::cli::output::{self, Format};
 use crate::cli::report::{self, Report};
+use crate::domain::state::Kind;
 use crate::error::Result;
+use crate::repo::configs;
+use crate::repo::index::Index;
 use crate::repo::secrets::{self, RecipientState};
-use crate::repo::LockMode;
+use crate::repo::{LockMode, Repo, Scan};
 
 pub fn run(cx: &Context) -> Result<i32> {
     let repo = cx.repo()?;
@@ -31,11 +34,14 @@ pub fn run(cx: &Context) -> Result<i32> {
         list.push(Entry {
             secret: name.clone(),
             name: name.clone(),
+            kind: Kind::Secret,
             file: file.rel.display().to_string(),
             changed: record.and_then(|r| r.changed.clone()),
             recipients,
         });
     }
+    let config_scan = repo.scan_configs(&env)?;
+    list.extend(config_entries(repo, &env, &config_scan, &index, &current));
     if list.is_empty() && cx.format() == Format::Human {
         cx.say(format!(
             "no secrets in {env} yet; add one with `swarmseal -e {env} set NAME`"
@@ -48,7 +54,7 @@ pub fn run(cx: &Context) -> Result<i32> {
         };
         report::emit(cx, &listing)?;
     }
-    for problem in &scan.problems {
+    for problem in scan.problems.iter().chain(&config_scan.problems) {
         output::warn(&problem.to_error().to_string());
     }
     Ok(0)
@@ -67,6 +73,8 @@ struct Entry {
     secret: String,
     /// The same as `secret`, for format_version 1 consumers.
     name: String,
+    /// `secret` or `config`.
+    kind: Kind,
     file: String,
     /// When the value last changed (RFC 3339), if the index knows.
     changed: Option<String>,
@@ -80,6 +88,42 @@ enum Recipients {
     Stale,
     Unknown,
     Unreadable,
+    /// A plain config: encrypted to nobody.
+    Plain,
+}
+
+/// The environment's configs: an encrypted one stands against the recipients as a secret
+/// file does; a plain one is `plain`.
+fn config_entries(
+    repo: &Repo,
+    env: &str,
+    scan: &Scan,
+    index: &Index,
+    current: &[(String, String)],
+) -> Vec<Entry> {
+    scan.secrets
+        .iter()
+        .map(|(name, file)| {
+            let record = index.env(env).and_then(|e| e.configs.get(name));
+            let recipients = match repo.read_config(&file.path) {
+                Ok(_) if !configs::is_encrypted(file) => Recipients::Plain,
+                Ok(bytes) => match secrets::recipient_state(record, &bytes, current) {
+                    RecipientState::Current => Recipients::Current,
+                    RecipientState::Stale { .. } => Recipients::Stale,
+                    RecipientState::Unknown => Recipients::Unknown,
+                },
+                Err(_) => Recipients::Unreadable,
+            };
+            Entry {
+                secret: name.clone(),
+                name: name.clone(),
+                kind: Kind::Config,
+                file: file.rel.display().to_string(),
+                changed: record.and_then(|r| r.changed.clone()),
+                recipients,
+            }
+        })
+        .collect()
 }
 
 impl Report for Listing {
@@ -95,9 +139,14 @@ impl Report for Listing {
                     Recipients::Stale => "stale (run rekey)",
                     Recipients::Unknown => "unknown",
                     Recipients::Unreadable => "unreadable",
+                    Recipients::Plain => "- (plain config)",
+                };
+                let name = match e.kind {
+                    Kind::Secret => e.secret.clone(),
+                    kind => format!("{} ({kind})", e.secret),
                 };
                 vec![
-                    e.secret.clone(),
+                    name,
                     e.file.clone(),
                     e.changed.clone().unwrap_or_else(|| "-".into()),
                     recipients.to_string(),

@@ -120,6 +120,9 @@ fn exit_status(roff: &mut Roff, path: &str) {
         _ => "An error, including usage errors (a mistyped option).",
     };
     let mut codes = vec![("0", "Success."), ("1", error)];
+    if path == "rotate" {
+        codes[0].1 = "Success, also when --due left due secrets that have no generate: (they are listed; check fails on them).";
+    }
     if matches!(path, "" | "plan") {
         codes[0].1 = "Success; with plan --detailed-exitcode, no changes.";
         codes.push(("2", "Changes present (only with plan --detailed-exitcode)."));

@@ -15,7 +15,9 @@ use crate::cli::output;
 use crate::crypto::value;
 use crate::crypto::{self, Plaintext, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
+use crate::repo::manifest::Generate;
 use crate::repo::secrets;
+use crate::repo::Repo;
 
 /// Where a value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +35,8 @@ pub fn run(cx: &Context, args: SetArgs) -> Result<i32> {
     let env = cx.env()?;
     // Refuse a bad name or a clash before asking for the value.
     let (name, _, _) = secrets::secret_target(repo, &env, &args.name)?;
-    let (mut value, source) = read_value(&name, &args)?;
+    let generate = generator(repo, &name, &args);
+    let (mut value, source) = read_value(&name, &args, generate)?;
     if args.trim {
         trim_line_ending(&mut value);
     } else if source == Source::Piped && !cx.global.quiet {
@@ -73,10 +76,24 @@ fn trim_line_ending(value: &mut Plaintext) {
     value.truncate(len);
 }
 
-fn read_value(name: &str, args: &SetArgs) -> Result<(Plaintext, Source)> {
+/// What `--generate` draws: `--length` and `--charset`, else the secret's `generate:` in
+/// the manifest (what `rotate` draws), else 32 alnum characters.
+fn generator(repo: &Repo, name: &str, args: &SetArgs) -> Generate {
+    let manifest = repo
+        .manifest
+        .settings(name)
+        .and_then(|s| s.generate)
+        .unwrap_or_default();
+    Generate {
+        length: args.length.unwrap_or(manifest.length),
+        charset: args.charset.unwrap_or(manifest.charset),
+    }
+}
+
+fn read_value(name: &str, args: &SetArgs, generate: Generate) -> Result<(Plaintext, Source)> {
     if args.generate {
         return Ok((
-            value::generate(args.length, args.charset)?,
+            value::generate(generate.length, generate.charset)?,
             Source::Generated,
         ));
     }

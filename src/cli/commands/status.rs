@@ -24,17 +24,33 @@ pub fn run(cx: &Context, repo_view: bool) -> Result<i32> {
     for (name, file) in &scan.secrets {
         sources.insert(name.clone(), crypto::file_digest(&repo.read(&file.path)?));
     }
+    let mut config_sources: BTreeMap<String, String> = BTreeMap::new();
+    for (name, file) in &repo.scan_configs(&env)?.secrets {
+        let digest = crypto::file_digest(&repo.read_config(&file.path)?);
+        config_sources.insert(name.clone(), digest);
+    }
     let remote = Remote::connect(&cx.global, repo, &env)?;
-    let names = sources.keys().cloned().collect();
+    let names = sources
+        .keys()
+        .chain(config_sources.keys())
+        .cloned()
+        .collect();
     let observed = remote.observe(repo, &env, &names)?;
+    let configs_view = observed.config_view();
     let project = repo.manifest.project.as_str();
     if repo_view {
         let secrets = status::deployed(&observed, project, &env, &sources);
-        return report::emit(cx, &RemoteListing { secrets }).map(|()| 0);
+        let configs = status::deployed(&configs_view, project, &env, &config_sources);
+        return report::emit(cx, &RemoteListing { secrets, configs }).map(|()| 0);
     }
     let lock = remote.rt.block_on(remote.swarm.lock_info(project, &env))?;
     let secrets = status::versions(&observed, project, &env, &sources);
-    let repairs = secrets.iter().filter(|v| v.state.needs_repair()).count();
+    let configs = status::versions(&configs_view, project, &env, &config_sources);
+    let repairs = secrets
+        .iter()
+        .chain(&configs)
+        .filter(|v| v.state.needs_repair())
+        .count();
     let report = Status {
         project: project.to_string(),
         environment: env,
@@ -42,6 +58,7 @@ pub fn run(cx: &Context, repo_view: bool) -> Result<i32> {
         endpoint: remote.describe(),
         lock: lock.as_ref().map(Lock::from),
         secrets,
+        configs,
         repairs,
     };
     report::emit(cx, &report).map(|()| 0)
@@ -56,6 +73,9 @@ struct Status {
     endpoint: String,
     lock: Option<Lock>,
     secrets: Vec<Version>,
+    /// The configs' versions, as the secrets' (left out when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    configs: Vec<Version>,
     repairs: usize,
 }
 
@@ -96,11 +116,14 @@ impl Report for Status {
         ]
     }
     fn rows(&self) -> Vec<Vec<String>> {
+        let configs = self.configs.iter().map(|v| (v, " (config)"));
         self.secrets
             .iter()
-            .map(|v| {
+            .map(|v| (v, ""))
+            .chain(configs)
+            .map(|(v, kind)| {
                 vec![
-                    v.secret.clone(),
+                    format!("{}{kind}", v.secret),
                     v.swarm_name.clone(),
                     v.created.clone().unwrap_or_else(|| "-".into()),
                     v.state.describe().to_string(),
@@ -148,6 +171,8 @@ impl Report for Status {
 #[derive(Serialize)]
 struct RemoteListing {
     secrets: Vec<Deployed>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    configs: Vec<Deployed>,
 }
 
 impl Report for RemoteListing {
@@ -155,15 +180,18 @@ impl Report for RemoteListing {
         &["SECRET", "SWARM VERSIONS", "SERVICES"]
     }
     fn rows(&self) -> Vec<Vec<String>> {
+        let configs = self.configs.iter().map(|d| (d, " (config)"));
         self.secrets
             .iter()
-            .map(|d| {
+            .map(|d| (d, ""))
+            .chain(configs)
+            .map(|(d, kind)| {
                 let versions = if d.swarm_versions.is_empty() {
                     "-".to_string()
                 } else {
                     cell(&d.swarm_versions)
                 };
-                vec![d.secret.clone(), versions, cell(&d.services)]
+                vec![format!("{}{kind}", d.secret), versions, cell(&d.services)]
             })
             .collect()
     }

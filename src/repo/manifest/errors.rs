@@ -72,6 +72,8 @@ fn section(expected: &[&str]) -> &'static str {
         "in an environment"
     } else if same(SECRET_KEYS) {
         "in the settings of a secret"
+    } else if same(GENERATE_KEYS) {
+        "in a secret's generate:"
     } else {
         "here"
     }

@@ -22,6 +22,7 @@ use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 use serde_saphyr::{Location, Spanned};
 
 use crate::crypto;
+use crate::crypto::value::{self, Charset};
 use crate::domain::names;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -44,7 +45,16 @@ const TOP_KEYS: &[&str] = &[
     "keep_versions",
 ];
 const ENV_KEYS: &[&str] = &["recipients", "docker_host", "swarm_id"];
-const SECRET_KEYS: &[&str] = &["target", "uid", "gid", "mode", "labels", "rotate_after"];
+const SECRET_KEYS: &[&str] = &[
+    "target",
+    "uid",
+    "gid",
+    "mode",
+    "labels",
+    "rotate_after",
+    "generate",
+];
+const GENERATE_KEYS: &[&str] = &["length", "charset"];
 
 /// A parsed and validated `swarmseal.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +97,39 @@ pub struct SecretSettings {
     pub labels: BTreeMap<String, String>,
     /// `check` fails when the value is older than this.
     pub rotate_after: Option<Duration>,
+    /// How `swarmseal rotate` regenerates the value; `None`: it never does.
+    pub generate: Option<Generate>,
+}
+
+/// A secret's `generate: { length, charset }`: `rotate` (and `rotate --due`) draw a new
+/// value of `length` characters of `charset`, with the generator of `set --generate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generate {
+    /// Characters, 1 to 511,999 (default 32).
+    pub length: usize,
+    /// Default alnum.
+    pub charset: Charset,
+}
+
+impl Default for Generate {
+    fn default() -> Self {
+        Generate {
+            length: value::DEFAULT_LENGTH,
+            charset: Charset::Alnum,
+        }
+    }
+}
+
+impl fmt::Display for Generate {
+    /// `40 alnum characters`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} characters",
+            crate::domain::text::number(self.length),
+            self.charset.name()
+        )
+    }
 }
 
 impl Manifest {
@@ -191,3 +234,6 @@ mod yaml;
 use self::{errors::*, raw::*, template::*, validate::*, yaml::*};
 pub use edit::{add_recipient, remove_recipient};
 pub use template::render_new;
+/// The YAML tree with byte offsets and the layout-keeping editor, for other files edited in
+/// place (`swarmseal import compose`).
+pub(crate) use yaml::{build_tree, Editor, Node};

@@ -58,6 +58,25 @@ pub(super) struct RawSecret {
     pub(super) mode: Option<Text>,
     pub(super) labels: Option<Spanned<Entries<Text>>>,
     pub(super) rotate_after: Option<Text>,
+    /// `generate: { length, charset }`; `generate:` alone (null) means the defaults, so a
+    /// present key is `Some` even when its value is null.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) generate: Option<Spanned<Option<RawGenerate>>>,
+}
+
+/// `Some` for a key that is present, whatever its value (null included); with
+/// `#[serde(default)]`, `None` for a key that is not.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGenerate {
+    pub(super) length: Option<Text>,
+    pub(super) charset: Option<Text>,
 }
 
 impl RawManifest {

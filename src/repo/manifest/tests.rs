@@ -200,7 +200,15 @@ fn unknown_keys_are_named_with_the_allowed_ones() {
         &error(&text),
         &[
             "swarmseal.yaml:11:5: unknown key \"mod\" in the settings of a secret",
-            "target, uid, gid, mode, labels, rotate_after",
+            "target, uid, gid, mode, labels, rotate_after, generate",
+        ],
+    );
+    let text = small(&k) + "secrets:\n  db:\n    generate: { lenght: 40 }\n";
+    assert_contains(
+        &error(&text),
+        &[
+            "swarmseal.yaml:11:17: unknown key \"lenght\" in a secret's generate:",
+            "length, charset",
         ],
     );
 }
@@ -503,6 +511,78 @@ fn secret_settings_are_checked() {
     // A secret listed without settings is fine.
     let m = parse(&(small(&k) + "secrets:\n  db_password:\n")).unwrap();
     assert_eq!(m.secrets["db_password"], SecretSettings::default());
+}
+
+#[test]
+fn generate_settings_are_parsed_with_defaults() {
+    let k = keys();
+    let generate = |settings: &str| {
+        let text = small(&k) + "secrets:\n  db_password:\n" + settings;
+        parse(&text).unwrap().secrets["db_password"].generate
+    };
+    let g = |length, charset| Some(Generate { length, charset });
+    assert_eq!(
+        generate("    generate: { length: 40, charset: hex }\n"),
+        g(40, Charset::Hex)
+    );
+    assert_eq!(
+        generate("    generate:\n      length: \"511999\"\n      charset: ascii\n"),
+        g(511_999, Charset::Ascii)
+    );
+    assert_eq!(
+        generate("    generate: { charset: base64 }\n"),
+        g(32, Charset::Base64)
+    );
+    assert_eq!(
+        generate("    generate: { length: 1 }\n"),
+        g(1, Charset::Alnum)
+    );
+    // `generate:` alone, or an empty mapping: both defaults, those of `set --generate`.
+    assert_eq!(generate("    generate:\n"), g(32, Charset::Alnum));
+    assert_eq!(generate("    generate: {}\n"), g(32, Charset::Alnum));
+    assert_eq!(generate("    rotate_after: 30d\n"), None);
+    assert_eq!(
+        g(40, Charset::Alnum).unwrap().to_string(),
+        "40 alnum characters"
+    );
+}
+
+#[test]
+fn generate_settings_are_checked() {
+    let k = keys();
+    let with = |settings: &str| small(&k) + "secrets:\n  db_password:\n" + settings;
+    for (bad, wanted) in [
+        (
+            "    generate: { length: 0 }\n",
+            &["swarmseal.yaml:11:25: invalid generate length for secret \"db_password\"", "1 to 511999"][..],
+        ),
+        (
+            "    generate: { length: 512000 }\n",
+            &["swarmseal.yaml:11:25:", "512000 is out of range"],
+        ),
+        (
+            "    generate: { length: -3 }\n",
+            &["invalid generate length \"-3\"", "whole number"],
+        ),
+        ("    generate: { length: 4.5 }\n", &["invalid generate length \"4.5\""]),
+        (
+            "    generate: { charset: Alnum }\n",
+            &[
+                "swarmseal.yaml:11:26: invalid generate charset \"Alnum\" for secret \"db_password\"",
+                "alnum, hex, base64, ascii",
+            ],
+        ),
+        ("    generate: { charset: emoji }\n", &["invalid generate charset \"emoji\""]),
+        ("    generate: 40\n", &["swarmseal.yaml:11:"]),
+        ("    generate: [40, hex]\n", &["swarmseal.yaml:11:"]),
+    ] {
+        let err = error(&with(bad));
+        assert_contains(&err, wanted);
+    }
+    assert_contains(
+        &error(&with("    generate: { length: 0 }\n")),
+        &["generate: { length: 40, charset: alnum }"],
+    );
 }
 
 #[test]

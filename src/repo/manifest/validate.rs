@@ -460,7 +460,8 @@ fn validate_keep_versions(raw: &RawManifest, path: &Path) -> Result<u32> {
     })
 }
 
-/// One secret's settings, checked in order: target, uid, gid, mode, labels, rotate_after.
+/// One secret's settings, checked in order: target, uid, gid, mode, labels, rotate_after,
+/// generate.
 pub(super) fn validate_secret(
     path: &Path,
     secret: &str,
@@ -473,6 +474,7 @@ pub(super) fn validate_secret(
         mode: secret_mode(path, secret, raw.mode.as_ref())?,
         labels: secret_labels(path, secret, raw.labels.as_ref())?,
         rotate_after: secret_rotate_after(path, secret, raw.rotate_after.as_ref())?,
+        generate: secret_generate(path, secret, raw.generate.as_ref())?,
     })
 }
 
@@ -598,6 +600,60 @@ fn secret_rotate_after(
         return Err(bad("it is zero".into()));
     }
     Ok(Some(d))
+}
+
+/// A secret's optional `generate: { length, charset }`; omitted keys take the defaults of
+/// `set --generate` (32, alnum), and `generate:` alone means both.
+fn secret_generate(
+    path: &Path,
+    secret: &str,
+    value: Option<&Spanned<Option<RawGenerate>>>,
+) -> Result<Option<Generate>> {
+    let Some(node) = value else {
+        return Ok(None);
+    };
+    let mut generate = Generate::default();
+    let Some(raw) = &node.value else {
+        return Ok(Some(generate));
+    };
+    let example = "write e.g. `generate: { length: 40, charset: alnum }`";
+    if let Some(l) = &raw.length {
+        let length = l.value.trim().parse::<usize>().map_err(|_| {
+            err_at(
+                path,
+                l,
+                format!(
+                    "invalid generate length {:?} for secret {secret:?}: expected a whole number of characters",
+                    l.value
+                ),
+            )
+            .hint(example)
+        })?;
+        if let Some(problem) = value::length_problem(length) {
+            return Err(err_at(
+                path,
+                l,
+                format!("invalid generate length for secret {secret:?}: {problem}"),
+            )
+            .hint(example));
+        }
+        generate.length = length;
+    }
+    if let Some(c) = &raw.charset {
+        generate.charset = Charset::from_name(c.value.trim()).ok_or_else(|| {
+            err_at(
+                path,
+                c,
+                format!(
+                    "invalid generate charset {:?} for secret {secret:?}: expected one of {}",
+                    c.value,
+                    Charset::NAMES
+                ),
+            )
+            .hint(example)
+        })?;
+    }
+    Ok(Some(generate))
 }
 
 /// The first group cycle found (in document order), as a path `a -> b -> a`, with the

@@ -5,7 +5,7 @@ use super::*;
 
 /// A YAML node with the byte range of its source text.
 #[derive(Debug)]
-pub(super) enum Node {
+pub(crate) enum Node {
     Scalar {
         value: String,
         null: bool,
@@ -31,7 +31,7 @@ pub(super) enum Node {
 }
 
 impl Node {
-    pub(super) fn start(&self) -> usize {
+    pub(crate) fn start(&self) -> usize {
         match self {
             Node::Scalar { start, .. }
             | Node::Seq { start, .. }
@@ -42,7 +42,7 @@ impl Node {
 
     /// End of the node's own source text (a block collection's end marker points at the
     /// next token, past trailing comments, so it ends at its last child instead).
-    pub(super) fn content_end(&self) -> usize {
+    pub(crate) fn content_end(&self) -> usize {
         match self {
             Node::Scalar { end, .. } | Node::Alias { end, .. } => *end,
             Node::Seq {
@@ -58,7 +58,7 @@ impl Node {
         }
     }
 
-    pub(super) fn scalar(&self) -> Option<&str> {
+    pub(crate) fn scalar(&self) -> Option<&str> {
         match self {
             Node::Scalar {
                 value, null: false, ..
@@ -68,7 +68,7 @@ impl Node {
     }
 
     /// The entry of a mapping whose key is the scalar `key`.
-    pub(super) fn get(&self, key: &str) -> Option<(&Node, &Node)> {
+    pub(crate) fn get(&self, key: &str) -> Option<(&Node, &Node)> {
         match self {
             Node::Map { entries, .. } => entries
                 .iter()
@@ -79,7 +79,7 @@ impl Node {
     }
 }
 
-pub(super) enum Ev {
+pub(crate) enum Ev {
     Scalar(String, bool),
     SeqStart(bool),
     SeqEnd,
@@ -89,7 +89,7 @@ pub(super) enum Ev {
 }
 
 /// The first document of `text` as a node tree with byte offsets.
-pub(super) fn build_tree(text: &str) -> std::result::Result<Node, String> {
+pub(crate) fn build_tree(text: &str) -> std::result::Result<Node, String> {
     let mut events = Vec::new();
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| e.to_string())?;
@@ -117,7 +117,7 @@ pub(super) fn build_tree(text: &str) -> std::result::Result<Node, String> {
     Ok(root)
 }
 
-pub(super) fn build_node(
+pub(crate) fn build_node(
     events: &[(Ev, usize, usize)],
     pos: &mut usize,
 ) -> std::result::Result<Node, String> {
@@ -181,15 +181,15 @@ pub(super) fn build_node(
 }
 
 /// Collects byte-range replacements on a text and applies them at once.
-pub(super) struct Editor<'a> {
-    pub(super) text: &'a str,
-    pub(super) path: &'a Path,
-    pub(super) nl: &'static str,
-    pub(super) edits: Vec<(usize, usize, String)>,
+pub(crate) struct Editor<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) path: &'a Path,
+    pub(crate) nl: &'static str,
+    pub(crate) edits: Vec<(usize, usize, String)>,
 }
 
 impl<'a> Editor<'a> {
-    pub(super) fn new(text: &'a str, path: &'a Path) -> Self {
+    pub(crate) fn new(text: &'a str, path: &'a Path) -> Self {
         let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
         Editor {
             text,
@@ -199,14 +199,14 @@ impl<'a> Editor<'a> {
         }
     }
 
-    pub(super) fn line_col(&self, pos: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, pos: usize) -> (usize, usize) {
         let before = &self.text[..pos];
         let line = before.matches('\n').count() + 1;
         let col = before[self.line_start(pos)..].chars().count() + 1;
         (line, col)
     }
 
-    pub(super) fn unsupported(&self, pos: usize, what: &str) -> Error {
+    pub(crate) fn unsupported(&self, pos: usize, what: &str) -> Error {
         let (line, col) = self.line_col(pos);
         Error::new(format!(
             "{}:{line}:{col}: cannot edit {what} automatically: its layout is not supported",
@@ -218,12 +218,12 @@ impl<'a> Editor<'a> {
         ))
     }
 
-    pub(super) fn line_start(&self, pos: usize) -> usize {
+    pub(crate) fn line_start(&self, pos: usize) -> usize {
         self.text[..pos].rfind('\n').map_or(0, |i| i + 1)
     }
 
     /// Start of the line after the one holding the text that ends at `pos`.
-    pub(super) fn next_line(&self, pos: usize) -> usize {
+    pub(crate) fn next_line(&self, pos: usize) -> usize {
         if pos > 0 && self.text.as_bytes()[pos - 1] == b'\n' {
             return pos;
         }
@@ -233,7 +233,7 @@ impl<'a> Editor<'a> {
     }
 
     /// Whether only blanks or a comment follow `pos` on its line.
-    pub(super) fn rest_is_blank(&self, pos: usize) -> bool {
+    pub(crate) fn rest_is_blank(&self, pos: usize) -> bool {
         let end = self.text[pos..]
             .find('\n')
             .map_or(self.text.len(), |i| pos + i);
@@ -242,7 +242,7 @@ impl<'a> Editor<'a> {
     }
 
     /// Position just after the `:` that follows a mapping key ending at `key_end`.
-    pub(super) fn after_colon(&self, key_end: usize) -> Option<usize> {
+    pub(crate) fn after_colon(&self, key_end: usize) -> Option<usize> {
         let rest = &self.text[key_end..];
         let skipped = rest.len() - rest.trim_start_matches([' ', '\t']).len();
         rest[skipped..]
@@ -252,7 +252,7 @@ impl<'a> Editor<'a> {
 
     /// Text to insert at the start of the line after `pos`, adding a line break first at
     /// the end of a file that has none.
-    pub(super) fn insert_line_after(&mut self, pos: usize, line: String) {
+    pub(crate) fn insert_line_after(&mut self, pos: usize, line: String) {
         let at = self.next_line(pos);
         let lead = if at == self.text.len() && !self.text.is_empty() && !self.text.ends_with('\n') {
             self.nl
@@ -265,7 +265,7 @@ impl<'a> Editor<'a> {
 
     /// Indentation unit of the file (the step between a block mapping's key and its
     /// children), 2 when none can be seen.
-    pub(super) fn indent_unit(&self, root: &Node) -> usize {
+    pub(crate) fn indent_unit(&self, root: &Node) -> usize {
         if let Node::Map { entries, .. } = root {
             for (key, value) in entries {
                 if let Node::Map {
@@ -288,7 +288,7 @@ impl<'a> Editor<'a> {
     }
 
     /// Whitespace before a block node on its line (error if anything else is there).
-    pub(super) fn block_indent(&self, node: &Node, what: &str) -> Result<&'a str> {
+    pub(crate) fn block_indent(&self, node: &Node, what: &str) -> Result<&'a str> {
         let text: &'a str = self.text;
         let prefix = &text[self.line_start(node.start())..node.start()];
         if prefix.chars().all(|c| c == ' ') {
@@ -299,7 +299,7 @@ impl<'a> Editor<'a> {
     }
 
     /// Appends `item` to the list `value` (the value of mapping key `key`).
-    pub(super) fn append_to_list(
+    pub(crate) fn append_to_list(
         &mut self,
         key: &Node,
         value: &Node,
@@ -358,7 +358,7 @@ impl<'a> Editor<'a> {
 
     /// Appends `key_text: value_text` (both ready to write) to the mapping `value`
     /// (itself the value of `key`); `unit` is the file's indentation step.
-    pub(super) fn append_to_map(
+    pub(crate) fn append_to_map(
         &mut self,
         key: &Node,
         value: &Node,
@@ -423,7 +423,7 @@ impl<'a> Editor<'a> {
 
     /// Removes the items of the list or mapping `value` (the value of `key`) selected by
     /// `remove` (indices of items or entries), with their separators or lines.
-    pub(super) fn remove_units(
+    pub(crate) fn remove_units(
         &mut self,
         key: &Node,
         value: &Node,
@@ -492,7 +492,7 @@ impl<'a> Editor<'a> {
         Ok(())
     }
 
-    pub(super) fn apply(mut self) -> Result<String> {
+    pub(crate) fn apply(mut self) -> Result<String> {
         self.edits.sort_by_key(|(start, end, _)| (*start, *end));
         for pair in self.edits.windows(2) {
             if pair[0].1 > pair[1].0 {

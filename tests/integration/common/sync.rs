@@ -431,16 +431,24 @@ impl Guard {
                 ids.extend(lines(&out.stdout));
             }
         }
+        // Configs (issue 12) carry the project's labels too.
+        let mut objects: Vec<(&str, String)> = ids.into_iter().map(|id| ("secret", id)).collect();
+        for project in &projects {
+            let filter = format!("label={LABEL_PROJECT}={project}");
+            let out = e.docker_cli(&["config", "ls", "-q", "--filter", &filter]);
+            objects.extend(lines(&out.stdout).into_iter().map(|id| ("config", id)));
+        }
         let deadline = Instant::now() + Duration::from_secs(15);
-        for id in &ids {
+        for (kind, id) in &objects {
+            let (kind, id) = (*kind, id);
             loop {
-                let out = e.docker_cli(&["secret", "rm", id]);
+                let out = e.docker_cli(&[kind, "rm", id]);
                 let err = String::from_utf8_lossy(&out.stderr);
                 if out.status.success() || err.contains("not found") {
                     break;
                 }
                 if Instant::now() > deadline {
-                    problems.push(format!("docker secret rm {id}: {}", err.trim()));
+                    problems.push(format!("docker {kind} rm {id}: {}", err.trim()));
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(250));
