@@ -341,7 +341,10 @@ fn decrypt_with<'a>(
     if out.len() > MAX_VALUE_LEN {
         return Err(DecryptFailure::TooLarge);
     }
-    Ok(out)
+    // The buffer is the ciphertext's size, a few hundred bytes more than a short value:
+    // apply keeps every value it creates, so keep an exact copy (the buffer is wiped as it
+    // drops; `shrink_to_fit` would free it unwiped).
+    Ok(Zeroizing::new(out.to_vec()))
 }
 
 /// Explains a decryption failure of `path` as a user-facing error.

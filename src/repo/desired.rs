@@ -25,9 +25,6 @@ pub struct RepoState {
     /// sha256 over the manifest, the fingerprint key file and every secret file: any
     /// change to the repository changes it (saved plans compare it).
     pub digest: String,
-    /// The files `digest` covers: repository-relative path -> sha256 of the file (a stale
-    /// saved plan says which changed).
-    pub files: BTreeMap<String, String>,
     /// True when values were decrypted and fingerprints are exact.
     pub verified: bool,
     /// What the caller should tell the user (reading prints nothing).
@@ -132,8 +129,9 @@ pub struct Prepared {
     env: String,
     key_bytes: Vec<u8>,
     hasher: Sha256,
-    /// As [`RepoState::files`].
-    digests: BTreeMap<String, String>,
+    /// The manifest's and the fingerprint key's paths and digests (see
+    /// [`Prepared::file_digests`]).
+    base: [(String, String); 2],
     /// (kind, name) -> (file, its bytes, their digest).
     files: BTreeMap<(Kind, String), (SecretFile, Vec<u8>, String)>,
 }
@@ -160,7 +158,7 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
     hasher.update(Sha256::digest(&manifest_bytes));
     hasher.update(Sha256::digest(&key_bytes));
     let rel = |p: &Path| repo.rel(p).display().to_string();
-    let mut file_digests = BTreeMap::from([
+    let base = [
         (
             rel(&repo.manifest_path()),
             crypto::file_digest(&manifest_bytes),
@@ -169,7 +167,7 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
             rel(&repo.fingerprint_key_path(env)),
             crypto::file_digest(&key_bytes),
         ),
-    ]);
+    ];
     let contents = repo.read_all(scan.secrets.values().map(|f| f.path.as_path()))?;
     let mut files = BTreeMap::new();
     for ((name, file), bytes) in scan.secrets.into_iter().zip(contents) {
@@ -181,10 +179,9 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(source.as_bytes());
-        file_digests.insert(file.rel.display().to_string(), source.clone());
         files.insert((Kind::Secret, name), (file, bytes, source));
     }
-    read_configs(repo, env, &mut hasher, &mut file_digests, &mut files)?;
+    read_configs(repo, env, &mut hasher, &mut files)?;
     // A copy of another environment's file is refused before anything is decrypted or any
     // Swarm is reached (decryption checks the scope again). Plain configs are no age files.
     let digests: Vec<(&Path, &str)> = files
@@ -197,7 +194,7 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         env: env.to_string(),
         key_bytes,
         hasher,
-        digests: file_digests,
+        base,
         files,
     })
 }
@@ -209,7 +206,6 @@ fn read_configs(
     repo: &Repo,
     env: &str,
     hasher: &mut Sha256,
-    file_digests: &mut BTreeMap<String, String>,
     files: &mut BTreeMap<(Kind, String), (SecretFile, Vec<u8>, String)>,
 ) -> Result<()> {
     let scan = repo.scan_configs(env)?;
@@ -236,13 +232,23 @@ fn read_configs(
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(source.as_bytes());
-        file_digests.insert(file.rel.display().to_string(), source.clone());
         files.insert((Kind::Config, name), (file, bytes, source));
     }
     Ok(())
 }
 
 impl Prepared {
+    /// The files [`RepoState::digest`] covers: repository-relative path -> sha256 of the
+    /// file, so that a stale saved plan says which changed. Built only for saved plans (at
+    /// 10,000 secrets it is a few megabytes that `plan` and `apply` otherwise never need).
+    pub fn file_digests(&self) -> BTreeMap<String, String> {
+        let files = self
+            .files
+            .values()
+            .map(|(file, _, source)| (file.rel.display().to_string(), source.clone()));
+        self.base.iter().cloned().chain(files).collect()
+    }
+
     /// The environment's secret and config names (what to observe on the Swarm).
     pub fn names(&self) -> std::collections::BTreeSet<String> {
         self.files.keys().map(|(_, name)| name.clone()).collect()
@@ -397,7 +403,6 @@ impl Prepared {
             },
             values,
             digest: hex::encode(self.hasher.clone().finalize()),
-            files: self.digests.clone(),
             verified,
             warnings,
         }

@@ -306,6 +306,9 @@ fn locked(
 ) -> Result<i32> {
     let (repo, env) = (source.repo, source.env);
     let (observed, mut state) = source.observe(remote)?;
+    // A saved plan is checked against the files it was made from, path by path.
+    let files = saved.map(|_| source.prepared.file_digests());
+    let saved = saved.zip(files.as_ref());
     let plan = replan(g, args, &state, remote, &observed, saved, reviewed)?;
     keep_needed_values(&mut state, &plan);
     let state = &state;
@@ -337,11 +340,11 @@ fn replan(
     state: &RepoState,
     remote: &Remote,
     observed: &Observed,
-    saved: Option<&PlanFile>,
+    saved: Option<(&PlanFile, &std::collections::BTreeMap<String, String>)>,
     reviewed: Option<Plan>,
 ) -> Result<Plan> {
     match (saved, reviewed) {
-        (Some(file), _) => {
+        (Some((file, repo_files)), _) => {
             let path = args
                 .planfile
                 .as_deref()
@@ -349,7 +352,7 @@ fn replan(
             let now = planfile::Now {
                 cluster_id: &remote.swarm.cluster_id,
                 repo_digest: &state.digest,
-                repo_files: &state.files,
+                repo_files,
                 observed,
             };
             file.ensure_fresh(path, &now)?;

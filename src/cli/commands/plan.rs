@@ -57,7 +57,7 @@ pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
             &observed,
             &endpoint,
             &state.digest,
-            &state.files,
+            &prepared.file_digests(),
         )
         .save(out)?;
         if plan.is_unverified() {
