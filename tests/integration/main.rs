@@ -12,7 +12,7 @@
 //! | `plans` | name clashes across projects, saved plans | engine |
 //! | `remote` | ssh and TLS endpoints on loopback | engine, root, sshd, openssl |
 //! | `reports` | durations, wording, JSON/markdown consistency, hints | engine for some |
-//! | `rotate` | generated values: `generate:`, `rotate NAME...`, `rotate --due` | age |
+//! | `rotate` | generated values: `generate:`, `rotate NAME...`, `rotate --due`; a rotation reaching a service | age; engine for one |
 //! | `rotation` | rotation under rollback, repair, faults | engine; root for own engines |
 //! | `roundtrip` | YAML files render and parse back (proptest) | nothing |
 //! | `swarm_client` | the Swarm client | mostly an engine |

@@ -1,7 +1,8 @@
 //! Generated values (issue 12, SPEC §5): `generate:` in the manifest, `rotate NAME...`,
 //! `rotate --due`, and `set --generate` drawing what the manifest says.
 //!
-//! Run: `cargo test --test integration -- rotate::` (no engine; the age CLI decrypts).
+//! Run: `cargo test --test integration -- rotate::` (the age CLI decrypts); the last test,
+//! a rotation reaching a running service, needs an engine (`tests/engine.sh ... --include-ignored`).
 
 use std::fs;
 use std::process::Output;
@@ -417,4 +418,48 @@ fn bad_generate_settings_are_refused_with_their_line() {
         assert_refused(&out, &["swarmseal.yaml:", "generate length", "1 to 511999"]);
     }
     assert_same_snapshot(&before, &repo.snapshot(), "a bad manifest");
+}
+
+/// End to end on a real Swarm: `rotate` creates a generated value, `apply` puts it on the
+/// Swarm for a service, and the next `rotate` + `apply` reaches the running container,
+/// which reads a new value of the manifest's length and charset at the same path.
+#[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
+fn a_rotated_value_reaches_the_running_service() {
+    use crate::common::sync::{engine_repo, EngineExt, ENV};
+    let Some((engine, guard, repo)) = engine_repo("rotgen") else {
+        return;
+    };
+    let manifest = repo.t.path("swarmseal.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let settings = "secrets:\n  api_token:\n    generate: { length: 24, charset: hex }\n";
+    fs::write(&manifest, format!("{text}{settings}")).unwrap();
+    let is_token = |v: &[u8]| v.len() == 24 && v.iter().all(|b| b"0123456789abcdef".contains(b));
+
+    assert_ok(&repo.run(&["rotate", "api_token"]));
+    let first = repo.t.get(ENV, "api_token");
+    assert!(is_token(&first), "{first:?}");
+    repo.apply();
+    let v1 = repo.current("api_token");
+    let svc = format!("{}-app", repo.project);
+    guard.service(&svc, &repo.project, &[(&v1.name, "api_token")]);
+    let c1 = guard.wait_running(&svc);
+    let path = "/run/secrets/api_token";
+    assert_eq!(engine.read_in(&c1, path), first);
+
+    let out = repo.run(&["rotate", "api_token"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("commit") || stderr(&out).contains("commit"),
+        "{}",
+        describe(&out)
+    );
+    let second = repo.t.get(ENV, "api_token");
+    assert!(is_token(&second) && second != first, "{second:?}");
+    repo.apply();
+    let running = engine.running_containers(&svc);
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_ne!(running[0], c1, "the container was not replaced");
+    assert_eq!(engine.read_in(&running[0], path), second);
+    assert_ne!(repo.current("api_token").name, v1.name);
 }
