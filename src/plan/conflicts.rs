@@ -98,13 +98,7 @@ mod tests {
             name: name.into(),
             source: format!("src-{name}-{f}"),
             fingerprint: Some(fp(f)),
-            labels: BTreeMap::new(),
-            target: None,
-            uid: None,
-            gid: None,
-            mode: None,
-            kind: Default::default(),
-            plain: None,
+            ..Default::default()
         };
         Desired {
             project: project.into(),

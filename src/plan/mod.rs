@@ -458,13 +458,7 @@ mod tests {
                             name: n.to_string(),
                             source: format!("src-{n}-{f}"),
                             fingerprint: Some(fp(*f)),
-                            labels: BTreeMap::new(),
-                            target: None,
-                            uid: None,
-                            gid: None,
-                            mode: None,
-                            kind: Default::default(),
-                            plain: None,
+                            ..Default::default()
                         },
                     )
                 })
