@@ -53,7 +53,11 @@ pub fn check_size(rel: &Path, len: usize) -> Result<()> {
         rel.display()
     ))
     .with_kind(ErrorKind::Repository)
-    .hint("shorten it, or split it into several configs"))
+    .hint(if len == 0 {
+        "write the config's content, or remove the file"
+    } else {
+        "shorten it, or split it into several configs"
+    }))
 }
 
 /// Stores `content` as config `name` of `env` (`configs/<env>/<name>`, or encrypted to the

@@ -287,3 +287,38 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
 }
+
+/// `check` looks at `configs/<env>/` too: a plain config Docker would refuse (empty, over
+/// 1,023,999 bytes), a `.age` config that is no age file, and a link are errors naming the
+/// file; a good plain config passes. No engine needed.
+#[test]
+fn check_looks_at_configs() {
+    let repo = TestRepo::new();
+    let dir = repo.path("configs/staging");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ok.conf"), b"worker_processes 1;\n").unwrap();
+    let out = repo.check(&[]);
+    assert_exit(&out, 0);
+
+    std::fs::write(dir.join("empty.conf"), b"").unwrap();
+    std::fs::write(dir.join("big.conf"), vec![b'x'; 1_024_000]).unwrap();
+    std::fs::write(dir.join("plain.conf.age"), b"password=hunter2\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("link.conf")).unwrap();
+    let out = repo.check(&[]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    for file in ["empty.conf", "big.conf", "plain.conf.age", "link.conf"] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error:") && l.contains(&format!("configs/staging/{file}"))),
+            "no error names configs/staging/{file}\n{}",
+            describe(&out)
+        );
+    }
+    assert!(!err.contains("hunter2"), "{}", describe(&out));
+    assert!(
+        !err.lines().any(|l| l.contains("ok.conf")),
+        "{}",
+        describe(&out)
+    );
+}

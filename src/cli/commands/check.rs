@@ -14,7 +14,7 @@ use crate::domain::names;
 use crate::domain::text::plural;
 use crate::error::Result;
 use crate::repo::index::{Index, Record};
-use crate::repo::{rotate, secrets};
+use crate::repo::{configs, rotate, secrets};
 use crate::repo::{LockMode, Repo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,14 +158,7 @@ fn check_env(
     f: &mut Findings,
 ) -> Result<usize> {
     let scan = repo.scan(env)?;
-    for problem in &scan.problems {
-        let err = problem.to_error();
-        f.error(
-            problem.rel().display().to_string(),
-            err.message(),
-            err.hint_text().unwrap_or_default(),
-        );
-    }
+    report_problems(&scan, f);
     let current = repo.manifest.env_recipients(env)?;
     // Decrypt only where the identity is meant to be a recipient: a staging-only key is
     // not an error in production.
@@ -216,7 +209,79 @@ fn check_env(
             check_rotation(env, name, &rel, record, limit, generated, f);
         }
     }
+    check_configs(repo, env, index, &current, decrypting, f)?;
     Ok(scan.secrets.len())
+}
+
+/// The problems a scan found (names that map to nothing, links, stray files...), as errors.
+fn report_problems(scan: &crate::repo::Scan, f: &mut Findings) {
+    for problem in &scan.problems {
+        let err = problem.to_error();
+        f.error(
+            problem.rel().display().to_string(),
+            err.message(),
+            err.hint_text().unwrap_or_default(),
+        );
+    }
+}
+
+/// The environment's configs (`configs/<env>/`): a plain one within Docker's size limit;
+/// an encrypted one (`.age`) checked as a secret file is (an age file of this environment,
+/// its recipients, decryptable, its size).
+fn check_configs(
+    repo: &Repo,
+    env: &str,
+    index: &Index,
+    current: &[(String, String)],
+    ids: Option<&Identities>,
+    f: &mut Findings,
+) -> Result<()> {
+    let scan = repo.scan_configs(env)?;
+    report_problems(&scan, f);
+    for (name, file) in &scan.secrets {
+        let rel = file.rel.display().to_string();
+        let bytes = match repo.read_config(&file.path) {
+            Ok(b) => b,
+            Err(e) => {
+                f.error(&rel, e.message(), e.hint_text().unwrap_or("check the file"));
+                continue;
+            }
+        };
+        if !configs::is_encrypted(file) {
+            if let Err(e) = configs::check_size(&file.rel, bytes.len()) {
+                f.error(
+                    &rel,
+                    config_problem(&e, &rel),
+                    e.hint_text().unwrap_or_default(),
+                );
+            }
+            continue;
+        }
+        if !crypto::looks_like_age(&bytes) {
+            f.error(
+                &rel,
+                "not an age file, but its name ends in .age (an encrypted config): if it holds something secret, it is a leak",
+                "encrypt it with `age` to the environment's recipients (their keys are in swarmseal.yaml), or drop .age from its name to keep it a plain config",
+            );
+            continue;
+        }
+        let record = index.env(env).and_then(|e| e.configs.get(name));
+        let check = FileCheck {
+            repo,
+            env,
+            kind: ScopeKind::Config,
+            path: &file.path,
+            rel: &rel,
+        };
+        check.check(&bytes, record, current, ids, f);
+    }
+    Ok(())
+}
+
+/// A config size error's message without the file it names (the finding leads with it).
+fn config_problem(e: &crate::error::Error, rel: &str) -> String {
+    e.message()
+        .replace(&format!("config {rel} "), "the config ")
 }
 
 /// The environment's fingerprint key: present, readable, of this environment.
@@ -474,7 +539,17 @@ impl FileCheck<'_> {
     /// The decrypted value: a fingerprint key's length, a secret's size.
     fn check_value(&self, value: &[u8], f: &mut Findings) {
         let rel = self.rel;
-        if self.kind == ScopeKind::FingerprintKey && value.len() != crypto::FINGERPRINT_KEY_LEN {
+        if self.kind == ScopeKind::Config {
+            if let Err(e) = configs::check_size(std::path::Path::new(rel), value.len()) {
+                f.error(
+                    rel,
+                    config_problem(&e, rel),
+                    e.hint_text().unwrap_or_default(),
+                );
+            }
+        } else if self.kind == ScopeKind::FingerprintKey
+            && value.len() != crypto::FINGERPRINT_KEY_LEN
+        {
             f.error(
                 rel,
                 "does not hold a fingerprint key",
