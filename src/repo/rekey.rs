@@ -11,7 +11,7 @@ use crate::crypto::{Identities, Plaintext, ScopeKind, FINGERPRINT_KEY_LEN};
 use crate::error::{Error, Result};
 use crate::repo::index::{self, Index};
 use crate::repo::secrets::{self, RecipientState};
-use crate::repo::{LockMode, Repo};
+use crate::repo::{configs, LockMode, Repo};
 
 /// What to re-encrypt.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +40,8 @@ struct Job {
     env: String,
     /// `None` for the fingerprint key.
     name: Option<String>,
+    /// An encrypted config (`configs/<env>/<name>.age`), not a secret.
+    config: bool,
     path: PathBuf,
     value: Plaintext,
     changed: Option<String>,
@@ -121,6 +123,7 @@ fn decrypt_env(
                 jobs.push(Job {
                     env: env.to_string(),
                     name: None,
+                    config: false,
                     changed: record.and_then(|r| r.changed.clone()),
                     value,
                     path: key_path,
@@ -141,6 +144,48 @@ fn decrypt_env(
         jobs.push(Job {
             env: env.to_string(),
             name: Some(name.clone()),
+            config: false,
+            changed: record.and_then(|r| r.changed.clone()),
+            value: repo
+                .open_sealed(env, kind, &file.path, &bytes, ids, opts.moved_from)?
+                .value,
+            path: file.path.clone(),
+        });
+    }
+    decrypt_configs(repo, env, ids, opts, index, jobs, done)
+}
+
+/// Phase 1 for the environment's encrypted configs (plain ones have no recipients).
+fn decrypt_configs(
+    repo: &Repo,
+    env: &str,
+    ids: &Identities,
+    opts: &Options<'_>,
+    index: &Index,
+    jobs: &mut Vec<Job>,
+    done: &mut Rekeyed,
+) -> Result<()> {
+    let scan = repo.scan_configs(env)?;
+    scan.ensure_clean()?;
+    let current = repo.manifest.env_recipients(env)?;
+    for (name, file) in scan
+        .secrets
+        .iter()
+        .filter(|(_, f)| configs::is_encrypted(f))
+    {
+        let bytes = repo.read_config(&file.path)?;
+        let record = index.env(env).and_then(|e| e.configs.get(name));
+        if !opts.force
+            && secrets::recipient_state(record, &bytes, &current) == RecipientState::Current
+        {
+            done.current += 1;
+            continue;
+        }
+        let kind = ScopeKind::Config;
+        jobs.push(Job {
+            env: env.to_string(),
+            name: Some(name.clone()),
+            config: true,
             changed: record.and_then(|r| r.changed.clone()),
             value: repo
                 .open_sealed(env, kind, &file.path, &bytes, ids, opts.moved_from)?
@@ -166,6 +211,10 @@ fn write_all(
     let mut tx = repo.transaction();
     for job in jobs {
         let target = match &job.name {
+            Some(name) if job.config => secrets::Target::Config {
+                name,
+                path: &job.path,
+            },
             Some(name) => secrets::Target::Secret {
                 name,
                 path: &job.path,

@@ -235,6 +235,7 @@ pub fn write_encrypted(
     let keys = env_keys(repo, env)?;
     let (path, scope) = match &target {
         Target::Secret { path, .. } => (path.to_path_buf(), Scope::secret(env)),
+        Target::Config { path, .. } => (path.to_path_buf(), Scope::config(env)),
         Target::FingerprintKey => (repo.fingerprint_key_path(env), Scope::fingerprint_key(env)),
     };
     let ciphertext = crypto::encrypt(value, &keys, &scope)?;
@@ -249,6 +250,9 @@ pub fn write_encrypted(
         Target::Secret { name, .. } => {
             env_index.secrets.insert(name.to_string(), record);
         }
+        Target::Config { name, .. } => {
+            env_index.configs.insert(name.to_string(), record);
+        }
         Target::FingerprintKey => env_index.fingerprint_key = Some(record),
     }
     Ok(())
@@ -256,7 +260,15 @@ pub fn write_encrypted(
 
 /// What [`write_encrypted`] writes.
 pub enum Target<'a> {
-    Secret { name: &'a str, path: &'a Path },
+    Secret {
+        name: &'a str,
+        path: &'a Path,
+    },
+    /// An encrypted config (`configs/<env>/<name>.age`).
+    Config {
+        name: &'a str,
+        path: &'a Path,
+    },
     FingerprintKey,
 }
 

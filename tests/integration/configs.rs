@@ -322,3 +322,75 @@ fn check_looks_at_configs() {
         describe(&out)
     );
 }
+
+/// An encrypted config written by the age CLI (no record, no scope) is warned about by
+/// `check`; `rekey` takes it over like a secret's file: re-encrypted to the environment's
+/// recipients with the config scope and recorded, its content unchanged and still readable
+/// by the age CLI; `check` is then quiet about it. No engine needed.
+#[test]
+fn rekey_takes_over_an_encrypted_config() {
+    let repo = TestRepo::new();
+    let dir = repo.path("configs/staging");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app.ini.age");
+    let content = b"user=app\npassword=not-in-any-output\n";
+    let made = age_cli(
+        [
+            "-r".as_ref(),
+            std::ffi::OsStr::new(&repo.public),
+            "-o".as_ref(),
+            file.as_os_str(),
+        ],
+        Some(content),
+    );
+    assert_ok(&made);
+    let before = std::fs::read(&file).unwrap();
+    let out = repo.check(&[]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out)
+            .lines()
+            .any(|l| l.starts_with("warning: configs/staging/app.ini.age")),
+        "{}",
+        describe(&out)
+    );
+
+    let out = repo.run(&["-e", "staging", "rekey"], None);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("re-encrypted 1 file in staging"),
+        "{}",
+        describe(&out)
+    );
+    assert_ne!(std::fs::read(&file).unwrap(), before, "not re-encrypted");
+    let index = std::fs::read_to_string(repo.path(".swarmseal/index.yaml")).unwrap();
+    assert!(index.contains("app.ini"), "not recorded:\n{index}");
+    let by_age = age_cli(
+        [
+            "-d".as_ref(),
+            "-i".as_ref(),
+            repo.identity.as_os_str(),
+            file.as_os_str(),
+        ],
+        None,
+    );
+    assert_ok(&by_age);
+    assert_eq!(by_age.stdout, content);
+    let out = repo.check(&[]);
+    assert_exit(&out, 0);
+    assert!(
+        !stderr(&out).contains("app.ini"),
+        "check still warns about the config\n{}",
+        describe(&out)
+    );
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!all.contains("not-in-any-output"));
+    // Nothing left to do: a second rekey writes nothing.
+    let out = repo.run(&["-e", "staging", "rekey"], None);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("re-encrypted 0 files"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -508,8 +508,8 @@ impl FileCheck<'_> {
                         "{n} files changed since swarmseal wrote them (age CLI? merge?), so swarmseal cannot tell whom they are encrypted to",
                     )
                 };
-                f.warning(rel, one, self.rekey_hint("run `swarmseal rekey` to re-encrypt it to the current recipients and record it"));
-                f.many(many, self.rekey_hint("run `swarmseal rekey` to re-encrypt them to the current recipients and record them"));
+                f.warning(rel, one, "run `swarmseal rekey` to re-encrypt it to the current recipients and record it");
+                f.many(many, "run `swarmseal rekey` to re-encrypt them to the current recipients and record them");
             }
             secrets::RecipientState::Stale { missing, extra } => {
                 let mut parts = Vec::new();
@@ -526,22 +526,13 @@ impl FileCheck<'_> {
                 f.error(
                     rel,
                     format!("not encrypted to the current recipients: {parts}"),
-                    self.rekey_hint("run `swarmseal rekey`"),
+                    "run `swarmseal rekey`",
                 );
                 f.many(
                     format!("{{n}} files are not encrypted to the current recipients: {parts}"),
-                    self.rekey_hint("run `swarmseal rekey`"),
+                    "run `swarmseal rekey`",
                 );
             }
-        }
-    }
-
-    /// What re-encrypts the file: `rekey` for secrets and keys; by hand for encrypted
-    /// configs, which `rekey` does not cover yet.
-    fn rekey_hint(&self, hint: &'static str) -> &'static str {
-        match self.kind {
-            ScopeKind::Config => "`swarmseal rekey` does not cover configs yet: encrypt it again with `age`, to every recipient of the environment (their keys are in swarmseal.yaml)",
-            _ => hint,
         }
     }
 
