@@ -135,6 +135,9 @@ struct Scratch {
 /// Prefix of the scratch folders of `edit`.
 const SCRATCH_PREFIX: &str = "swarmseal-edit-";
 
+/// Prefix of a scratch folder while it is made, before it is locked (empty, never swept).
+const FRESH_PREFIX: &str = "swarmseal-new-";
+
 /// The folders where scratch folders are made: tmpfs first.
 fn scratch_bases() -> Vec<PathBuf> {
     vec![PathBuf::from("/dev/shm"), std::env::temp_dir()]
@@ -180,20 +183,32 @@ impl Scratch {
     fn new(name: &str) -> Result<Scratch> {
         let private_dir = |base: &Path| {
             tempfile::Builder::new()
-                .prefix(SCRATCH_PREFIX)
+                .prefix(FRESH_PREFIX)
                 .tempdir_in(base)
         };
         let bases = scratch_bases();
-        let dir = private_dir(&bases[0])
+        // Made under a name the sweep of other swarmseal processes ignores, locked, then
+        // renamed (the lock stays with the open folder): a sweep running meanwhile never
+        // takes the new folder, not yet locked, for a leftover.
+        let fresh = private_dir(&bases[0])
             .or_else(|_| private_dir(&bases[1]))
             .map_err(|e| Error::io("create a private folder in", &bases[1], e))?
             .keep();
-        let lock = fs::File::open(&dir)
+        let lock = fs::File::open(&fresh)
             .and_then(|f| f.try_lock().map(|()| f).map_err(std::io::Error::from))
             .map_err(|e| {
-                let _ = fs::remove_dir(&dir);
-                Error::io("lock", &dir, e)
+                let _ = fs::remove_dir(&fresh);
+                Error::io("lock", &fresh, e)
             })?;
+        let unique = fresh.file_name().unwrap_or_default().to_string_lossy();
+        let dir = fresh.with_file_name(format!(
+            "{SCRATCH_PREFIX}{}",
+            unique.trim_start_matches(FRESH_PREFIX)
+        ));
+        fs::rename(&fresh, &dir).map_err(|e| {
+            let _ = fs::remove_dir(&fresh);
+            Error::io("rename", &fresh, e)
+        })?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io("protect", &dir, e))?;
         let file = dir.join(name);
