@@ -133,59 +133,31 @@ fn decrypt_env(
             }
         }
     }
-    for (name, file) in &scan.secrets {
-        let bytes = repo.read(&file.path)?;
-        let record = index.record(env, name);
+    // Secrets, then encrypted configs (plain configs have no recipients): the same rule.
+    let configs = repo.scan_configs(env)?;
+    configs.ensure_clean()?;
+    let secret_files = scan.secrets.iter().map(|(n, f)| (ScopeKind::Secret, n, f));
+    let config_files = configs
+        .secrets
+        .iter()
+        .filter(|(_, f)| configs::is_encrypted(f))
+        .map(|(n, f)| (ScopeKind::Config, n, f));
+    for (kind, name, file) in secret_files.chain(config_files) {
+        let (bytes, record) = match kind {
+            ScopeKind::Config => (
+                repo.read_config(&file.path)?,
+                index.env(env).and_then(|e| e.configs.get(name)),
+            ),
+            _ => (repo.read(&file.path)?, index.record(env, name)),
+        };
         if !needs(record, &bytes) {
             done.current += 1;
             continue;
         }
-        let kind = ScopeKind::Secret;
         jobs.push(Job {
             env: env.to_string(),
             name: Some(name.clone()),
-            config: false,
-            changed: record.and_then(|r| r.changed.clone()),
-            value: repo
-                .open_sealed(env, kind, &file.path, &bytes, ids, opts.moved_from)?
-                .value,
-            path: file.path.clone(),
-        });
-    }
-    decrypt_configs(repo, env, ids, opts, index, jobs, done)
-}
-
-/// Phase 1 for the environment's encrypted configs (plain ones have no recipients).
-fn decrypt_configs(
-    repo: &Repo,
-    env: &str,
-    ids: &Identities,
-    opts: &Options<'_>,
-    index: &Index,
-    jobs: &mut Vec<Job>,
-    done: &mut Rekeyed,
-) -> Result<()> {
-    let scan = repo.scan_configs(env)?;
-    scan.ensure_clean()?;
-    let current = repo.manifest.env_recipients(env)?;
-    for (name, file) in scan
-        .secrets
-        .iter()
-        .filter(|(_, f)| configs::is_encrypted(f))
-    {
-        let bytes = repo.read_config(&file.path)?;
-        let record = index.env(env).and_then(|e| e.configs.get(name));
-        if !opts.force
-            && secrets::recipient_state(record, &bytes, &current) == RecipientState::Current
-        {
-            done.current += 1;
-            continue;
-        }
-        let kind = ScopeKind::Config;
-        jobs.push(Job {
-            env: env.to_string(),
-            name: Some(name.clone()),
-            config: true,
+            config: kind == ScopeKind::Config,
             changed: record.and_then(|r| r.changed.clone()),
             value: repo
                 .open_sealed(env, kind, &file.path, &bytes, ids, opts.moved_from)?
