@@ -2,7 +2,9 @@
 //! what the repository wants ([`Desired`]), what the Swarm has ([`Observed`]), and the
 //! labels that tie the two together (`docs/design.md#names-and-labels`). No I/O here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use serde::{Deserialize, Serialize};
 
@@ -437,11 +439,8 @@ struct Refs<'a> {
 
 impl<'a> ObservedIndex<'a> {
     fn new(observed: &'a Observed) -> ObservedIndex<'a> {
-        let by_id = observed
-            .secrets
-            .iter()
-            .map(|s| (s.id.as_str(), s))
-            .collect();
+        let mut by_id = HashMap::with_capacity(observed.secrets.len());
+        by_id.extend(observed.secrets.iter().map(|s| (s.id.as_str(), s)));
         let mut refs: HashMap<&str, Refs<'_>> = HashMap::new();
         let add = |list: &mut Vec<&'a ServiceRefs>, svc: &'a ServiceRefs| {
             if !list.last().is_some_and(|last| std::ptr::eq(*last, svc)) {
@@ -488,7 +487,9 @@ impl<'a> ObservedIndex<'a> {
 }
 
 /// True when `have` is exactly [`managed_labels`]`(desired, secret, fingerprint)`, without
-/// building that map (the planner asks it of every current version).
+/// building that map (the planner asks it of every current version): one walk of `have`,
+/// in key order, beside the expected labels in key order (the manifest's own labels merged
+/// with [`swarmseal_labels`], which are sorted).
 pub fn has_managed_labels(
     desired: &Desired,
     secret: &DesiredSecret,
@@ -497,12 +498,24 @@ pub fn has_managed_labels(
 ) -> bool {
     let managed = swarmseal_labels(desired, secret, fingerprint);
     let is_managed_key = |k: &str| managed.iter().any(|(m, _)| *m == k);
-    let own = secret.labels.iter().filter(|(k, _)| !is_managed_key(k));
-    have.len() == managed.len() + own.clone().count()
-        && managed
-            .iter()
-            .all(|(k, v)| have.get(*k).is_some_and(|h| h == v))
-        && own.into_iter().all(|(k, v)| have.get(k) == Some(v))
+    let mut own = secret
+        .labels
+        .iter()
+        .filter(|(k, _)| !is_managed_key(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .peekable();
+    let mut managed = managed.into_iter().peekable();
+    for (k, v) in have {
+        let want = match (managed.peek(), own.peek()) {
+            (Some(m), Some(o)) if o.0 < m.0 => own.next(),
+            (Some(_), _) => managed.next(),
+            (None, _) => own.next(),
+        };
+        if want != Some((k.as_str(), v.as_str())) {
+            return false;
+        }
+    }
+    managed.next().is_none() && own.next().is_none()
 }
 
 /// The labels a managed version of `secret` must carry.
@@ -518,19 +531,20 @@ pub fn managed_labels(
     l
 }
 
-/// The `io.swarmseal.*` labels of a managed version of `secret` (over the manifest's own).
+/// The `io.swarmseal.*` labels of a managed version of `secret` (over the manifest's own),
+/// sorted by key.
 fn swarmseal_labels<'a>(
     desired: &'a Desired,
     secret: &'a DesiredSecret,
     fingerprint: &'a str,
 ) -> [(&'static str, &'a str); 7] {
     [
+        (labels::ENVIRONMENT, desired.environment.as_str()),
+        (labels::FINGERPRINT, fingerprint),
         (labels::KIND, secret.kind.as_str()),
         (labels::MANAGED, "true"),
-        (labels::PROJECT, desired.project.as_str()),
-        (labels::ENVIRONMENT, desired.environment.as_str()),
         (labels::NAME, secret.name.as_str()),
-        (labels::FINGERPRINT, fingerprint),
+        (labels::PROJECT, desired.project.as_str()),
         (labels::SOURCE, secret.source.as_str()),
     ]
 }
@@ -551,10 +565,16 @@ mod tests {
         let mut secret = DesiredSecret {
             name: "db".into(),
             source: "s".repeat(64),
-            labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
+            // Own labels sort before and after the managed ones.
+            labels: BTreeMap::from([
+                ("app".to_string(), "b".to_string()),
+                ("team".to_string(), "a".to_string()),
+            ]),
             ..DesiredSecret::default()
         };
         let fp = "f".repeat(64);
+        let managed = swarmseal_labels(&desired, &secret, &fp);
+        assert!(managed.is_sorted_by_key(|(k, _)| *k), "{managed:?}");
         let exact = managed_labels(&desired, &secret, &fp);
         let mut cases = vec![(exact.clone(), true), (BTreeMap::new(), false)];
         for key in exact.keys() {

@@ -595,9 +595,12 @@ pub(super) fn superseded(
     after: &AfterUpdates<'_>,
     steps: &mut Vec<Step>,
 ) {
-    if sp.target_name.is_none() || sp.change.as_ref().is_some_and(|c| c.conflict.is_some()) {
-        // Unverified: where services end up is unknown; or the new version cannot be
-        // created: nothing goes.
+    if sp.target_name.is_none()
+        || sp.olds.is_empty()
+        || sp.change.as_ref().is_some_and(|c| c.conflict.is_some())
+    {
+        // Unverified: where services end up is unknown; or nothing is superseded; or the
+        // new version cannot be created: nothing goes.
         return;
     }
     let siblings: Vec<&SwarmSecret> = sp.olds.iter().copied().chain(sp.current).collect();
@@ -885,17 +888,17 @@ pub(super) fn pick_current<'a>(
     list: &[&'a SwarmSecret],
     index: &ObservedIndex<'_>,
 ) -> Option<&'a SwarmSecret> {
-    let matching: Vec<&SwarmSecret> = list
-        .iter()
-        .copied()
-        .filter(|v| match &d.fingerprint {
-            Some(fp) => v.label(labels::FINGERPRINT) == Some(fp.as_str()),
-            None => v.label(labels::SOURCE) == Some(d.source.as_str()),
-        })
-        .collect();
-    matching
-        .iter()
-        .copied()
-        .find(|v| !index.users_of(&v.id).is_empty())
-        .or_else(|| matching.first().copied())
+    let mut matching = list.iter().copied().filter(|v| match &d.fingerprint {
+        Some(fp) => v.label(labels::FINGERPRINT) == Some(fp.as_str()),
+        None => v.label(labels::SOURCE) == Some(d.source.as_str()),
+    });
+    let first = matching.next()?;
+    if !index.users_of(&first.id).is_empty() {
+        return Some(first);
+    }
+    Some(
+        matching
+            .find(|v| !index.users_of(&v.id).is_empty())
+            .unwrap_or(first),
+    )
 }

@@ -87,40 +87,57 @@ pub fn read(repo: &Repo, env: &str, ids: Option<&Identities>, mode: Decrypt) -> 
 /// forge them. The digest-only check against copies of other environments' files still
 /// runs for every file.
 #[derive(Debug, Default)]
-pub struct Known(BTreeMap<(Kind, String), BTreeMap<String, String>>);
+pub struct Known(Vec<Vouch>);
+
+/// One managed version's word: the file of `name` whose sha256 is `source` has the keyed
+/// fingerprint `fingerprint` (both as bytes: no string per entry but the name).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Vouch {
+    kind: Kind,
+    name: String,
+    source: [u8; 32],
+    fingerprint: [u8; 32],
+}
 
 impl Known {
     /// The fingerprints that this environment's managed versions vouch for.
     pub fn from_observed(observed: &Observed, project: &str, env: &str) -> Known {
-        let mut known: BTreeMap<(Kind, String), BTreeMap<String, String>> = BTreeMap::new();
         let all = Kind::ALL
             .into_iter()
             .flat_map(|kind| observed.items(kind).iter().map(move |s| (kind, s)));
-        for (kind, s) in all.filter(|(_, s)| s.is_managed_by(project, env)) {
-            let (Some(name), Some(source), Some(fp)) = (
-                s.label(labels::NAME),
-                s.label(labels::SOURCE),
-                s.label(labels::FINGERPRINT),
-            ) else {
-                continue;
-            };
-            if fp.len() == 64 && fp.bytes().all(|b| b.is_ascii_hexdigit()) {
-                known
-                    .entry((kind, name.to_string()))
-                    .or_default()
-                    .insert(source.to_string(), fp.to_string());
-            }
-        }
+        let mut known: Vec<Vouch> = all
+            .filter(|(_, s)| s.is_managed_by(project, env))
+            .filter_map(|(kind, s)| {
+                Some(Vouch {
+                    kind,
+                    name: s.label(labels::NAME)?.to_string(),
+                    source: digest_bytes(s.label(labels::SOURCE)?)?,
+                    fingerprint: digest_bytes(s.label(labels::FINGERPRINT)?)?,
+                })
+            })
+            .collect();
+        known.sort_unstable();
+        known.dedup();
         Known(known)
     }
 
-    /// The fingerprint the Swarm vouches for, for this file of `name`.
-    fn get(&self, kind: Kind, name: &str, source: &str) -> Option<&str> {
-        self.0
-            .get(&(kind, name.to_string()))?
-            .get(source)
-            .map(String::as_str)
+    /// The fingerprint the Swarm vouches for, for this file of `name` (`source`: its
+    /// sha256 in hex), in hex.
+    fn get(&self, kind: Kind, name: &str, source: &str) -> Option<String> {
+        let source = digest_bytes(source)?;
+        let first = self
+            .0
+            .partition_point(|v| (v.kind, v.name.as_str(), &v.source) < (kind, name, &source));
+        let v = self.0.get(first)?;
+        (v.kind == kind && v.name == name && v.source == source).then(|| hex::encode(v.fingerprint))
     }
+}
+
+/// A sha256 in 64 lowercase hex digits, as bytes (anything else is no digest of ours).
+fn digest_bytes(hex: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0; 32];
+    let lowercase = hex.bytes().all(|b| !b.is_ascii_uppercase());
+    (lowercase && hex::decode_to_slice(hex, &mut bytes).is_ok()).then_some(bytes)
 }
 
 /// The repository's files of one environment, read and checked, before any decryption:
@@ -132,9 +149,14 @@ pub struct Prepared {
     /// The manifest's and the fingerprint key's paths and digests (see
     /// [`Prepared::file_digests`]).
     base: [(String, String); 2],
-    /// (kind, name) -> (file, its bytes, their digest).
-    files: BTreeMap<(Kind, String), (SecretFile, Vec<u8>, String)>,
+    files: BTreeMap<FileKey, ReadFile>,
 }
+
+/// A file's kind and logical name.
+type FileKey = (Kind, String);
+
+/// A file as read: where it is, its bytes, and their sha256 in hex.
+type ReadFile = (SecretFile, Vec<u8>, String);
 
 /// Reads the environment's files and refuses a repository with problems (under the shared
 /// repository lock), without decrypting anything.
@@ -169,7 +191,7 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         ),
     ];
     let contents = repo.read_all(scan.secrets.values().map(|f| f.path.as_path()))?;
-    let mut files = BTreeMap::new();
+    let mut files = Vec::with_capacity(contents.len());
     for ((name, file), bytes) in scan.secrets.into_iter().zip(contents) {
         if !crypto::looks_like_age(&bytes) {
             // A plaintext value in a file named like a secret: refuse, identity or not.
@@ -179,9 +201,11 @@ pub fn prepare(repo: &Repo, env: &str) -> Result<Prepared> {
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(source.as_bytes());
-        files.insert((Kind::Secret, name), (file, bytes, source));
+        files.push(((Kind::Secret, name), (file, bytes, source)));
     }
     read_configs(repo, env, &mut hasher, &mut files)?;
+    // In (kind, name) order already: one pass, no search per file.
+    let files: BTreeMap<_, _> = files.into_iter().collect();
     // A copy of another environment's file is refused before anything is decrypted or any
     // Swarm is reached (decryption checks the scope again). Plain configs are no age files.
     let digests: Vec<(&Path, &str)> = files
@@ -206,7 +230,7 @@ fn read_configs(
     repo: &Repo,
     env: &str,
     hasher: &mut Sha256,
-    files: &mut BTreeMap<(Kind, String), (SecretFile, Vec<u8>, String)>,
+    files: &mut Vec<(FileKey, ReadFile)>,
 ) -> Result<()> {
     let scan = repo.scan_configs(env)?;
     scan.ensure_clean().map_err(|e| {
@@ -232,7 +256,7 @@ fn read_configs(
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(source.as_bytes());
-        files.insert((Kind::Config, name), (file, bytes, source));
+        files.push(((Kind::Config, name), (file, bytes, source)));
     }
     Ok(())
 }
@@ -345,11 +369,11 @@ impl Prepared {
             on_cores(files.len(), workers, skip, open, || meanwhile(&known));
         let observed = observed?;
         let known = known.into_inner().unwrap_or_default();
-        let mut fingerprints = BTreeMap::new();
+        let mut fingerprints = Vec::with_capacity(files.len());
         let mut values = Values::default();
         for (i, &(kind, name, _, _, source)) in files.iter().enumerate() {
             let fp = match known.get(kind, name, source) {
-                Some(fp) => fp.to_string(),
+                Some(fp) => fp,
                 None => {
                     let (fp, value) = opened[i].take().unwrap_or_else(|| open(i))?;
                     if let Some(v) = value {
@@ -358,41 +382,43 @@ impl Prepared {
                     fp
                 }
             };
-            fingerprints.insert((kind, name.to_string()), fp);
+            fingerprints.push(fp);
         }
         let state = self.state(repo, Some(fingerprints), values, warnings);
         Ok((observed, state))
     }
 
-    /// The read state, with `fingerprints` by name when an identity could read the
-    /// environment.
+    /// The read state, with `fingerprints` (one per file, in the order of
+    /// [`Prepared::files`]) when an identity could read the environment.
     fn state(
         &self,
         repo: &Repo,
-        mut fingerprints: Option<BTreeMap<(Kind, String), String>>,
+        fingerprints: Option<Vec<String>>,
         values: Values,
         warnings: Vec<String>,
     ) -> RepoState {
         let verified = fingerprints.is_some();
-        let mut secrets = BTreeMap::new();
-        let mut configs = BTreeMap::new();
+        let mut fingerprints = fingerprints.map(Vec::into_iter);
+        // Files come in (kind, name) order: secrets, then configs, each sorted, so the maps
+        // are built in one pass (`collect` of sorted items), not by 10,000 searches.
+        let mut secrets = Vec::new();
+        let mut configs = Vec::new();
         for ((kind, name), (file, bytes, source)) in &self.files {
-            let fp = fingerprints
-                .as_mut()
-                .and_then(|f| f.remove(&(*kind, name.clone())));
+            let fp = fingerprints.as_mut().and_then(Iterator::next);
             let source = source.clone();
             match kind {
                 Kind::Secret => {
                     let d = desired_secret(repo, name, source, fp);
-                    secrets.insert(name.clone(), d);
+                    secrets.push((name.clone(), d));
                 }
                 Kind::Config => {
                     let plain = (!configs::is_encrypted(file)).then(|| bytes.clone());
                     let d = desired_config(name, source, fp, plain);
-                    configs.insert(name.clone(), d);
+                    configs.push((name.clone(), d));
                 }
             }
         }
+        let (secrets, configs) = (secrets.into_iter().collect(), configs.into_iter().collect());
         RepoState {
             desired: Desired {
                 project: repo.manifest.project.clone(),

@@ -16,16 +16,40 @@
 //!   fingerprint key. (The age CLI cannot write a scope; write such values with
 //!   `swarmseal set` or `rekey` them to give them one.)
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::crypto::{self, Identities, Plaintext, Scope, ScopeKind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repo;
 
-/// sha256 of every repository age file → (kind, environment, path): what an unscoped
-/// file must not be a copy of. Built on first need.
-pub(crate) type Digests = BTreeMap<String, Vec<(ScopeKind, String, PathBuf)>>;
+/// sha256 of every repository age file, with its kind, environment and path: what an
+/// unscoped file must not be a copy of. Built on first need. One entry (and one path) per
+/// file, sorted by digest: at 10,000 files, a map of strings cost more than all the rest
+/// of reading the repository.
+#[derive(Debug, Default)]
+pub(crate) struct Digests {
+    environments: Vec<String>,
+    /// (sha256, kind, index in `environments`, path), sorted.
+    files: Vec<([u8; 32], ScopeKind, usize, PathBuf)>,
+}
+
+impl Digests {
+    /// The files whose sha256 is `digest` (in hex): (kind, environment, path).
+    fn with(&self, digest: &str) -> impl Iterator<Item = (ScopeKind, &str, &Path)> {
+        let mut bytes = [0; 32];
+        let found: &[_] = match hex::decode_to_slice(digest, &mut bytes) {
+            Ok(()) => {
+                let start = self.files.partition_point(|f| f.0 < bytes);
+                let len = self.files[start..].partition_point(|f| f.0 == bytes);
+                &self.files[start..start + len]
+            }
+            Err(_) => &[],
+        };
+        found
+            .iter()
+            .map(|(_, kind, env, path)| (*kind, self.environments[*env].as_str(), path.as_path()))
+    }
+}
 
 /// A decrypted file that passed the scope check, with the scope it carried.
 pub struct Opened {
@@ -179,17 +203,14 @@ impl Repo {
         kind: ScopeKind,
         own_env: Option<&str>,
     ) -> Result<Option<PathBuf>> {
-        let digests = self.digests()?;
-        let Some(found) = digests.get(digest) else {
-            return Ok(None);
-        };
-        Ok(found
-            .iter()
+        Ok(self
+            .digests()?
+            .with(digest)
             .find(|(other_kind, other_env, other)| {
                 *other != path
                     && (kind == ScopeKind::FingerprintKey
                         || *other_kind == ScopeKind::FingerprintKey
-                        || Some(other_env.as_str()) != own_env)
+                        || Some(*other_env) != own_env)
             })
             .map(|(_, _, other)| self.rel(other)))
     }
@@ -208,36 +229,34 @@ impl Repo {
     /// sha256 of every secret file and fingerprint key of every environment; `known`
     /// gives one environment's secret files as already read (path, digest).
     fn all_digests(&self, known: Option<(&str, &[(&Path, &str)])>) -> Result<Digests> {
-        let mut out = Digests::new();
-        for env in self.manifest.environments.keys() {
+        use sha2::{Digest, Sha256};
+        let mut out = Digests::default();
+        for (i, env) in self.manifest.environments.keys().enumerate() {
+            out.environments.push(env.clone());
             let key = self.fingerprint_key_path(env);
             if let Ok(Some(bytes)) = self.read_optional(&key) {
-                out.entry(crypto::file_digest(&bytes)).or_default().push((
-                    ScopeKind::FingerprintKey,
-                    env.clone(),
-                    key,
-                ));
+                let digest = Sha256::digest(&bytes).into();
+                out.files.push((digest, ScopeKind::FingerprintKey, i, key));
             }
             if let Some((_, files)) = known.filter(|(known_env, _)| known_env == env) {
                 for (path, digest) in files {
-                    out.entry(digest.to_string()).or_default().push((
-                        ScopeKind::Secret,
-                        env.clone(),
-                        path.to_path_buf(),
-                    ));
+                    let mut bytes = [0; 32];
+                    if hex::decode_to_slice(digest, &mut bytes).is_ok() {
+                        out.files
+                            .push((bytes, ScopeKind::Secret, i, path.to_path_buf()));
+                    }
                 }
                 continue;
             }
             for file in self.scan(env)?.secrets.into_values() {
                 if let Ok(bytes) = self.read(&file.path) {
-                    out.entry(crypto::file_digest(&bytes)).or_default().push((
-                        ScopeKind::Secret,
-                        env.clone(),
-                        file.path,
-                    ));
+                    let digest = Sha256::digest(&bytes).into();
+                    out.files.push((digest, ScopeKind::Secret, i, file.path));
                 }
             }
         }
+        // Stable: files with one digest stay in the order they were found.
+        out.files.sort_by_key(|f| f.0);
         Ok(out)
     }
 }
