@@ -22,6 +22,10 @@ use swarmseal::domain::state::{
     managed_labels, Desired, DesiredSecret, Observed, SecretRef, ServiceRefs, SwarmSecret,
 };
 
+/// The allocator the binary runs with (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRETS: usize = 10_000;
 const SERVICES: usize = 1_000;
 

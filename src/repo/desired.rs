@@ -133,6 +133,35 @@ impl Known {
     }
 }
 
+impl Known {
+    /// [`Known::get`] for every file of `files`, given in (kind, name) order as
+    /// [`Prepared`] holds them: one pass beside this sorted list, no search per file.
+    fn vouch_all<'f>(
+        &self,
+        files: impl IntoIterator<Item = (Kind, &'f str, &'f str)>,
+    ) -> Vec<Option<[u8; 32]>> {
+        let mut at = 0;
+        files
+            .into_iter()
+            .map(|(kind, name, source)| {
+                while self
+                    .0
+                    .get(at)
+                    .is_some_and(|v| (v.kind, v.name.as_str()) < (kind, name))
+                {
+                    at += 1;
+                }
+                let source = digest_bytes(source)?;
+                self.0[at..]
+                    .iter()
+                    .take_while(|v| v.kind == kind && v.name == name)
+                    .find(|v| v.source == source)
+                    .map(|v| v.fingerprint)
+            })
+            .collect()
+    }
+}
+
 /// A sha256 in 64 lowercase hex digits, as bytes (anything else is no digest of ours).
 fn digest_bytes(hex: &str) -> Option<[u8; 32]> {
     let mut bytes = [0; 32];
@@ -358,22 +387,42 @@ impl Prepared {
             };
             Ok((crypto::fingerprint(key, &v), keep_values.then_some(v)))
         };
-        let skip = |i: usize| {
-            let (kind, name, _, _, source) = files[i];
-            known
-                .get()
-                .is_some_and(|k| k.get(kind, name, source).is_some())
+        let keys = || {
+            files
+                .iter()
+                .map(|&(kind, name, _, _, source)| (kind, name, source))
         };
-        let workers = if ids.parallel() { cores() } else { 0 };
+        // What is known before decrypting starts (plan) is looked up once, in one pass.
+        let upfront = known.get().map(|k| k.vouch_all(keys()));
+        let skip = |i: usize| match &upfront {
+            Some(vouched) => vouched[i].is_some(),
+            None => {
+                let (kind, name, _, _, source) = files[i];
+                known
+                    .get()
+                    .is_some_and(|k| k.get(kind, name, source).is_some())
+            }
+        };
+        let pending = upfront
+            .as_ref()
+            .map_or(files.len(), |v| v.iter().filter(|fp| fp.is_none()).count());
+        let workers = if ids.parallel() && pending > 0 {
+            cores()
+        } else {
+            0
+        };
         let (observed, mut opened) =
             on_cores(files.len(), workers, skip, open, || meanwhile(&known));
         let observed = observed?;
-        let known = known.into_inner().unwrap_or_default();
+        let vouched = match upfront {
+            Some(vouched) => vouched,
+            None => known.into_inner().unwrap_or_default().vouch_all(keys()),
+        };
         let mut fingerprints = Vec::with_capacity(files.len());
         let mut values = Values::default();
-        for (i, &(kind, name, _, _, source)) in files.iter().enumerate() {
-            let fp = match known.get(kind, name, source) {
-                Some(fp) => fp,
+        for (i, &(kind, name, ..)) in files.iter().enumerate() {
+            let fp = match vouched[i] {
+                Some(fp) => hex::encode(fp),
                 None => {
                     let (fp, value) = opened[i].take().unwrap_or_else(|| open(i))?;
                     if let Some(v) = value {
@@ -571,5 +620,53 @@ fn desired_config(
         kind: Kind::Config,
         plain,
         ..DesiredSecret::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vouch(kind: Kind, name: &str, source: u8, fingerprint: u8) -> Vouch {
+        Vouch {
+            kind,
+            name: name.into(),
+            source: [source; 32],
+            fingerprint: [fingerprint; 32],
+        }
+    }
+
+    #[test]
+    fn vouch_all_is_get_for_every_file() {
+        let mut list = vec![
+            vouch(Kind::Secret, "a", 1, 10),
+            vouch(Kind::Secret, "a", 2, 11),
+            vouch(Kind::Secret, "c", 3, 12),
+            vouch(Kind::Config, "a", 4, 13),
+            vouch(Kind::Config, "b", 5, 14),
+        ];
+        list.sort();
+        let known = Known(list);
+        let hex = |b: u8| hex::encode([b; 32]);
+        // In (kind, name) order, as `Prepared` holds them: vouched, wrong digest, absent
+        // name, the other kind's name, a digest that is no digest.
+        let files = [
+            (Kind::Secret, "a", hex(2)),
+            (Kind::Secret, "b", hex(1)),
+            (Kind::Secret, "c", hex(4)),
+            (Kind::Secret, "d", "not hex".to_string()),
+            (Kind::Config, "a", hex(4)),
+            (Kind::Config, "b", hex(3)),
+            (Kind::Config, "c", hex(5)),
+        ];
+        let keys = files.iter().map(|(k, n, s)| (*k, *n, s.as_str()));
+        let all = known.vouch_all(keys.clone());
+        let each: Vec<Option<String>> = keys.map(|(k, n, s)| known.get(k, n, s)).collect();
+        let all: Vec<Option<String>> = all.into_iter().map(|fp| fp.map(hex::encode)).collect();
+        assert_eq!(all, each);
+        assert_eq!(
+            all,
+            [Some(hex(11)), None, None, None, Some(hex(13)), None, None]
+        );
     }
 }

@@ -504,6 +504,36 @@ fn dotenv_import_makes_one_secret_per_variable() {
     assert_eq!(repo.get("staging", "db_password"), b"new");
 }
 
+/// Beyond 20 values the report counts them (a CI log of 10,000 imports stays short); `-v`
+/// lists every one.
+#[test]
+fn dotenv_import_of_many_values_is_summed_up_unless_verbose() {
+    let repo = TestRepo::new();
+    let path = repo.work.join(".env");
+    let text: String = (0..25).map(|i| format!("V{i:02}=value-{i}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    let err = stderr(&import(&repo, "dotenv", &path, &[]));
+    assert!(err.contains("Imported 25 secrets from"), "{err}");
+    assert!(err.contains("created 25 values"), "{err}");
+    assert!(err.contains("-v lists them"), "{err}");
+    assert!(!err.contains("created secret v00"), "{err}");
+    assert_eq!(repo.get("staging", "v24"), b"value-24");
+
+    let text: String = (0..25).map(|i| format!("W{i:02}=value-{i}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    let args = [
+        "-v",
+        "-e",
+        "staging",
+        "import",
+        "dotenv",
+        path.to_str().unwrap(),
+    ];
+    let err = stderr(&repo.run(&args, None));
+    assert!(err.contains("created secret w00 from W00"), "{err}");
+    assert!(err.contains("created secret w24 from W24"), "{err}");
+}
+
 /// Empty values, names that collide once mapped, repeated variables and lines that are not
 /// assignments are refused naming the variable (never a value), with nothing stored.
 #[test]

@@ -26,7 +26,12 @@ pub fn run(cx: &Context, command: ImportCommand) -> Result<i32> {
             if cx.format() == Format::Json {
                 return json(&done);
             }
-            cx.say(stored_lines(&done.imported, &args.file, &env));
+            cx.say(stored_lines(
+                &done.imported,
+                &args.file,
+                &env,
+                cx.global.verbose,
+            ));
             if !done.skipped.is_empty() {
                 let list: Vec<String> = done
                     .skipped
@@ -52,7 +57,12 @@ pub fn run(cx: &Context, command: ImportCommand) -> Result<i32> {
             if cx.format() == Format::Json {
                 return json(&done);
             }
-            cx.say(stored_lines(&done.imported, &args.file, &env));
+            cx.say(stored_lines(
+                &done.imported,
+                &args.file,
+                &env,
+                cx.global.verbose,
+            ));
             cx.warn_all(&done.warnings);
             cx.say(next_steps(
                 repo,
@@ -72,8 +82,12 @@ fn json(report: &impl serde::Serialize) -> Result<i32> {
     Ok(0)
 }
 
-/// `Imported ... from FILE into environment ENV:` and one line per value.
-fn stored_lines(stored: &[Stored], source: &Path, env: &str) -> String {
+/// How many values are listed one per line without `-v` (beyond that, one line per action).
+const LISTED: usize = 20;
+
+/// `Imported ... from FILE into environment ENV:` and one line per value (for more than
+/// [`LISTED`] values, with `verbose` only; else a count per action).
+fn stored_lines(stored: &[Stored], source: &Path, env: &str, verbose: bool) -> String {
     let configs = stored.iter().filter(|s| s.kind == Kind::Config).count();
     let mut counts = vec![plural(stored.len() - configs, "secret")];
     if configs > 0 {
@@ -84,12 +98,23 @@ fn stored_lines(stored: &[Stored], source: &Path, env: &str) -> String {
         counts.join(" and "),
         source.display()
     );
+    let word = |action: Action| match action {
+        Action::Created => "created",
+        Action::Updated => "updated",
+        Action::Unchanged => "unchanged",
+    };
+    if stored.len() > LISTED && !verbose {
+        for action in [Action::Created, Action::Updated, Action::Unchanged] {
+            let n = stored.iter().filter(|s| s.action == action).count();
+            if n > 0 {
+                text.push_str(&format!("\n  {} {}", word(action), plural(n, "value")));
+            }
+        }
+        text.push_str("\n  (-v lists them)");
+        return text;
+    }
     for s in stored {
-        let action = match s.action {
-            Action::Created => "created",
-            Action::Updated => "updated",
-            Action::Unchanged => "unchanged",
-        };
+        let action = word(s.action);
         let from = match &s.file {
             Some(file) => file.display().to_string(),
             None => s.key.clone(),
