@@ -131,9 +131,7 @@ impl Known {
         let v = self.0.get(first)?;
         (v.kind == kind && v.name == name && v.source == source).then(|| hex::encode(v.fingerprint))
     }
-}
 
-impl Known {
     /// [`Known::get`] for every file of `files`, given in (kind, name) order as
     /// [`Prepared`] holds them: one pass beside this sorted list, no search per file.
     fn vouch_all<'f>(
