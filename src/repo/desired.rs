@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -122,7 +121,9 @@ impl Known {
     }
 
     /// The fingerprint the Swarm vouches for, for this file of `name` (`source`: its
-    /// sha256 in hex), in hex.
+    /// sha256 in hex), in hex: what [`Known::vouch_all`] finds, one file at a time (the
+    /// tests' reference).
+    #[cfg(test)]
     fn get(&self, kind: Kind, name: &str, source: &str) -> Option<String> {
         let source = digest_bytes(source)?;
         let first = self
@@ -308,6 +309,10 @@ impl Prepared {
     /// The desired state: each secret's fingerprint from `known` when the Swarm vouches
     /// for its file, else by decrypting it (when an identity can read the environment),
     /// on all cores. Values are kept only with `keep_values`, and only those decrypted.
+    ///
+    /// Nothing is decrypted before `known` is there: decrypting ahead while the Swarm is
+    /// listed would mostly decrypt files it then vouches for (every unchanged one), and
+    /// on a machine that also runs the engine those cores are the engine's.
     pub fn decrypt(
         &self,
         repo: &Repo,
@@ -315,51 +320,12 @@ impl Prepared {
         mode: Decrypt,
         known: Known,
     ) -> Result<RepoState> {
-        let known = OnceLock::from(known);
-        let ((), state) = self.decrypt_meanwhile(repo, ids, mode, known, |_| Ok(()))?;
-        Ok(state)
-    }
-
-    /// [`Prepared::decrypt`] against what `observe` returns, with the decryption started
-    /// before it does: `observe` runs on this thread while the other cores decrypt, and
-    /// from the moment the observation is there the files it vouches for are skipped.
-    /// (apply: the Swarm is observed under the lock while the new values are decrypted.)
-    pub fn decrypt_while<O>(
-        &self,
-        repo: &Repo,
-        ids: &Identities,
-        mode: Decrypt,
-        observe: impl FnOnce() -> Result<O>,
-        known_of: impl FnOnce(&O) -> Known,
-    ) -> Result<(O, RepoState)> {
-        self.decrypt_meanwhile(repo, Some(ids), mode, OnceLock::new(), |known| {
-            let observed = observe()?;
-            let _ = known.set(known_of(&observed));
-            Ok(observed)
-        })
-    }
-
-    /// Runs `meanwhile` on this thread while the files are decrypted on all cores (one at
-    /// a time after it, unless [`Identities::parallel`]); a file that `known` vouches for,
-    /// once set, is not decrypted.
-    fn decrypt_meanwhile<O>(
-        &self,
-        repo: &Repo,
-        ids: Option<&Identities>,
-        mode: Decrypt,
-        known: OnceLock<Known>,
-        meanwhile: impl FnOnce(&OnceLock<Known>) -> Result<O>,
-    ) -> Result<(O, RepoState)> {
         let env = self.env.as_str();
         let mut warnings = Vec::new();
         let key = fingerprint_key(repo, env, ids, mode, &self.key_bytes, &mut warnings)?;
         let keep_values = matches!(mode, Decrypt::Required { keep_values: true });
         let (Some(key), Some(ids)) = (&key, ids) else {
-            let observed = meanwhile(&known)?;
-            return Ok((
-                observed,
-                self.state(repo, None, Values::default(), warnings),
-            ));
+            return Ok(self.state(repo, None, Values::default(), warnings));
         };
         let files: Vec<(Kind, &str, &SecretFile, &[u8], &str)> = self
             .files
@@ -385,37 +351,19 @@ impl Prepared {
             };
             Ok((crypto::fingerprint(key, &v), keep_values.then_some(v)))
         };
-        let keys = || {
+        // Looked up once, in one pass beside the sorted files.
+        let vouched = known.vouch_all(
             files
                 .iter()
-                .map(|&(kind, name, _, _, source)| (kind, name, source))
-        };
-        // What is known before decrypting starts (plan) is looked up once, in one pass.
-        let upfront = known.get().map(|k| k.vouch_all(keys()));
-        let skip = |i: usize| match &upfront {
-            Some(vouched) => vouched[i].is_some(),
-            None => {
-                let (kind, name, _, _, source) = files[i];
-                known
-                    .get()
-                    .is_some_and(|k| k.get(kind, name, source).is_some())
-            }
-        };
-        let pending = upfront
-            .as_ref()
-            .map_or(files.len(), |v| v.iter().filter(|fp| fp.is_none()).count());
-        let workers = if ids.parallel() && pending > 0 {
-            cores()
+                .map(|&(kind, name, _, _, source)| (kind, name, source)),
+        );
+        let pending = vouched.iter().filter(|fp| fp.is_none()).count();
+        let workers = if ids.parallel() && pending > 1 {
+            cores().min(pending)
         } else {
             0
         };
-        let (observed, mut opened) =
-            on_cores(files.len(), workers, skip, open, || meanwhile(&known));
-        let observed = observed?;
-        let vouched = match upfront {
-            Some(vouched) => vouched,
-            None => known.into_inner().unwrap_or_default().vouch_all(keys()),
-        };
+        let mut opened = on_cores(files.len(), workers, |i| vouched[i].is_some(), open);
         let mut fingerprints = Vec::with_capacity(files.len());
         let mut values = Values::default();
         for (i, &(kind, name, ..)) in files.iter().enumerate() {
@@ -431,8 +379,7 @@ impl Prepared {
             };
             fingerprints.push(fp);
         }
-        let state = self.state(repo, Some(fingerprints), values, warnings);
-        Ok((observed, state))
+        Ok(self.state(repo, Some(fingerprints), values, warnings))
     }
 
     /// The read state, with `fingerprints` (one per file, in the order of
@@ -489,22 +436,20 @@ fn cores() -> usize {
 /// What one file's decryption gives: its fingerprint, and its value if kept.
 type Opened = Result<(String, Option<Plaintext>)>;
 
-/// `open(i)` for every `i < n` except those `skip`ped, on `workers` threads, while
-/// `meanwhile` runs on this one; the workers stop when it fails. The decryption of
-/// thousands of files is CPU work (one X25519 and one ChaCha20 each), so it goes on all
-/// cores. Results by index (`None`: skipped, or not reached).
-fn on_cores<O>(
+/// `open(i)` for every `i < n` except those `skip`ped, on `workers` threads (none: the
+/// caller opens what it needs). The decryption of thousands of files is CPU work (one
+/// X25519 and one ChaCha20 each), so it goes on all cores. Results by index (`None`:
+/// skipped).
+fn on_cores(
     n: usize,
     workers: usize,
     skip: impl Fn(usize) -> bool + Sync,
     open: impl Fn(usize) -> Opened + Sync,
-    meanwhile: impl FnOnce() -> Result<O>,
-) -> (Result<O>, Vec<Option<Opened>>) {
+) -> Vec<Option<Opened>> {
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
     let work = || {
         let mut done = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= n {
                 break;
@@ -516,12 +461,8 @@ fn on_cores<O>(
         done
     };
     let mut opened: Vec<Option<Opened>> = (0..n).map(|_| None).collect();
-    let observed = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let threads: Vec<_> = (0..workers.min(n)).map(|_| scope.spawn(work)).collect();
-        let observed = meanwhile();
-        if observed.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
         for thread in threads {
             let done = thread
                 .join()
@@ -530,9 +471,8 @@ fn on_cores<O>(
                 opened[i] = Some(result);
             }
         }
-        observed
     });
-    (observed, opened)
+    opened
 }
 
 /// The environment's fingerprint key, when an identity can read it (else, for

@@ -1788,7 +1788,7 @@ fn edit_asks_for_the_passphrase_once() {
 
 /// The shortcut of plan and apply (`desired::Known`): a file whose digest a managed
 /// version's `source` label names is not decrypted, its fingerprint comes from the label
-/// (apply decrypts while it observes, and ignores what it decrypted of such files). Only for
+/// (apply keeps no value for such files). Only for
 /// that exact file, name and environment: a file the labels do not name is decrypted
 /// (and a damaged one refused), and a byte copy of another environment's file is refused
 /// even when a label names it.
@@ -1839,16 +1839,11 @@ fn plan_trusts_the_swarms_labels_only_for_the_files_they_name() {
         let known = Known::from_observed(o, &project, "staging");
         let prepared = desired::prepare(&r, "staging")?;
         let state = prepared.decrypt(&r, Some(&ids), Decrypt::IfPossible, known)?;
-        // As apply reads it (decrypting while it observes): the same answer, and only the
-        // values of files not vouched for.
+        // As apply reads it (keeping values): the same answer, and only the values of files
+        // not vouched for.
         let mode = Decrypt::Required { keep_values: true };
-        let (_, applied) = prepared.decrypt_while(
-            &r,
-            &ids,
-            mode,
-            || Ok(o.clone()),
-            |o| Known::from_observed(o, &project, "staging"),
-        )?;
+        let known = Known::from_observed(o, &project, "staging");
+        let applied = prepared.decrypt(&r, Some(&ids), mode, known)?;
         assert_eq!(applied.desired, state.desired);
         let vouched = o
             .secrets

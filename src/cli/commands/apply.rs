@@ -50,10 +50,11 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     }
     // A person reviews the plan before the lock is taken, so that a prompt left open
     // never holds the lock; under the lock the Swarm is observed again, and the reviewed
-    // plan is carried out only if it is still the plan.
+    // plan is carried out only if it is still the plan (the files, read and decrypted
+    // once, are not decrypted again).
     let reviewed = match (&saved, args.yes) {
         (None, false) => match review(g, &source, &remote)? {
-            Review::Confirmed(plan) => Some(plan),
+            Review::Confirmed(reviewed) => Some(*reviewed),
             Review::NothingToDo(code) => return Ok(code),
         },
         _ => None,
@@ -143,15 +144,15 @@ fn saved_and_env(
 
 /// What came of showing the plan to a person before the lock is taken.
 enum Review {
-    /// They confirmed this plan.
-    Confirmed(Plan),
+    /// They confirmed this plan, made from this state of the repository.
+    Confirmed(Box<(Plan, RepoState)>),
     /// There was nothing to do, and the (empty) report was made, with this exit code.
     NothingToDo(i32),
 }
 
 /// The repository as apply reads it: its files read and checked before the Swarm is
-/// reached, then decrypted on all cores while the Swarm is observed, except, from the
-/// moment the observation is there, the files its labels vouch for (`desired::Known`).
+/// reached, then, once the Swarm is observed, decrypted on all cores, except the files its
+/// labels vouch for (`desired::Known`).
 struct Source<'a> {
     cx: &'a Context,
     repo: &'a Repo,
@@ -163,14 +164,13 @@ struct Source<'a> {
 impl Source<'_> {
     /// Observes the Swarm, then reads the desired state against what it vouches for.
     fn observe(&self, remote: &Remote) -> Result<(Observed, RepoState)> {
-        let names = self.prepared.names();
-        let project = &self.repo.manifest.project;
-        let (observed, state) = self.prepared.decrypt_while(
+        let observed = remote.observe(self.repo, self.env, &self.prepared.names())?;
+        let known = Known::from_observed(&observed, &self.repo.manifest.project, self.env);
+        let state = self.prepared.decrypt(
             self.repo,
-            self.ids,
+            Some(self.ids),
             Decrypt::Required { keep_values: true },
-            || remote.observe(self.repo, self.env, &names),
-            |observed| Known::from_observed(observed, project, self.env),
+            known,
         )?;
         self.cx.warn_all(&state.warnings);
         Ok((observed, state))
@@ -195,8 +195,9 @@ fn keep_needed_values(state: &mut RepoState, plan: &Plan) {
 /// Observes, plans, shows the plan and asks for confirmation, all without the lock.
 fn review(g: &Global, source: &Source<'_>, remote: &Remote) -> Result<Review> {
     let env = source.env;
-    let (observed, state) = source.observe(remote)?;
+    let (observed, mut state) = source.observe(remote)?;
     let plan = plan::plan(&state.desired, &observed);
+    keep_needed_values(&mut state, &plan);
     show(g, &plan, remote, &observed).map_err(|e| output_failed(e, false))?;
     plan.refuse_blocked(env)?;
     plan.refuse_conflicts()?;
@@ -218,7 +219,7 @@ fn review(g: &Global, source: &Source<'_>, remote: &Remote) -> Result<Review> {
         );
     }
     confirm(env, &remote.describe())?;
-    Ok(Review::Confirmed(plan))
+    Ok(Review::Confirmed(Box::new((plan, state))))
 }
 
 /// Takes the apply lock, waiting up to `--lock-timeout` unless a signal comes first.
@@ -301,11 +302,21 @@ fn locked(
     source: &Source<'_>,
     remote: &Remote,
     saved: Option<&PlanFile>,
-    reviewed: Option<Plan>,
+    reviewed: Option<(Plan, RepoState)>,
     signals: &mut Interrupts,
 ) -> Result<i32> {
     let (repo, env) = (source.repo, source.env);
-    let (observed, mut state) = source.observe(remote)?;
+    // A reviewed plan comes with the repository as read for it (the files decrypted then).
+    let (observed, mut state, reviewed) = match reviewed {
+        Some((plan, state)) => {
+            let observed = remote.observe(repo, env, &source.prepared.names())?;
+            (observed, state, Some(plan))
+        }
+        None => {
+            let (observed, state) = source.observe(remote)?;
+            (observed, state, None)
+        }
+    };
     // A saved plan is checked against the files it was made from, path by path.
     let files = saved.map(|_| source.prepared.file_digests());
     let saved = saved.zip(files.as_ref());
