@@ -52,6 +52,13 @@
 //! `/proc/PID/status`, polled every millisecond (a lower bound). The crate forbids unsafe
 //! code, and rustix has no `wait4`/`getrusage`. For plans, the largest of the runs.
 //!
+//! CPU time, per row but the rotations (medians): swarmseal's process (user + system, from
+//! GNU time), the floor's (this thread's, from /proc/thread-self/schedstat: the floor runs
+//! on this thread's runtime), and the engine's during each (the dockerd serving the socket,
+//! from /proc/PID/stat, in 10 ms ticks). On a machine where swarmseal and the engine share
+//! the cores, what swarmseal spends beyond the floor's CPU (decryption, mostly) is time the
+//! engine waits for a core.
+//!
 //! Under the table, for reference, figures taken inside the bench process (median of 3):
 //! the repository read as plan reads it before decrypting (`desired::prepare`), as apply
 //! reads it (`desired::read`, every file decrypted), and swarmseal's connect + observe.
@@ -112,6 +119,79 @@ struct Row {
     ours: Duration,
     floor: Duration,
     rss_kb: Option<u64>,
+    /// CPU time (medians): swarmseal's process and the floor's (this thread), and the
+    /// engine's during each. `None` for the rotations.
+    cpu: Option<Cpu>,
+}
+
+/// CPU time spent by each side of a row, and by the engine meanwhile.
+#[derive(Default)]
+struct Cpu {
+    ours: Vec<Duration>,
+    floor: Vec<Duration>,
+    engine_ours: Vec<Duration>,
+    engine_floor: Vec<Duration>,
+}
+
+impl Cpu {
+    /// Adds swarmseal's run and the engine's CPU during it.
+    fn ours(&mut self, ran: &Ran) {
+        self.ours.extend(ran.cpu);
+        self.engine_ours.extend(ran.engine_cpu);
+    }
+
+    /// Runs `floor` on this thread, adding its CPU time and the engine's.
+    fn floor<T>(&mut self, b: &Bench, floor: impl FnOnce() -> T) -> T {
+        let (cpu, engine) = (thread_cpu(), b.engine_cpu());
+        let out = floor();
+        self.floor.push(thread_cpu().saturating_sub(cpu));
+        if let (Some(before), Some(after)) = (engine, b.engine_cpu()) {
+            self.engine_floor.push(after.saturating_sub(before));
+        }
+        out
+    }
+
+    fn cell(ours: &[Duration], floor: &[Duration]) -> String {
+        if ours.is_empty() || floor.is_empty() {
+            return "?".into();
+        }
+        format!(
+            "{:.2} / {:.2}",
+            median(ours.to_vec()).as_secs_f64(),
+            median(floor.to_vec()).as_secs_f64()
+        )
+    }
+}
+
+/// This thread's CPU time so far (the first field of /proc/thread-self/schedstat, in ns).
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// The process serving `socket` (a dockerd started with `-H unix://SOCKET`), if found.
+fn engine_pid(socket: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let dockerd = args.first()?.ends_with(b"dockerd");
+        let serves = args.iter().any(|a| a.ends_with(socket.as_bytes()));
+        (dockerd && serves).then_some(pid)
+    })
+}
+
+/// A process's user + system CPU time (/proc/PID/stat, in clock ticks of 10 ms).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th
+    // and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// How the peak RSS of a child is read.
@@ -152,6 +232,10 @@ impl Rss {
 struct Ran {
     took: Duration,
     rss_kb: Option<u64>,
+    /// User + system CPU time (from GNU time).
+    cpu: Option<Duration>,
+    /// The engine's CPU time while it ran.
+    engine_cpu: Option<Duration>,
     /// Bytes written to standard output.
     out_bytes: u64,
 }
@@ -169,6 +253,8 @@ struct Bench {
     repo_parent: std::path::PathBuf,
     /// Lines printed under the table.
     notes: std::cell::RefCell<Vec<String>>,
+    /// The engine's process, for its CPU time.
+    engine: Option<u32>,
 }
 
 impl Bench {
@@ -181,7 +267,7 @@ impl Bench {
         let mut cmd = match self.rss {
             Rss::GnuTime => {
                 let mut c = Command::new("/usr/bin/time");
-                c.arg("-o").arg(&rss_path).args(["-f", "%M", bin]);
+                c.arg("-o").arg(&rss_path).args(["-f", "%M %U %S", bin]);
                 c
             }
             Rss::Poll => Command::new(bin),
@@ -190,6 +276,7 @@ impl Bench {
             .stdin(Stdio::null())
             .stdout(File::create(&out_path).unwrap())
             .stderr(File::create(&err_path).unwrap());
+        let engine_before = self.engine_cpu();
         let start = Instant::now();
         let mut child = cmd.spawn().unwrap();
         let mut polled = None;
@@ -206,24 +293,47 @@ impl Bench {
             },
         };
         let took = start.elapsed();
+        let engine_cpu = engine_before
+            .zip(self.engine_cpu())
+            .map(|(before, after)| after.saturating_sub(before));
         assert!(
             status.success(),
             "swarmseal {} failed ({status}): {}",
             args.join(" "),
             std::fs::read_to_string(&err_path).unwrap_or_default()
         );
+        // GNU time's last line: "%M %U %S".
+        let timed = std::fs::read_to_string(&rss_path).unwrap_or_default();
+        let timed: Vec<&str> = timed
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
         let rss_kb = match self.rss {
-            Rss::GnuTime => std::fs::read_to_string(&rss_path)
-                .ok()
-                .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok())),
+            Rss::GnuTime => timed.first().and_then(|m| m.parse().ok()),
             Rss::Poll => polled,
+        };
+        let cpu = match (timed.get(1), timed.get(2)) {
+            (Some(user), Some(sys)) => match (user.parse::<f64>(), sys.parse::<f64>()) {
+                (Ok(user), Ok(sys)) => Some(Duration::from_secs_f64(user + sys)),
+                _ => None,
+            },
+            _ => None,
         };
         let out_bytes = std::fs::metadata(&out_path).map_or(0, |m| m.len());
         Ran {
             took,
             rss_kb,
+            cpu,
+            engine_cpu,
             out_bytes,
         }
+    }
+
+    /// The engine's CPU time so far, when its process is known.
+    fn engine_cpu(&self) -> Option<Duration> {
+        self.engine.and_then(process_cpu)
     }
 
     /// `docker -H HOST ARGS`, which must succeed; its standard output.
@@ -702,6 +812,7 @@ fn measure_size(
     let (mut creates, mut floor_creates, mut removes, mut floor_removes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut rss_create, mut rss_remove) = (None, None);
+    let (mut cpu_create, mut cpu_remove) = (Cpu::default(), Cpu::default());
     let rounds = rounds(n);
     for round in 0..rounds {
         // The floor of the creates, then of the removes.
@@ -710,23 +821,28 @@ fn measure_size(
             .map(|(name, v)| version_spec(floor_project, name, v))
             .collect();
         let start = Instant::now();
-        b.rt.block_on(async {
-            let (docker, _, _) = observe(&b.socket).await;
-            create_all(&docker, specs).await
+        cpu_create.floor(b, || {
+            b.rt.block_on(async {
+                let (docker, _, _) = observe(&b.socket).await;
+                create_all(&docker, specs).await
+            })
         });
         floor_creates.push(start.elapsed());
         let start = Instant::now();
-        b.rt.block_on(async {
-            let (docker, secrets, _) = observe(&b.socket).await;
-            let ids = ids_of(&secrets, floor_project);
-            assert_eq!(ids.len(), n);
-            remove_all(&docker, ids).await
+        cpu_remove.floor(b, || {
+            b.rt.block_on(async {
+                let (docker, secrets, _) = observe(&b.socket).await;
+                let ids = ids_of(&secrets, floor_project);
+                assert_eq!(ids.len(), n);
+                remove_all(&docker, ids).await
+            })
         });
         floor_removes.push(start.elapsed());
 
         let ran = run(&repo.root, &["apply", "--yes"]);
         creates.push(ran.took);
         rss_create = rss_create.max(ran.rss_kb);
+        cpu_create.ours(&ran);
         assert_eq!(count(), n, "apply did not create every version");
         eprintln!(
             "[{n}] round {}: creates: floor {}, apply {}; removes: floor {}",
@@ -743,6 +859,7 @@ fn measure_size(
         let ran = run(&empty, &["apply", "--yes"]);
         removes.push(ran.took);
         rss_remove = rss_remove.max(ran.rss_kb);
+        cpu_remove.ours(&ran);
         assert_eq!(count(), 0, "apply did not remove every version");
         eprintln!(
             "[{n}] round {}: removes: apply {}",
@@ -760,6 +877,7 @@ fn measure_size(
             ours: median(removes),
             floor: median(floor_removes),
             rss_kb: rss_remove,
+            cpu: Some(cpu_remove),
         },
     );
     rows.insert(
@@ -770,6 +888,7 @@ fn measure_size(
             ours: median(creates),
             floor: median(floor_creates),
             rss_kb: rss_create,
+            cpu: Some(cpu_create),
         },
     );
 }
@@ -849,11 +968,13 @@ fn extras(
     // Plans: nothing changed, then one file changed (one of the rotated secrets).
     let mut plan_rows = |what: &str| {
         let (mut ours, mut floor, mut rss, mut out) = (Vec::new(), Vec::new(), None, 0);
+        let mut cpu = Cpu::default();
         for _ in 0..PLAN_RUNS {
             let start = Instant::now();
-            b.rt.block_on(observe(&b.socket));
+            cpu.floor(b, || b.rt.block_on(observe(&b.socket)));
             floor.push(start.elapsed());
             let ran = run(&repo.root, &["plan"]);
+            cpu.ours(&ran);
             ours.push(ran.took);
             rss = rss.max(ran.rss_kb);
             out = ran.out_bytes;
@@ -869,6 +990,7 @@ fn extras(
             ours: median(ours),
             floor: median(floor),
             rss_kb: rss,
+            cpu: Some(cpu),
         });
     };
     plan_rows("plan: no change");
@@ -956,6 +1078,7 @@ fn extras(
                 ours: ran.took,
                 floor,
                 rss_kb: ran.rss_kb,
+                cpu: None,
             });
         }
     }
@@ -993,6 +1116,7 @@ fn main() {
         scratch: tempfile::tempdir().unwrap(),
         repo_parent: repo_parent(),
         notes: Default::default(),
+        engine: engine_pid(&socket),
         socket,
         host,
     };
@@ -1027,15 +1151,29 @@ fn main() {
         sizes.iter().map(|&n| format!("{} at {n}", rounds(n))).collect::<Vec<_>>().join(", ")
     );
     println!("peak RSS: {}", bench.rss.describe());
+    println!(
+        "CPU s/f: seconds of CPU (user + system, medians) of swarmseal's process / of the floor (this thread); engine CPU s/f: the engine's ({}) during each",
+        match bench.engine {
+            Some(pid) => format!("dockerd, PID {pid}"),
+            None => "not found: ?".into(),
+        }
+    );
     println!("repositories in {}", bench.repo_parent.display());
     println!();
     println!(
-        "{:>7}  {:<46}  {:>10}  {:>10}  {:>6}  {:>9}",
-        "N", "what", "swarmseal", "floor", "ratio", "peak RSS"
+        "{:>7}  {:<46}  {:>10}  {:>10}  {:>6}  {:>9}  {:>13}  {:>13}",
+        "N", "what", "swarmseal", "floor", "ratio", "peak RSS", "CPU s/f", "engine CPU s/f"
     );
     for r in &rows {
+        let (cpu, engine) = match &r.cpu {
+            Some(c) => (
+                Cpu::cell(&c.ours, &c.floor),
+                Cpu::cell(&c.engine_ours, &c.engine_floor),
+            ),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{:>7}  {:<46}  {:>10}  {:>10}  {:>5.2}x  {:>9}",
+            "{:>7}  {:<46}  {:>10}  {:>10}  {:>5.2}x  {:>9}  {cpu:>13}  {engine:>13}",
             r.n,
             r.what,
             secs(r.ours),
