@@ -84,7 +84,21 @@ impl Remote {
         read: impl FnOnce() -> Result<T>,
         then: impl FnOnce(&Remote) -> Result<U> + Send,
     ) -> Result<(T, (Remote, U))> {
-        let (value, remote) = std::thread::scope(|scope| {
+        let (value, remote) = Remote::connect_beside(g, repo, env, read, then);
+        Ok((value?, remote?))
+    }
+
+    /// `read` on this thread; connecting, then `then`, on another; both results, whatever
+    /// they are (so that what `then` took, such as a lock, can be given back when `read`
+    /// failed). The repository's errors are meant to come first.
+    pub fn connect_beside<T, U: Send>(
+        g: &Global,
+        repo: &Repo,
+        env: &str,
+        read: impl FnOnce() -> Result<T>,
+        then: impl FnOnce(&Remote) -> Result<U> + Send,
+    ) -> (Result<T>, Result<(Remote, U)>) {
+        std::thread::scope(|scope| {
             let manifest = &repo.manifest;
             let connecting = scope.spawn(move || {
                 let remote = Remote::connect_for(g, manifest, env)?;
@@ -92,12 +106,11 @@ impl Remote {
                 Ok::<_, Error>((remote, more))
             });
             let value = read();
-            (value, connecting.join())
-        });
-        let value = value?;
-        let remote =
-            remote.map_err(|_| Error::new("connecting to the Swarm failed unexpectedly"))??;
-        Ok((value, remote))
+            let remote = connecting
+                .join()
+                .unwrap_or_else(|_| Err(Error::new("connecting to the Swarm failed unexpectedly")));
+            (value, remote)
+        })
     }
 
     /// [`Remote::observe`] from a listing made by [`Remote::connect_and_list_while`].

@@ -1149,6 +1149,55 @@ fn apply_refuses_without_confirmation_or_on_another_swarm() {
 
 // --- the lock and unlock ----------------------------------------------------------------------
 
+/// `apply --yes` takes the lock while it reads the files (nobody reviews a plan first). A
+/// repository with problems still fails with its own error, naming the file, even when the
+/// lock is held by someone else; the lock it took is given back, and nothing is created.
+#[test]
+#[ignore = "needs a Docker engine: tests/engine.sh cargo test --all-targets -- --include-ignored"]
+fn apply_yes_on_a_repository_with_problems_gives_the_lock_back() {
+    let Some((engine, _guard, repo)) = engine_repo("lockback") else {
+        return;
+    };
+    repo.set("db_password", b"value");
+    let leak = repo.t.path(&format!("secrets/{ENV}/leak.age"));
+    std::fs::write(&leak, b"a plaintext value\n").unwrap();
+    let lock = format!("{LABEL_LOCK}={}/{ENV}", repo.project);
+    let out = repo.run(&["apply", "--yes"]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("leak.age"), "{}", describe(&out));
+    assert!(
+        engine.secrets_labelled(&lock).is_empty(),
+        "the lock was left behind"
+    );
+    assert!(repo.managed().is_empty(), "a refused apply created secrets");
+    // With the lock held by another apply, the repository's error still comes first.
+    let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
+    let file = repo.t.work.join("lock-data");
+    std::fs::write(&file, swarmseal::swarm::LOCK_DATA).unwrap();
+    engine.docker_cli_ok(&[
+        "secret",
+        "create",
+        "--label",
+        &lock,
+        "--label",
+        &format!("{LABEL_LOCK}.holder=ci@other-runner pid 4242"),
+        &marker,
+        file.to_str().unwrap(),
+    ]);
+    let out = repo.run(&["apply", "--yes"]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("leak.age"), "{}", describe(&out));
+    assert_eq!(
+        engine.secrets_labelled(&lock).len(),
+        1,
+        "the other lock is gone"
+    );
+    engine.docker_cli_ok(&["secret", "rm", &marker]);
+    std::fs::remove_file(&leak).unwrap();
+    assert_ok(&repo.run(&["apply", "--yes"]));
+    assert_eq!(repo.managed().len(), 1);
+}
+
 /// A lock left behind by a dead apply stops apply (naming the lock and its holder), also after
 /// `--lock-timeout`; `plan` still runs and mentions it; `unlock` breaks it and apply proceeds.
 #[test]

@@ -27,14 +27,36 @@ use crate::repo::desired::{self, Decrypt, Known, Prepared, RepoState};
 use crate::repo::Repo;
 
 use crate::cli::remote::Remote;
-use crate::swarm::{holder, Lock};
+use crate::swarm::{holder, Listing, Lock};
 
 pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     let g = &cx.global;
     let repo = cx.repo()?;
     let (saved, env) = saved_and_env(cx, &args, repo)?;
     let ids = cx.require_identities(&format!("decrypt the secrets of {env}"))?;
-    let (prepared, remote) = Remote::connect_while(g, repo, &env, || desired::prepare(repo, &env))?;
+    let read = || desired::prepare(repo, &env);
+    // A person reviews the plan before the lock is taken, so that a prompt left open never
+    // holds the lock. When nobody does (`--yes`, a saved plan), the lock is taken and the
+    // Swarm listed while the files are read.
+    let reviewing = saved.is_none() && !args.yes;
+    let (prepared, remote, held) = if reviewing {
+        let (prepared, remote) = Remote::connect_while(g, repo, &env, read)?;
+        (prepared, remote, None)
+    } else {
+        let project = repo.manifest.project.as_str();
+        let (read, connected) = Remote::connect_beside(g, repo, &env, read, |remote| {
+            lock_and_list(&args, project, &env, remote)
+        });
+        match (read, connected) {
+            (Ok(prepared), Ok((remote, held))) => (prepared, remote, Some(held)),
+            // The repository's errors first, as if it had been read before connecting.
+            (Err(e), Ok((remote, (_, lock, _)))) => {
+                let _ = remote.rt.block_on(remote.swarm.release(lock));
+                return Err(e);
+            }
+            (Err(e), Err(_)) | (Ok(_), Err(e)) => return Err(e),
+        }
+    };
     let source = Source {
         cx,
         repo,
@@ -48,38 +70,70 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
             remote.swarm.cluster_id
         ));
     }
-    // A person reviews the plan before the lock is taken, so that a prompt left open
-    // never holds the lock; under the lock the Swarm is observed again, and the reviewed
-    // plan is carried out only if it is still the plan (the files, read and decrypted
-    // once, are not decrypted again).
-    let reviewed = match (&saved, args.yes) {
-        (None, false) => match review(g, &source, &remote)? {
-            Review::Confirmed(reviewed) => Some(*reviewed),
-            Review::NothingToDo(code) => return Ok(code),
-        },
-        _ => None,
+    let (mut signals, lock, first) = match held {
+        Some((signals, lock, listing)) => (signals, lock, First::Listed(listing)),
+        None => {
+            // Under the lock the Swarm is observed again, and the reviewed plan is carried
+            // out only if it is still the plan (the files, read and decrypted once, are not
+            // decrypted again).
+            let reviewed = match review(g, &source, &remote)? {
+                Review::Confirmed(reviewed) => reviewed,
+                Review::NothingToDo(code) => return Ok(code),
+            };
+            let mut signals = interrupts(&remote);
+            let project = &repo.manifest.project;
+            let lock = take_lock(&args, project, &env, &remote, &mut signals)?;
+            (signals, lock, First::Reviewed(reviewed))
+        }
     };
-    // From here on, the terminating signals (Ctrl-C, SIGTERM from a cancelled CI job,
-    // SIGHUP from a closed terminal, Ctrl-\) no longer kill the process outright: they
-    // stop the apply between API calls, and the lock is released on the way out.
-    let mut signals = {
-        let _runtime = remote.rt.enter();
-        Interrupts::new()
-    };
-    let lock = take_lock(&args, repo, &env, &remote, &mut signals)?;
     let result = locked(
         g,
         &args,
         &source,
         &remote,
         saved.as_ref(),
-        reviewed,
+        first,
         &mut signals,
     );
     let released = remote.rt.block_on(remote.swarm.release(lock));
     let code = result?;
     released?;
     Ok(code)
+}
+
+/// What apply starts from under the lock.
+enum First {
+    /// The Swarm as listed just after the lock was taken.
+    Listed(Listing),
+    /// The plan a person confirmed, and the repository as read for it.
+    Reviewed(Box<(Plan, RepoState)>),
+}
+
+/// From here on, the terminating signals (Ctrl-C, SIGTERM from a cancelled CI job, SIGHUP
+/// from a closed terminal, Ctrl-\) no longer kill the process outright: they stop the
+/// apply between API calls, and the lock is released on the way out.
+fn interrupts(remote: &Remote) -> Interrupts {
+    let _runtime = remote.rt.enter();
+    Interrupts::new()
+}
+
+/// Takes the lock (see [`take_lock`]) and lists the Swarm under it; the lock is released
+/// again if the list fails.
+fn lock_and_list(
+    args: &ApplyArgs,
+    project: &str,
+    env: &str,
+    remote: &Remote,
+) -> Result<(Interrupts, Lock, Listing)> {
+    let mut signals = interrupts(remote);
+    let lock = take_lock(args, project, env, remote, &mut signals)?;
+    match remote.rt.block_on(remote.swarm.list()) {
+        Ok(listing) => Ok((signals, lock, listing)),
+        Err(e) => {
+            let _ = remote.rt.block_on(remote.swarm.release(lock));
+            Err(e)
+        }
+    }
 }
 
 /// The saved plan, if any (refusing one for another project or made without an
@@ -165,6 +219,18 @@ impl Source<'_> {
     /// Observes the Swarm, then reads the desired state against what it vouches for.
     fn observe(&self, remote: &Remote) -> Result<(Observed, RepoState)> {
         let observed = remote.observe(self.repo, self.env, &self.prepared.names())?;
+        self.read(observed)
+    }
+
+    /// [`Source::observe`] from a listing of the Swarm.
+    fn observe_listing(&self, remote: &Remote, listing: Listing) -> Result<(Observed, RepoState)> {
+        let names = self.prepared.names();
+        let observed = remote.observe_listing(listing, self.repo, self.env, &names)?;
+        self.read(observed)
+    }
+
+    /// The desired state against what `observed` vouches for.
+    fn read(&self, observed: Observed) -> Result<(Observed, RepoState)> {
         let known = Known::from_observed(&observed, &self.repo.manifest.project, self.env);
         let state = self.prepared.decrypt(
             self.repo,
@@ -225,21 +291,20 @@ fn review(g: &Global, source: &Source<'_>, remote: &Remote) -> Result<Review> {
 /// Takes the apply lock, waiting up to `--lock-timeout` unless a signal comes first.
 fn take_lock(
     args: &ApplyArgs,
-    repo: &Repo,
+    project: &str,
     env: &str,
     remote: &Remote,
     signals: &mut Interrupts,
 ) -> Result<Lock> {
-    let project = repo.manifest.project.clone();
     let holder = holder::this_process();
     remote.rt.block_on(async {
         tokio::select! {
-            lock = remote.swarm.lock(&project, env, &holder, args.lock_timeout) => lock,
+            lock = remote.swarm.lock(project, env, &holder, args.lock_timeout) => lock,
             signal = signals.recv() => {
                 // The lock's creation may have gone through just as the signal came.
-                if let Ok(Some(info)) = remote.swarm.lock_info(&project, env).await {
+                if let Ok(Some(info)) = remote.swarm.lock_info(project, env).await {
                     if info.process.is_some() && info.process == holder.process {
-                        let _ = remote.swarm.unlock(&project, env, true).await;
+                        let _ = remote.swarm.unlock(project, env, true).await;
                     }
                 }
                 Err(Error::new(format!(
@@ -302,18 +367,19 @@ fn locked(
     source: &Source<'_>,
     remote: &Remote,
     saved: Option<&PlanFile>,
-    reviewed: Option<(Plan, RepoState)>,
+    first: First,
     signals: &mut Interrupts,
 ) -> Result<i32> {
     let (repo, env) = (source.repo, source.env);
     // A reviewed plan comes with the repository as read for it (the files decrypted then).
-    let (observed, mut state, reviewed) = match reviewed {
-        Some((plan, state)) => {
+    let (observed, mut state, reviewed) = match first {
+        First::Reviewed(reviewed) => {
+            let (plan, state) = *reviewed;
             let observed = remote.observe(repo, env, &source.prepared.names())?;
             (observed, state, Some(plan))
         }
-        None => {
-            let (observed, state) = source.observe(remote)?;
+        First::Listed(listing) => {
+            let (observed, state) = source.observe_listing(remote, listing)?;
             (observed, state, None)
         }
     };
