@@ -1149,6 +1149,27 @@ fn apply_refuses_without_confirmation_or_on_another_swarm() {
 
 // --- the lock and unlock ----------------------------------------------------------------------
 
+/// Leaves `repo`'s apply lock held by `holder`, as a killed apply leaves its marker (the
+/// guard removes it by its lock label); returns the marker's name.
+fn hold_lock(engine: &crate::common::engine::Engine, repo: &SyncRepo, holder: &str) -> String {
+    let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
+    let file = repo.t.work.join("lock-data");
+    std::fs::write(&file, swarmseal::swarm::LOCK_DATA).unwrap();
+    engine.docker_cli_ok(&[
+        "secret",
+        "create",
+        "--label",
+        &format!("{LABEL_LOCK}={}/{ENV}", repo.project),
+        "--label",
+        &format!("{LABEL_LOCK}.holder={holder}"),
+        "--label",
+        &format!("{LABEL_LOCK}.created=2020-01-01T00:00:00Z"),
+        &marker,
+        file.to_str().unwrap(),
+    ]);
+    marker
+}
+
 /// `apply --yes` takes the lock while it reads the files (nobody reviews a plan first). A
 /// repository with problems still fails with its own error, naming the file, even when the
 /// lock is held by someone else; the lock it took is given back, and nothing is created.
@@ -1171,19 +1192,7 @@ fn apply_yes_on_a_repository_with_problems_gives_the_lock_back() {
     );
     assert!(repo.managed().is_empty(), "a refused apply created secrets");
     // With the lock held by another apply, the repository's error still comes first.
-    let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
-    let file = repo.t.work.join("lock-data");
-    std::fs::write(&file, swarmseal::swarm::LOCK_DATA).unwrap();
-    engine.docker_cli_ok(&[
-        "secret",
-        "create",
-        "--label",
-        &lock,
-        "--label",
-        &format!("{LABEL_LOCK}.holder=ci@other-runner pid 4242"),
-        &marker,
-        file.to_str().unwrap(),
-    ]);
+    let marker = hold_lock(&engine, &repo, "ci@other-runner pid 4242");
     let out = repo.run(&["apply", "--yes"]);
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("leak.age"), "{}", describe(&out));
@@ -1208,23 +1217,8 @@ fn stale_lock_blocks_apply_until_unlock() {
     };
     repo.set("db_password", b"value");
 
-    // The marker a killed apply leaves (guard removes it by its lock label).
-    let marker = swarmseal::swarm::lock_name(&repo.project, ENV);
     let holder = "ci@dead-runner pid 4242";
-    let file = repo.t.work.join("lock-data");
-    std::fs::write(&file, swarmseal::swarm::LOCK_DATA).unwrap();
-    engine.docker_cli_ok(&[
-        "secret",
-        "create",
-        "--label",
-        &format!("{LABEL_LOCK}={}/{ENV}", repo.project),
-        "--label",
-        &format!("{LABEL_LOCK}.holder={holder}"),
-        "--label",
-        &format!("{LABEL_LOCK}.created=2020-01-01T00:00:00Z"),
-        &marker,
-        file.to_str().unwrap(),
-    ]);
+    let marker = hold_lock(&engine, &repo, holder);
 
     let out = repo.run(&["plan"]);
     assert_ok(&out);
