@@ -587,16 +587,40 @@ impl SyncRepo {
         (out, plan)
     }
 
+    /// The project's services as Docker reports them (name, spec update time, version,
+    /// update status), for a failure message: a plan that is not empty after an apply is
+    /// often a service whose update Docker has not finished (or not started) yet.
+    fn services_state(&self) -> String {
+        let filter = format!("name={}", self.project);
+        let ids = self
+            .engine
+            .docker_cli(&["service", "ls", "-q", "--filter", &filter]);
+        let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+        let mut state = String::new();
+        for id in ids.split_whitespace() {
+            let out = self.engine.docker_cli(&[
+                "service",
+                "inspect",
+                "--format",
+                "{{.Spec.Name}} updated {{.UpdatedAt}} version {{.Version.Index}} status {{json .UpdateStatus}}",
+                id,
+            ]);
+            state.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        state
+    }
+
     /// Asserts that `plan --detailed-exitcode` finds nothing to do (exit 0, no changes).
     #[track_caller]
     pub fn assert_converged(&self) {
         let (out, plan) = self.plan_json(&["--detailed-exitcode"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "plan after apply is not empty\n{}",
-            describe(&out)
-        );
+        if out.status.code() != Some(0) {
+            panic!(
+                "plan after apply is not empty\n{}\n--- the project's services (update status) ---\n{}",
+                describe(&out),
+                self.services_state()
+            );
+        }
         assert_eq!(
             plan["changes"].as_array().map(Vec::len),
             Some(0),
