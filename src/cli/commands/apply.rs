@@ -39,11 +39,11 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
     // holds the lock. When nobody does (`--yes`, a saved plan), the lock is taken and the
     // Swarm listed while the files are read.
     let reviewing = saved.is_none() && !args.yes;
+    let project = repo.manifest.project.as_str();
     let (prepared, remote, held) = if reviewing {
         let (prepared, remote) = Remote::connect_while(g, repo, &env, read)?;
         (prepared, remote, None)
     } else {
-        let project = repo.manifest.project.as_str();
         let (read, connected) = Remote::connect_beside(g, repo, &env, read, |remote| {
             lock_and_list(&args, project, &env, remote)
         });
@@ -81,7 +81,6 @@ pub fn run(cx: &Context, args: ApplyArgs) -> Result<i32> {
                 Review::NothingToDo(code) => return Ok(code),
             };
             let mut signals = interrupts(&remote);
-            let project = &repo.manifest.project;
             let lock = take_lock(&args, project, &env, &remote, &mut signals)?;
             (signals, lock, First::Reviewed(reviewed))
         }
