@@ -153,6 +153,27 @@ fn usage_error_without_values(e: &clap::Error) -> String {
     text
 }
 
+/// Leaves `value` to the end of the process, whose memory the system takes back at once,
+/// instead of freeing it piece by piece: the last step of a command that ends right after.
+/// A plan at 10,000 secrets holds some 300,000 small allocations (the Swarm's objects,
+/// the files, the desired state, the plan), and freeing them took 10 ms of a 0.4 s
+/// process. Only for the types that hold no plaintext ([`NoPlaintext`]): the crate denies
+/// `mem::forget` elsewhere, since a forgotten value is never zeroized.
+#[allow(clippy::mem_forget)]
+pub(crate) fn leave_to_exit<T: NoPlaintext>(value: T) {
+    std::mem::forget(value);
+}
+
+/// What [`leave_to_exit`] may be given: types that never hold a secret's value.
+pub(crate) trait NoPlaintext {}
+/// The Swarm's objects, as listed: Docker never sends a secret's data.
+impl NoPlaintext for crate::domain::state::Observed {}
+/// Digests and settings; a plain config's content is no secret (it is in git as it is).
+impl NoPlaintext for crate::domain::state::Desired {}
+/// The files as read: ciphertext and digests.
+impl NoPlaintext for crate::repo::desired::Prepared {}
+impl NoPlaintext for crate::plan::Plan {}
+
 fn dispatch(cli: Cli) -> Result<i32> {
     let cx = &context::Context::new(cli.global);
     match cli.command {

@@ -73,9 +73,16 @@ pub fn run(cx: &Context, args: PlanArgs) -> Result<i32> {
             ));
         }
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() {
+    let code = if args.detailed_exitcode && plan.has_changes() {
         2
     } else {
         0
-    })
+    };
+    // The values (none are kept for a plan) are dropped, and so zeroized, as always.
+    drop(state.values);
+    crate::cli::leave_to_exit(prepared);
+    crate::cli::leave_to_exit(observed);
+    crate::cli::leave_to_exit(plan);
+    crate::cli::leave_to_exit(state.desired);
+    Ok(code)
 }
