@@ -28,8 +28,12 @@
 //! - `apply: remove all N`: `apply --yes` from a copy of the repository without its secret
 //!   files (the planner removes the managed versions of secrets gone from the repository;
 //!   no flag needed); floor: observe + N removes. Median of [`rounds`] rounds.
-//! - `plan: no change` and `plan: 1 changed file` (after the apply, with the rotation's
-//!   services running): `plan`; floor: observe. Median of `PLAN_RUNS` runs, alternated.
+//!
+//!   Each round measures both sides, the floor's creates and removes and then swarmseal's
+//!   in one round, swarmseal's first in the next: the engine slows down as its store grows
+//!   during a run, and whichever side always went second was charged that drift.
+//! - `plan: no change` and `plan: 1 changed file` (after the rounds, on one more apply of
+//!   the N secrets, not timed, with the rotation's services running): `plan`; floor: observe. Median of `PLAN_RUNS` runs, alternated.
 //! - `rotation ..., waits`: 100 secrets used by 20 services (5 each; created with `docker
 //!   service create --detach --no-resolve-image --stop-grace-period 1s --secret ...
 //!   IMAGE sleep 3600`) get new values in the repository; `apply --yes`, which by default
@@ -89,13 +93,14 @@ use common::{bench_args_and_host, keep_alive_docker, median, BenchRepo};
 
 /// swarmseal's default `apply --parallel` (src/cli/args.rs): API calls in flight at once.
 const PARALLEL: usize = 4;
-/// Rounds of apply (create all, remove all) per size: 5 up to 2,000 secrets, 3 above
-/// (a round of 10,000 takes about a minute).
+/// Rounds of apply (create all, remove all) per size: 6 up to 2,000 secrets, 4 above
+/// (a round of 10,000 takes about half a minute). Even, so that each side goes first in
+/// as many rounds as the other.
 fn rounds(n: usize) -> usize {
     if n <= 2_000 {
-        5
+        6
     } else {
-        3
+        4
     }
 }
 /// Runs of each plan (and of its floor).
@@ -811,62 +816,83 @@ fn measure_size(
 
     let (mut creates, mut floor_creates, mut removes, mut floor_removes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut rss_create, mut rss_remove) = (None, None);
-    let (mut cpu_create, mut cpu_remove) = (Cpu::default(), Cpu::default());
+    let (rss_create, rss_remove) = (std::cell::Cell::new(None), std::cell::Cell::new(None));
+    let (cpu_create, cpu_remove) = (
+        std::cell::RefCell::new(Cpu::default()),
+        std::cell::RefCell::new(Cpu::default()),
+    );
     let rounds = rounds(n);
     for round in 0..rounds {
-        // The floor of the creates, then of the removes.
-        let specs: Vec<SecretSpec> = values
-            .iter()
-            .map(|(name, v)| version_spec(floor_project, name, v))
-            .collect();
-        let start = Instant::now();
-        cpu_create.floor(b, || {
-            b.rt.block_on(async {
-                let (docker, _, _) = observe(&b.socket).await;
-                create_all(&docker, specs).await
-            })
-        });
-        floor_creates.push(start.elapsed());
-        let start = Instant::now();
-        cpu_remove.floor(b, || {
-            b.rt.block_on(async {
-                let (docker, secrets, _) = observe(&b.socket).await;
-                let ids = ids_of(&secrets, floor_project);
-                assert_eq!(ids.len(), n);
-                remove_all(&docker, ids).await
-            })
-        });
-        floor_removes.push(start.elapsed());
-
-        let ran = run(&repo.root, &["apply", "--yes"]);
-        creates.push(ran.took);
-        rss_create = rss_create.max(ran.rss_kb);
-        cpu_create.ours(&ran);
-        assert_eq!(count(), n, "apply did not create every version");
+        // Which side goes first alternates from round to round: the engine slows down as
+        // its store grows over a run (the floor of 10,000 creates took 6.3, 7.0 and 8.0 s
+        // in the three rounds of one run), and measuring swarmseal second in every round
+        // charged that drift to it.
+        let ours_first = round % 2 == 1;
+        let floor = || {
+            // The floor of the creates, then of the removes.
+            let specs: Vec<SecretSpec> = values
+                .iter()
+                .map(|(name, v)| version_spec(floor_project, name, v))
+                .collect();
+            let start = Instant::now();
+            cpu_create.borrow_mut().floor(b, || {
+                b.rt.block_on(async {
+                    let (docker, _, _) = observe(&b.socket).await;
+                    create_all(&docker, specs).await
+                })
+            });
+            let created = start.elapsed();
+            let start = Instant::now();
+            cpu_remove.borrow_mut().floor(b, || {
+                b.rt.block_on(async {
+                    let (docker, secrets, _) = observe(&b.socket).await;
+                    let ids = ids_of(&secrets, floor_project);
+                    assert_eq!(ids.len(), n);
+                    remove_all(&docker, ids).await
+                })
+            });
+            (created, start.elapsed())
+        };
+        let ours = || {
+            let ran = run(&repo.root, &["apply", "--yes"]);
+            let created = ran.took;
+            rss_create.set(rss_create.get().max(ran.rss_kb));
+            cpu_create.borrow_mut().ours(&ran);
+            assert_eq!(count(), n, "apply did not create every version");
+            let ran = run(&empty, &["apply", "--yes"]);
+            rss_remove.set(rss_remove.get().max(ran.rss_kb));
+            cpu_remove.borrow_mut().ours(&ran);
+            assert_eq!(count(), 0, "apply did not remove every version");
+            (created, ran.took)
+        };
+        let ((fc, fr), (c, r)) = if ours_first {
+            let mine = ours();
+            (floor(), mine)
+        } else {
+            (floor(), ours())
+        };
+        floor_creates.push(fc);
+        floor_removes.push(fr);
+        creates.push(c);
+        removes.push(r);
         eprintln!(
-            "[{n}] round {}: creates: floor {}, apply {}; removes: floor {}",
+            "[{n}] round {} ({} first): creates: floor {}, apply {}; removes: floor {}, apply {}",
             round + 1,
-            secs(floor_creates[round]),
-            secs(ran.took),
-            secs(floor_removes[round])
-        );
-
-        if round == rounds - 1 {
-            extras(b, n, tag, project, floor_project, &repo, &run, rows);
-        }
-
-        let ran = run(&empty, &["apply", "--yes"]);
-        removes.push(ran.took);
-        rss_remove = rss_remove.max(ran.rss_kb);
-        cpu_remove.ours(&ran);
-        assert_eq!(count(), 0, "apply did not remove every version");
-        eprintln!(
-            "[{n}] round {}: removes: apply {}",
-            round + 1,
-            secs(ran.took)
+            if ours_first { "swarmseal" } else { "floor" },
+            secs(fc),
+            secs(c),
+            secs(fr),
+            secs(r)
         );
     }
+    let (rss_create, rss_remove) = (rss_create.get(), rss_remove.get());
+    let (cpu_create, cpu_remove) = (cpu_create.into_inner(), cpu_remove.into_inner());
+    // Services, plans and rotations, on one more apply of the N secrets (not timed).
+    run(&repo.root, &["apply", "--yes"]);
+    assert_eq!(count(), n, "apply did not create every version");
+    extras(b, n, tag, project, floor_project, &repo, &run, rows);
+    run(&empty, &["apply", "--yes"]);
+    assert_eq!(count(), 0, "apply did not remove every version");
     // The creates and removes first in the table.
     let at = rows.iter().position(|r| r.n == n).unwrap_or(rows.len());
     rows.insert(
@@ -893,7 +919,7 @@ fn measure_size(
     );
 }
 
-/// After the apply of the last round: services, plans, rotations; leaves the services
+/// After the rounds, on one more apply of the N secrets: services, plans, rotations; leaves the services
 /// removed and the Swarm with exactly one version of each of the N secrets.
 #[allow(clippy::too_many_arguments)]
 fn extras(

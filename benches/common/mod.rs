@@ -8,9 +8,15 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+/// The median: the middle value, or the mean of the two middle ones for an even count.
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
-    v[v.len() / 2]
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2
+    } else {
+        v[mid]
+    }
 }
 
 pub fn run_cli(args: &[&str]) {
