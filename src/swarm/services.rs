@@ -341,7 +341,7 @@ mod tests {
         let objects = in_name_order(body).unwrap();
         let ids: Vec<_> = objects.iter().map(|o| o.id.as_deref().unwrap()).collect();
         assert_eq!(ids, ["c3", "b2", "d4", "a1"]);
-        let zeta = &objects[3].spec.as_ref().unwrap();
+        let zeta = objects[3].spec.as_ref().unwrap();
         assert_eq!(zeta.labels.as_ref().unwrap()["k"], "v");
         assert_eq!(objects[0].version.as_ref().unwrap().index, Some(7));
         assert_eq!(objects[2].created_at.as_deref(), Some("t"));
